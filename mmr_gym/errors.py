@@ -1,0 +1,19 @@
+"""Errors that say where bad input is: the file (or source), the column and the row."""
+
+from __future__ import annotations
+
+
+class TableError(ValueError):
+    """Bad outcome-table input. ``str(err)`` names the source, the column and the row (0-based)."""
+
+    def __init__(self, source: str, column: str | None, row: int | None, problem: str) -> None:
+        self.source = source
+        self.column = column
+        self.row = row
+        self.problem = problem
+        where = [source]
+        if column is not None:
+            where.append(f"column {column!r}")
+        if row is not None:
+            where.append(f"row {row}")
+        super().__init__(f"{', '.join(where)}: {problem}")

@@ -1,0 +1,332 @@
+"""RoutingTable: the one in-memory form of an offline routing outcome table.
+
+For every query and every candidate model the table holds whether the model answered correctly
+(``correct``, in [0, 1]) and what the call cost (``cost``, >= 0, one unit stated in ``meta``).
+Every loader, the simulator and the environment speak this type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmr_gym.errors import TableError
+
+FORMAT_VERSION = 1
+_OUTCOMES_FILE = "outcomes.parquet"
+_FEATURES_FILE = "features.npz"
+_META_FILE = "meta.json"
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class RoutingTable:
+    """An immutable, numpy-backed outcome table of ``n`` queries and ``K`` models.
+
+    Attributes:
+        correct: float32 ``[n, K]`` in [0, 1]: 0/1 for exact-match benchmarks, graded scores allowed.
+        cost: float32 ``[n, K]`` >= 0, in the unit ``meta["cost_unit"]``.
+        query_ids: ``[n]`` unique query identifiers (str).
+        datasets: ``[n]`` the dataset each query comes from (str).
+        model_names: the ``K`` unique model names, in column order.
+        features: channel name (e.g. ``"text"``, ``"image"``) -> float32 ``[n, d]``; may be empty.
+        meta: provenance, ``cost_unit``, ``cost_source`` ("measured" | "estimated" | "simulated"),
+            prices, and anything a loader wants to record (JSON-serialisable).
+        source: a name for error messages (the file or generator the table came from).
+    """
+
+    correct: np.ndarray
+    cost: np.ndarray
+    query_ids: np.ndarray
+    datasets: np.ndarray
+    model_names: tuple[str, ...]
+    features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        src = self.source
+        correct = np.asarray(self.correct, dtype=np.float32)
+        cost = np.asarray(self.cost, dtype=np.float32)
+        query_ids = np.asarray([str(q) for q in np.asarray(self.query_ids).tolist()], dtype=object)
+        datasets = np.asarray([str(d) for d in np.asarray(self.datasets).tolist()], dtype=object)
+        model_names = tuple(str(m) for m in self.model_names)
+
+        if correct.ndim != 2:
+            raise TableError(src, "correct", None, f"expected a 2-D [queries, models] array, got shape {correct.shape}")
+        n, k = correct.shape
+        if n == 0:
+            raise TableError(src, None, None, "the table has no queries")
+        if k == 0:
+            raise TableError(src, None, None, "the table has no models")
+        if cost.shape != (n, k):
+            raise TableError(src, "cost", None, f"expected shape {(n, k)} like `correct`, got {cost.shape}")
+        if len(model_names) != k:
+            raise TableError(src, "model_names", None, f"expected {k} names, got {len(model_names)}")
+        _check_unique(src, "model_names", model_names)
+        for name, values in (("query_ids", query_ids), ("datasets", datasets)):
+            if values.shape != (n,):
+                raise TableError(src, name, None, f"expected {n} entries, got {values.shape[0]}")
+        _check_unique(src, "query_ids", query_ids.tolist())
+        for j, model in enumerate(model_names):
+            _check_range(src, f"{model}_correct", correct[:, j], query_ids, low=0.0, high=1.0)
+            _check_range(src, f"{model}_cost", cost[:, j], query_ids, low=0.0, high=np.inf)
+
+        features = {}
+        for channel, values in dict(self.features).items():
+            values = np.asarray(values, dtype=np.float32)
+            if values.ndim != 2 or values.shape[0] != n:
+                raise TableError(
+                    src, f"features[{channel!r}]", None,
+                    f"expected {n} rows (one per query) of a 2-D array, got shape {values.shape}",
+                )
+            bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+            if bad.size:
+                raise TableError(src, f"features[{channel!r}]", int(bad[0]), "non-finite feature value")
+            features[str(channel)] = _frozen(values)
+
+        object.__setattr__(self, "correct", _frozen(correct))
+        object.__setattr__(self, "cost", _frozen(cost))
+        object.__setattr__(self, "query_ids", _frozen(query_ids))
+        object.__setattr__(self, "datasets", _frozen(datasets))
+        object.__setattr__(self, "model_names", model_names)
+        object.__setattr__(self, "features", MappingProxyType(features))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    # ------------------------------------------------------------------ shape and summaries
+    @property
+    def n_queries(self) -> int:
+        return int(self.correct.shape[0])
+
+    @property
+    def n_models(self) -> int:
+        return int(self.correct.shape[1])
+
+    def __len__(self) -> int:
+        return self.n_queries
+
+    @property
+    def dataset_names(self) -> tuple[str, ...]:
+        """The distinct dataset names, in order of first appearance."""
+        return tuple(dict.fromkeys(self.datasets.tolist()))
+
+    @property
+    def cost_unit(self) -> str:
+        return str(self.meta.get("cost_unit", "unspecified"))
+
+    def model_accuracy(self) -> np.ndarray:
+        """Mean correctness per model, float64 ``[K]``."""
+        return self.correct.mean(axis=0, dtype=np.float64)
+
+    def model_mean_cost(self) -> np.ndarray:
+        """Mean cost per query per model, float64 ``[K]``, in ``cost_unit``."""
+        return self.cost.mean(axis=0, dtype=np.float64)
+
+    def best_single_model(self) -> int:
+        """Index of the most accurate model; ties go to the cheaper one (as QNC's reference)."""
+        acc = self.model_accuracy()
+        mean_cost = self.model_mean_cost()
+        return int(np.lexsort((mean_cost, -acc))[0])
+
+    def __repr__(self) -> str:
+        channels = ", ".join(f"{c}:{v.shape[1]}" for c, v in self.features.items()) or "none"
+        return (
+            f"RoutingTable(source={self.source!r}, queries={self.n_queries}, models={self.n_models}, "
+            f"datasets={len(self.dataset_names)}, features={{{channels}}}, cost_unit={self.cost_unit!r})"
+        )
+
+    # ------------------------------------------------------------------ selection
+    def subset(self, idx: Sequence[int] | np.ndarray) -> RoutingTable:
+        """A new table with the queries at ``idx`` (integer positions or a boolean mask), in that order."""
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64)
+        if idx.size == 0:
+            raise TableError(self.source, None, None, "subset selects no queries")
+        return RoutingTable(
+            correct=self.correct[idx],
+            cost=self.cost[idx],
+            query_ids=self.query_ids[idx],
+            datasets=self.datasets[idx],
+            model_names=self.model_names,
+            features={c: v[idx] for c, v in self.features.items()},
+            meta=self.meta,
+            source=self.source,
+        )
+
+    def select_models(self, names: Sequence[str]) -> RoutingTable:
+        """A new table restricted to the models ``names`` (in that order)."""
+        unknown = [m for m in names if m not in self.model_names]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; the table has {list(self.model_names)}")
+        cols = [self.model_names.index(m) for m in names]
+        return RoutingTable(
+            correct=self.correct[:, cols], cost=self.cost[:, cols], query_ids=self.query_ids,
+            datasets=self.datasets, model_names=tuple(names), features=dict(self.features),
+            meta=self.meta, source=self.source,
+        )
+
+    def split_indices(
+        self,
+        mode: str = "in",
+        *,
+        train_fraction: float = 0.2,
+        seed: int = 0,
+        test_datasets: Sequence[str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of the train and test parts (see :meth:`split`)."""
+        if mode == "in":
+            if not 0.0 < train_fraction < 1.0:
+                raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+            n_train = int(round(train_fraction * self.n_queries))
+            if not 0 < n_train < self.n_queries:
+                raise ValueError(
+                    f"train_fraction={train_fraction} of {self.n_queries} queries leaves an empty part"
+                )
+            order = np.random.default_rng(seed).permutation(self.n_queries)
+            return np.sort(order[:n_train]), np.sort(order[n_train:])
+        if mode == "out":
+            names = self.dataset_names
+            if not test_datasets:
+                raise ValueError(f"split mode 'out' needs test_datasets, a subset of {list(names)}")
+            unknown = sorted(set(test_datasets) - set(names))
+            if unknown:
+                raise ValueError(f"unknown test dataset(s) {unknown}; the table has {list(names)}")
+            is_test = np.isin(self.datasets, list(test_datasets))
+            if is_test.all():
+                raise ValueError("split mode 'out': every dataset is a test dataset; nothing to train on")
+            return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+        raise ValueError(f"unknown split mode {mode!r}; expected 'in' or 'out'")
+
+    def split(
+        self,
+        mode: str = "in",
+        *,
+        train_fraction: float = 0.2,
+        seed: int = 0,
+        test_datasets: Sequence[str] | None = None,
+    ) -> tuple[RoutingTable, RoutingTable]:
+        """Split into ``(train, test)`` as MMR-Bench does.
+
+        Args:
+            mode: ``"in"``: a seeded random split of queries, ``train_fraction`` of them for
+                training (the paper uses 0.2). ``"out"``: by dataset, ``test_datasets`` for testing
+                and every other dataset for training.
+            train_fraction: the training share for ``"in"``.
+            seed: seed of the ``"in"`` permutation.
+            test_datasets: dataset names held out for ``"out"``.
+        """
+        train_idx, test_idx = self.split_indices(
+            mode, train_fraction=train_fraction, seed=seed, test_datasets=test_datasets
+        )
+        return self.subset(train_idx), self.subset(test_idx)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the table's content (outcomes, ids, names, features), independent of file format."""
+        digest = hashlib.sha256()
+        for array in (self.correct, self.cost):
+            digest.update(np.ascontiguousarray(array, dtype="<f4").tobytes())
+        for strings in (self.query_ids.tolist(), self.datasets.tolist(), list(self.model_names)):
+            digest.update(json.dumps(strings).encode("utf-8"))
+        for channel in sorted(self.features):
+            digest.update(channel.encode("utf-8"))
+            digest.update(np.ascontiguousarray(self.features[channel], dtype="<f4").tobytes())
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ persistence
+    def to_frame(self) -> pd.DataFrame:
+        """Outcomes in the MMR-Bench column layout: ``query_id, dataset, <M>_correct, <M>_cost``."""
+        columns: dict[str, Any] = {"query_id": self.query_ids.astype(str), "dataset": self.datasets.astype(str)}
+        for j, model in enumerate(self.model_names):
+            columns[f"{model}_correct"] = self.correct[:, j]
+            columns[f"{model}_cost"] = self.cost[:, j]
+        return pd.DataFrame(columns)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the table to ``directory`` (parquet + npz + json; no pickle). Returns the directory."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Deterministic bytes: no pandas index or writer metadata that carries a timestamp.
+        self.to_frame().to_parquet(directory / _OUTCOMES_FILE, index=False, compression="zstd")
+        with open(directory / _FEATURES_FILE, "wb") as fh:
+            np.savez_compressed(fh, **{c: v for c, v in self.features.items()})
+        meta = {"format_version": FORMAT_VERSION, "model_names": list(self.model_names), "meta": dict(self.meta)}
+        (directory / _META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> RoutingTable:
+        """Read a table written by :meth:`save`; errors name the file, column and row."""
+        directory = Path(directory)
+        meta_path = directory / _META_FILE
+        if not meta_path.is_file():
+            raise TableError(str(meta_path), None, None, "missing: not a saved RoutingTable directory")
+        try:
+            header = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise TableError(str(meta_path), None, exc.lineno, f"invalid JSON: {exc.msg}") from None
+        if header.get("format_version") != FORMAT_VERSION:
+            raise TableError(
+                str(meta_path), "format_version", None,
+                f"expected {FORMAT_VERSION}, got {header.get('format_version')!r}",
+            )
+        model_names = [str(m) for m in header.get("model_names", [])]
+        outcomes_path = directory / _OUTCOMES_FILE
+        frame = pd.read_parquet(outcomes_path)
+        from mmr_gym.datasets.columns import outcome_arrays  # local: datasets imports table
+
+        correct, cost = outcome_arrays(frame, model_names, str(outcomes_path))
+        for col in ("query_id", "dataset"):
+            if col not in frame.columns:
+                raise TableError(str(outcomes_path), col, None, "missing column")
+        features: dict[str, np.ndarray] = {}
+        features_path = directory / _FEATURES_FILE
+        if features_path.is_file():
+            with np.load(features_path, allow_pickle=False) as npz:
+                features = {c: npz[c] for c in npz.files}
+        return cls(
+            correct=correct,
+            cost=cost,
+            query_ids=frame["query_id"].to_numpy(),
+            datasets=frame["dataset"].to_numpy(),
+            model_names=tuple(model_names),
+            features=features,
+            meta=header.get("meta", {}),
+            source=str(directory),
+        )
+
+
+def _check_unique(source: str, column: str, values: Sequence[str]) -> None:
+    seen: dict[str, int] = {}
+    for row, value in enumerate(values):
+        if value in seen:
+            raise TableError(source, column, row, f"duplicate value {value!r} (first at row {seen[value]})")
+        seen[value] = row
+
+
+def _check_range(
+    source: str, column: str, values: np.ndarray, query_ids: np.ndarray, *, low: float, high: float
+) -> None:
+    bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
+    if bad.size:
+        row = int(bad[0])
+        bound = f"[{low:g}, {high:g}]" if np.isfinite(high) else f">= {low:g}"
+        raise TableError(
+            source, column, row,
+            f"value {float(values[row])!r} (query {query_ids[row]!r}) is not a finite number {bound}; "
+            f"{bad.size} bad row(s) in this column",
+        )
