@@ -106,6 +106,12 @@ class RoutingTable:
         object.__setattr__(self, "features", MappingProxyType(features))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
+    def __reduce__(self):
+        # The mapping proxies that keep features/meta read-only do not pickle; rebuild from plain dicts.
+        fields = (self.correct, self.cost, self.query_ids, self.datasets, self.model_names,
+                  dict(self.features), dict(self.meta), self.source)
+        return (type(self), fields)
+
     # ------------------------------------------------------------------ shape and summaries
     @property
     def n_queries(self) -> int:

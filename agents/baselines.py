@@ -1,0 +1,109 @@
+"""Baseline policies: random, cheapest, best single model, and the hindsight oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.oracle import budgeted_oracle
+from mmr_gym.policy import Policy, affordable_indices
+
+
+def _model_costs(obs: Any, env: MMRRoutingEnv) -> np.ndarray:
+    if isinstance(obs, dict):
+        return obs["model_costs"]
+    return obs[-env.ctx.n_models :]  # the flat observation ends with the model costs
+
+
+class RandomPolicy(Policy):
+    """Uniform over the affordable models (seeded)."""
+
+    name = "Random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return int(self.rng.choice(affordable_indices(info)))
+
+
+class CheapestPolicy(Policy):
+    """The affordable model with the lowest cost estimate for the query."""
+
+    name = "Cheapest"
+
+    def begin_episode(self, env: MMRRoutingEnv) -> None:
+        self.env = env
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        costs = np.where(info["action_mask"].astype(bool), _model_costs(obs, self.env), np.inf)
+        return int(np.argmin(costs))
+
+
+class BestSinglePolicy(Policy):
+    """The most accurate model on the training split; when it is unaffordable, the most accurate
+    affordable one (ties to the cheaper)."""
+
+    name = "BestSingle"
+
+    def begin_episode(self, env: MMRRoutingEnv) -> None:
+        if getattr(self, "_ctx", None) is not env.ctx:
+            self._ctx = env.ctx
+            train = env.ctx.table.subset(env.ctx.train_indices)
+            accuracy = train.model_accuracy()
+            # Preference order: accuracy descending, then mean cost ascending.
+            self._order = np.lexsort((train.model_mean_cost(), -accuracy))
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        mask = info["action_mask"]
+        for model in self._order:
+            if mask[model]:
+                return int(model)
+        raise RuntimeError("no affordable model: the environment should have ended the episode")
+
+
+class OraclePolicy(Policy):
+    """Privileged: knows every outcome of the episode's stream and follows the budgeted hindsight plan.
+
+    Under a budget it plans with :func:`mmr_gym.oracle.budgeted_oracle` under the environment's own
+    rule (a model is called for every query, ``allow_skip=False``); if even the cheapest calls do
+    not fit, it plans with skipping and calls the cheapest model on skipped queries while the budget
+    lasts. Without a budget it takes, per query, the best reward (correctness minus the cost penalty),
+    cheapest on ties. The plan uses true costs; the environment's mask uses estimates, so a planned
+    call can be masked, and then the environment's fallback applies.
+    """
+
+    name = "Oracle"
+    privileged = True
+
+    def begin_episode(self, env: MMRRoutingEnv) -> None:
+        rows = env.episode_query_indices
+        correct = env.ctx.table.correct[rows].astype(np.float64)
+        cost = env.ctx.table.cost[rows].astype(np.float64)
+        self._t = 0
+        if env.budget is None:
+            value = correct - env.cost_weight * cost / env.c_ref
+            best = value >= value.max(axis=1, keepdims=True) - 1e-12
+            self._plan = np.argmin(np.where(best, cost, np.inf), axis=1)
+            return
+        try:
+            plan = budgeted_oracle(correct, cost, env.budget, allow_skip=False).choice
+        except ValueError:
+            plan = budgeted_oracle(correct, cost, env.budget, allow_skip=True).choice
+            plan = np.where(plan < 0, np.argmin(cost, axis=1), plan)
+        self._plan = plan
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        action = int(self._plan[self._t])
+        self._t += 1
+        return action
+
+
+BASELINES: dict[str, type[Policy]] = {
+    "random": RandomPolicy,
+    "cheapest": CheapestPolicy,
+    "best-single": BestSinglePolicy,
+    "oracle": OraclePolicy,
+}

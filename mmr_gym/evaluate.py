@@ -1,0 +1,243 @@
+"""Run any policy over a budget sweep and seeds on the test split; results as plain data.
+
+For each budget ratio and seed, the test split is shuffled by the seed and cut into consecutive
+streams of ``episode_length`` queries (the last one shorter), so every test query is answered
+exactly once per seed. Each budget ratio gives one point: (mean cost per query, accuracy), both
+over all test queries, unanswered ones counted wrong. From the points of the seed-mean curve come
+the Pareto frontier, nAUC, Ps and QNC (MMR-Bench's definitions, :mod:`mmr_gym.metrics`), with the
+spread of each metric over seeds, the regret to the budgeted hindsight oracle and the overrun rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.metrics import best_single, curve_summary, pareto_frontier
+from mmr_gym.oracle import per_query_oracle_curve
+from mmr_gym.policy import Policy
+
+DEFAULT_BUDGET_RATIOS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+
+
+@dataclass
+class BudgetPoint:
+    """One budget ratio's outcome, mean (and standard deviation) over seeds.
+
+    ``cost`` is the mean spend per test query in the table's cost unit; ``accuracy`` the mean
+    correctness over all test queries; ``regret`` the mean over episodes of the hindsight oracle's
+    accuracy minus the policy's; ``overrun_rate`` the share of episodes whose last call overshot.
+    """
+
+    budget_ratio: float
+    cost: float
+    accuracy: float
+    cost_std: float
+    accuracy_std: float
+    regret: float
+    regret_std: float
+    oracle_accuracy: float
+    overrun_rate: float
+    unanswered_rate: float
+
+
+@dataclass
+class PolicyResult:
+    """A policy's sweep, summarised. ``to_dict()`` gives the JSON record written by the report."""
+
+    name: str
+    points: list[BudgetPoint]
+    frontier: list[list[float]]
+    nAUC: float
+    Ps: float
+    QNC: float
+    nAUC_std: float
+    Ps_std: float
+    QNC_per_seed: list[float]
+    regret: float
+    overrun_rate: float
+    best_single: dict[str, Any]
+    cost_unit: str
+    privileged: bool = False
+    protocol: str = "budgeted stream"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["points"] = [asdict(p) for p in self.points]
+        return _json_safe(record)
+
+
+def run_stream(env: MMRRoutingEnv, policy: Policy, query_ids: Sequence[str], budget_ratio: float | None) -> dict:
+    """One episode over ``query_ids``; returns the environment's ``episode_metrics``."""
+    options: dict[str, Any] = {"query_ids": list(query_ids)}
+    if budget_ratio is not None:
+        options["budget_ratio"] = budget_ratio
+    obs, info = env.reset(options=options)
+    policy.begin_episode(env)
+    while True:
+        action = policy.act(obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        policy.observe(action, reward, info)
+        if terminated or truncated:
+            return info["episode_metrics"]
+
+
+def split_streams(env: MMRRoutingEnv, seed: int, max_queries: int | None = None) -> list[list[str]]:
+    """The test split shuffled by ``seed`` and cut into streams of ``env.episode_length`` query ids."""
+    rows = np.random.default_rng(seed).permutation(env.ctx.split_indices)
+    if max_queries is not None:
+        rows = rows[:max_queries]
+    ids = env.ctx.table.query_ids[rows].tolist()
+    length = env.episode_length
+    return [ids[i : i + length] for i in range(0, len(ids), length)]
+
+
+def evaluate_policy(
+    policy: Policy | Callable[[], Policy],
+    env: MMRRoutingEnv,
+    *,
+    budget_ratios: Sequence[float] = DEFAULT_BUDGET_RATIOS,
+    seeds: Sequence[int] = (0, 1, 2),
+    max_queries: int | None = None,
+    progress: bool = True,
+) -> PolicyResult:
+    """Evaluate ``policy`` on ``env``'s split over ``budget_ratios`` x ``seeds``.
+
+    Args:
+        policy: a Policy, or a factory called once per (budget, seed) so learners start afresh.
+        env: an unwrapped :class:`MMRRoutingEnv`, normally on the test split (``split="test"``).
+        budget_ratios: budgets as multiples of ``episode_length * c_ref`` (see the environment).
+        seeds: one shuffle of the split per seed.
+        max_queries: use only the first ``max_queries`` of each shuffled split (quick runs).
+        progress: show a progress bar.
+    """
+    env = env.unwrapped
+    make = policy if callable(policy) and not isinstance(policy, Policy) else (lambda: policy)
+    name = make().name
+    n_budgets, n_seeds = len(budget_ratios), len(seeds)
+    cost = np.zeros((n_budgets, n_seeds))
+    accuracy = np.zeros((n_budgets, n_seeds))
+    regret = np.zeros((n_budgets, n_seeds))
+    oracle = np.zeros((n_budgets, n_seeds))
+    overruns = np.zeros((n_budgets, n_seeds))
+    unanswered = np.zeros((n_budgets, n_seeds))
+    episodes = 0
+    bar = tqdm(total=n_budgets * n_seeds, desc=f"evaluate {name}", disable=not progress, leave=False)
+    for s, seed in enumerate(seeds):
+        streams = split_streams(env, seed, max_queries)
+        episodes = len(streams)
+        n_queries = sum(len(s_) for s_ in streams)
+        for b, ratio in enumerate(budget_ratios):
+            agent = make()
+            results = [run_stream(env, agent, ids, ratio) for ids in streams]
+            lengths = np.array([r["length"] for r in results], dtype=np.float64)
+            cost[b, s] = sum(r["spend"] for r in results) / n_queries
+            accuracy[b, s] = float(np.dot([r["accuracy"] for r in results], lengths) / n_queries)
+            regret[b, s] = float(np.mean([r["regret"] for r in results]))
+            oracle[b, s] = float(np.dot([r["oracle_accuracy"] for r in results], lengths) / n_queries)
+            overruns[b, s] = float(np.mean([r["overrun"] > 0 for r in results]))
+            unanswered[b, s] = sum(r["unanswered"] for r in results) / n_queries
+            bar.update()
+    bar.close()
+
+    test = env.ctx.table.subset(env.ctx.split_indices)
+    index, best_acc, best_cost = best_single(test.correct, test.cost)
+    mean_points = np.stack([cost.mean(axis=1), accuracy.mean(axis=1)], axis=1)
+    summary = curve_summary(mean_points[:, 0], mean_points[:, 1], best_acc, best_cost)
+    per_seed = [curve_summary(cost[:, s], accuracy[:, s], best_acc, best_cost) for s in range(n_seeds)]
+    points = [
+        BudgetPoint(
+            budget_ratio=float(ratio),
+            cost=float(cost[b].mean()),
+            accuracy=float(accuracy[b].mean()),
+            cost_std=float(cost[b].std()),
+            accuracy_std=float(accuracy[b].std()),
+            regret=float(regret[b].mean()),
+            regret_std=float(regret[b].std()),
+            oracle_accuracy=float(oracle[b].mean()),
+            overrun_rate=float(overruns[b].mean()),
+            unanswered_rate=float(unanswered[b].mean()),
+        )
+        for b, ratio in enumerate(budget_ratios)
+    ]
+    return PolicyResult(
+        name=name,
+        points=points,
+        frontier=pareto_frontier(mean_points).tolist(),
+        nAUC=summary["nAUC"],
+        Ps=summary["Ps"],
+        QNC=summary["QNC"],
+        nAUC_std=_nanstd([m["nAUC"] for m in per_seed]),
+        Ps_std=float(np.std([m["Ps"] for m in per_seed])),
+        QNC_per_seed=[m["QNC"] for m in per_seed],
+        regret=float(regret.mean()),
+        overrun_rate=float(overruns.mean()),
+        best_single=_best_single_record(env, index, best_acc, best_cost),
+        cost_unit=env.cost_unit,
+        privileged=make().privileged,
+        extra={"seeds": list(seeds), "episodes_per_seed": episodes, "episode_length": env.episode_length},
+    )
+
+
+def per_query_oracle_result(env: MMRRoutingEnv, max_thresholds: int = 200) -> PolicyResult:
+    """MMR-Bench's per-query oracle (cost-aware) on the split, scored with the paper's threshold protocol.
+
+    Each query alone under a per-query cost cap: not a budgeted policy, so its points have no
+    budget ratio, regret or overrun (reported as NaN).
+    """
+    env = env.unwrapped
+    test = env.ctx.table.subset(env.ctx.split_indices)
+    curve = per_query_oracle_curve(test.correct, test.cost, max_thresholds=max_thresholds)
+    index, best_acc, best_cost = best_single(test.correct, test.cost)
+    summary = curve_summary(curve[:, 0], curve[:, 1], best_acc, best_cost)
+    nan = float("nan")
+    points = [
+        BudgetPoint(nan, float(c), float(a), 0.0, 0.0, nan, nan, nan, nan, 0.0) for c, a in curve
+    ]
+    return PolicyResult(
+        name="PerQueryOracle",
+        points=points,
+        frontier=pareto_frontier(curve).tolist(),
+        nAUC=summary["nAUC"],
+        Ps=summary["Ps"],
+        QNC=summary["QNC"],
+        nAUC_std=0.0,
+        Ps_std=0.0,
+        QNC_per_seed=[summary["QNC"]],
+        regret=nan,
+        overrun_rate=nan,
+        best_single=_best_single_record(env, index, best_acc, best_cost),
+        cost_unit=env.cost_unit,
+        privileged=True,
+        protocol="per-query threshold (MMR-Bench)",
+    )
+
+
+def _best_single_record(env: MMRRoutingEnv, index: int, accuracy: float, cost: float) -> dict[str, Any]:
+    return {"model": env.model_names[index], "accuracy": float(accuracy), "mean_cost": float(cost)}
+
+
+def _nanstd(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.std(finite)) if finite else float("nan")
+
+
+def _json_safe(value: Any) -> Any:
+    """Floats that JSON cannot hold (inf, nan) become the strings "inf", "-inf", "nan"."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
