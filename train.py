@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     max_queries = None
     if args.quick:
-        budget_ratios, seeds, max_queries = [0.05, 0.2, 0.5, 1.0], seeds[:1], 1000
+        budget_ratios, seeds, max_queries = [0.05, 0.2, 0.5, 1.0, 1.5], seeds[:1], 1000
     names = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         factory = BASELINES[name]
         results.append(evaluate_policy(factory, env, budget_ratios=budget_ratios, seeds=seeds,
                                        max_queries=max_queries, progress=not args.no_progress))
-    results.append(per_query_oracle_result(env))
+    results.append(per_query_oracle_result(env, max_queries=max_queries))
 
     context = {
         "table": repr(table),
         "cost unit": f"{env.cost_unit} ({table.meta.get('cost_source', 'unspecified')})",
-        "split": f"test ({env.ctx.split_indices.size} queries{'' if max_queries is None else f', first {max_queries} per seed'})",
+        "split": f"test ({env.ctx.split_indices.size} queries{'' if max_queries is None else f', a fixed random {max_queries} of them'})",
         "budget ratios": budget_ratios,
         "seeds": seeds,
         "episode length": args.episode_length,

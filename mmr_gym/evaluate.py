@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmr_gym.env import MMRRoutingEnv
-from mmr_gym.metrics import best_single, curve_summary, pareto_frontier
+from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, threshold_curve
 from mmr_gym.oracle import per_query_oracle_curve
 from mmr_gym.policy import Policy
 
@@ -89,11 +89,19 @@ def run_stream(env: MMRRoutingEnv, policy: Policy, query_ids: Sequence[str], bud
             return info["episode_metrics"]
 
 
+def evaluation_rows(env: MMRRoutingEnv, max_queries: int | None = None) -> np.ndarray:
+    """Table rows evaluated: the whole split, or a fixed random subset of ``max_queries`` of it."""
+    rows = env.ctx.split_indices
+    if max_queries is not None and max_queries < rows.size:
+        # One subset for every seed, so the seeds differ only in order and the best single model
+        # is measured on the very queries the policies answer.
+        rows = np.sort(np.random.default_rng(0).choice(rows, max_queries, replace=False))
+    return rows
+
+
 def split_streams(env: MMRRoutingEnv, seed: int, max_queries: int | None = None) -> list[list[str]]:
-    """The test split shuffled by ``seed`` and cut into streams of ``env.episode_length`` query ids."""
-    rows = np.random.default_rng(seed).permutation(env.ctx.split_indices)
-    if max_queries is not None:
-        rows = rows[:max_queries]
+    """The evaluated rows shuffled by ``seed`` and cut into streams of ``env.episode_length`` query ids."""
+    rows = np.random.default_rng(seed).permutation(evaluation_rows(env, max_queries))
     ids = env.ctx.table.query_ids[rows].tolist()
     length = env.episode_length
     return [ids[i : i + length] for i in range(0, len(ids), length)]
@@ -115,7 +123,7 @@ def evaluate_policy(
         env: an unwrapped :class:`MMRRoutingEnv`, normally on the test split (``split="test"``).
         budget_ratios: budgets as multiples of ``episode_length * c_ref`` (see the environment).
         seeds: one shuffle of the split per seed.
-        max_queries: use only the first ``max_queries`` of each shuffled split (quick runs).
+        max_queries: evaluate a fixed random subset of this many queries of the split (quick runs).
         progress: show a progress bar.
     """
     env = env.unwrapped
@@ -147,7 +155,7 @@ def evaluate_policy(
             bar.update()
     bar.close()
 
-    test = env.ctx.table.subset(env.ctx.split_indices)
+    test = env.ctx.table.subset(evaluation_rows(env, max_queries))
     index, best_acc, best_cost = best_single(test.correct, test.cost)
     mean_points = np.stack([cost.mean(axis=1), accuracy.mean(axis=1)], axis=1)
     summary = curve_summary(mean_points[:, 0], mean_points[:, 1], best_acc, best_cost)
@@ -186,23 +194,38 @@ def evaluate_policy(
     )
 
 
-def per_query_oracle_result(env: MMRRoutingEnv, max_thresholds: int = 200) -> PolicyResult:
-    """MMR-Bench's per-query oracle (cost-aware) on the split, scored with the paper's threshold protocol.
+def threshold_result(
+    name: str,
+    env: MMRRoutingEnv,
+    pred_perf: np.ndarray | None = None,
+    pred_cost: np.ndarray | None = None,
+    *,
+    max_queries: int | None = None,
+    max_thresholds: int = 200,
+    privileged: bool = False,
+) -> PolicyResult:
+    """Score per-query predictions with MMR-Bench's threshold protocol (numbers comparable to Table 2).
 
-    Each query alone under a per-query cost cap: not a budgeted policy, so its points have no
-    budget ratio, regret or overrun (reported as NaN).
+    ``pred_perf`` and ``pred_cost`` are ``[n, K]`` predictions for the evaluated rows
+    (:func:`evaluation_rows`, in that order). For each cap on predicted cost, every query goes to
+    the model with the highest predicted performance among those predicted under the cap. Each
+    query is routed alone: no budget over a stream, so the points have no budget ratio, regret or
+    overrun (NaN). Without predictions this is the per-query oracle (true outcomes as predictions,
+    ties to the cheaper model).
     """
     env = env.unwrapped
-    test = env.ctx.table.subset(env.ctx.split_indices)
-    curve = per_query_oracle_curve(test.correct, test.cost, max_thresholds=max_thresholds)
+    rows = evaluation_rows(env, max_queries)
+    test = env.ctx.table.subset(rows)
+    if pred_perf is None and pred_cost is None:
+        curve = per_query_oracle_curve(test.correct, test.cost, max_thresholds=max_thresholds)
+    else:
+        curve = threshold_curve(pred_perf, pred_cost, test.correct, test.cost, max_thresholds=max_thresholds)
     index, best_acc, best_cost = best_single(test.correct, test.cost)
     summary = curve_summary(curve[:, 0], curve[:, 1], best_acc, best_cost)
     nan = float("nan")
-    points = [
-        BudgetPoint(nan, float(c), float(a), 0.0, 0.0, nan, nan, nan, nan, 0.0) for c, a in curve
-    ]
+    points = [BudgetPoint(nan, float(c), float(a), 0.0, 0.0, nan, nan, nan, nan, 0.0) for c, a in curve]
     return PolicyResult(
-        name="PerQueryOracle",
+        name=name,
         points=points,
         frontier=pareto_frontier(curve).tolist(),
         nAUC=summary["nAUC"],
@@ -215,8 +238,17 @@ def per_query_oracle_result(env: MMRRoutingEnv, max_thresholds: int = 200) -> Po
         overrun_rate=nan,
         best_single=_best_single_record(env, index, best_acc, best_cost),
         cost_unit=env.cost_unit,
-        privileged=True,
+        privileged=privileged,
         protocol="per-query threshold (MMR-Bench)",
+    )
+
+
+def per_query_oracle_result(
+    env: MMRRoutingEnv, *, max_queries: int | None = None, max_thresholds: int = 200
+) -> PolicyResult:
+    """MMR-Bench's per-query oracle (cost-aware: cheapest among the best) under the threshold protocol."""
+    return threshold_result(
+        "PerQueryOracle", env, max_queries=max_queries, max_thresholds=max_thresholds, privileged=True
     )
 
 

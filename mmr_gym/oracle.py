@@ -1,0 +1,227 @@
+"""Oracles that know every model's outcome: the per-query oracle and the budgeted hindsight oracle.
+
+The per-query oracle is MMR-Bench's reference oracle (each query alone under a per-query cost
+cap). The budgeted hindsight oracle is the best allocation of one total budget over a stream of
+queries, solved exactly; its accuracy is the upper bound that regret is measured against.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from mmr_gym.metrics import check_outcomes, sweep_thresholds
+
+SKIP = -1
+"""``OracleSolution.choice`` value of a query that is not answered (no model called, scored 0)."""
+
+_HIGHS_FEASIBILITY_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class OracleSolution:
+    """The hindsight oracle's allocation of one budget over a stream of queries.
+
+    Attributes:
+        choice: int64 ``[n]``, the model index called for each query, ``SKIP`` (-1) if unanswered.
+        total_correct: sum of the chosen models' correctness (unanswered queries score 0).
+        spend: total cost of the chosen calls, in the table's cost unit; <= ``budget``.
+        budget: the total budget, in the table's cost unit.
+        method: ``"sort"`` (0/1 correctness, greedy by cost) or ``"milp"`` (graded scores, HiGHS).
+    """
+
+    choice: np.ndarray
+    total_correct: float
+    spend: float
+    budget: float
+    method: str
+
+    @property
+    def accuracy(self) -> float:
+        """``total_correct / n``: the mean correctness over all ``n`` queries of the stream, in [0, 1]."""
+        return self.total_correct / self.choice.size
+
+
+def per_query_oracle_accuracy(correct: ArrayLike) -> float:
+    """The uncapped per-query oracle's accuracy: the mean over queries of the best model's correctness.
+
+    Args:
+        correct: ``[n, K]`` correctness in [0, 1].
+    """
+    correct, _ = check_outcomes(correct, np.zeros(np.shape(correct)))
+    return float(correct.max(axis=1).mean())
+
+
+def per_query_oracle_curve(
+    correct: ArrayLike,
+    cost: ArrayLike,
+    thresholds: ArrayLike | None = None,
+    max_thresholds: int = 200,
+) -> np.ndarray:
+    """The MMR-Bench reference oracle's cost-accuracy curve, made cost-aware.
+
+    For each cap C every query takes, among the models whose true cost is <= C, the cheapest of
+    those with the highest correctness (for 0/1: the cheapest correct model under the cap if any,
+    else the cheapest model under the cap). If no model is under the cap, the query takes its
+    cheapest model (ties: highest correctness). Remaining ties go to the lowest model index. The
+    reference code breaks every tie by model index, so it may pay for a dearer correct model.
+
+    Args:
+        correct: ``[n, K]`` correctness in [0, 1].
+        cost: ``[n, K]`` cost per call, >= 0, in the table's cost unit.
+        thresholds: the caps C (1-D, in the cost unit), used in the given order; by default the
+            sorted unique true costs, subsampled by :func:`mmr_gym.metrics.cost_thresholds`.
+        max_thresholds: the largest number of default caps.
+
+    Returns:
+        float64 ``[t, 2]``: per cap, ``(mean cost per query, mean correctness)``.
+    """
+    correct, cost = check_outcomes(correct, cost)
+    caps = sweep_thresholds(thresholds, cost, max_thresholds)
+
+    rows = np.arange(correct.shape[0])
+    cheapest = cost.min(axis=1, keepdims=True)
+    points = np.empty((caps.size, 2))
+    for i, cap in enumerate(caps):
+        allowed = cost <= np.maximum(cap, cheapest)
+        score = np.where(allowed, correct, -np.inf)
+        best = allowed & (score == score.max(axis=1, keepdims=True))
+        choice = np.where(best, cost, np.inf).argmin(axis=1)
+        points[i] = cost[rows, choice].mean(), correct[rows, choice].mean()
+    return points
+
+
+def budgeted_oracle(
+    correct: ArrayLike,
+    cost: ArrayLike,
+    budget: float,
+    *,
+    allow_skip: bool = True,
+    time_limit: float = 60.0,
+) -> OracleSolution:
+    """The best hindsight allocation of one total budget over a stream of queries (exact).
+
+    Maximises the sum of correctness of the chosen calls subject to total cost <= ``budget``.
+
+    Rules:
+        - ``allow_skip=True`` (the upper bound used for regret): any query may be left unanswered
+          at cost 0 and score 0.
+        - ``allow_skip=False`` (the environment's rule): a model is called for every query.
+          If the cheapest model of every query does not fit in the budget together, there is no
+          feasible allocation and a ValueError is raised.
+
+    For 0/1 correctness the greedy solution by cost is optimal (``method="sort"``; an answered
+    query gets its cheapest correct model). Graded scores make it a multiple-choice knapsack, solved
+    by ``scipy.optimize.milp`` (HiGHS with a zero relative gap, ``method="milp"``); the optimal
+    total is unique, the allocation returned among equal optima is not specified.
+
+    Args:
+        correct: ``[n, K]`` correctness in [0, 1].
+        cost: ``[n, K]`` cost per call, >= 0, in the table's cost unit.
+        budget: total budget for the stream, finite and >= 0, same unit.
+        allow_skip: whether queries may be left unanswered.
+        time_limit: HiGHS time limit in seconds (graded scores only).
+
+    Raises:
+        ValueError: invalid inputs, or ``allow_skip=False`` with a budget below the sum of the
+            cheapest costs.
+        RuntimeError: HiGHS did not prove optimality (e.g. the time limit was hit).
+    """
+    correct, cost = check_outcomes(correct, cost)
+    budget = float(budget)
+    if not (math.isfinite(budget) and budget >= 0):
+        raise ValueError(f"budget must be finite and >= 0, got {budget}")
+    if not allow_skip:
+        floor = float(cost.min(axis=1).sum())
+        if floor > budget:
+            raise ValueError(
+                f"budget {budget} cannot cover the cheapest call for every query (needs {floor}); "
+                "use allow_skip=True to let the oracle leave queries unanswered"
+            )
+    if np.isin(correct, (0.0, 1.0)).all():
+        choice, spend = _greedy(correct, cost, budget, allow_skip)
+        method = "sort"
+    else:
+        choice, spend = _knapsack(correct, cost, budget, allow_skip, time_limit)
+        method = "milp"
+    choice.setflags(write=False)
+    answered = choice != SKIP
+    total = float(correct[answered.nonzero()[0], choice[answered]].sum())
+    return OracleSolution(choice=choice, total_correct=total, spend=spend, budget=budget, method=method)
+
+
+def _cheapest_correct(correct: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the cheapest correct model (ties: lowest index) and its cost (inf if none)."""
+    masked = np.where(correct == 1.0, cost, np.inf)
+    model = masked.argmin(axis=1)
+    return model, masked[np.arange(correct.shape[0]), model]
+
+
+def _greedy(
+    correct: np.ndarray, cost: np.ndarray, budget: float, allow_skip: bool
+) -> tuple[np.ndarray, float]:
+    # Optimal for 0/1: only correct calls score (1 each), so the best k answered queries cost at
+    # least the sum of the k smallest "cheapest correct" prices, which the ascending prefix attains.
+    # Without skipping every query pays its cheapest call and the same argument holds for upgrades.
+    model, price = _cheapest_correct(correct, cost)
+    if allow_skip:
+        choice = np.full(correct.shape[0], SKIP, dtype=np.int64)
+        base = 0.0
+    else:
+        choice = cost.argmin(axis=1).astype(np.int64)
+        base = float(cost.min(axis=1).sum())
+        price = price - cost.min(axis=1)
+    order = np.argsort(price, kind="stable")
+    spent = base + np.cumsum(price[order])
+    taken = order[spent <= budget]
+    choice[taken] = model[taken]
+    return choice, float(spent[taken.size - 1]) if taken.size else base
+
+
+def _knapsack(
+    correct: np.ndarray, cost: np.ndarray, budget: float, allow_skip: bool, time_limit: float
+) -> tuple[np.ndarray, float]:
+    n = correct.shape[0]
+    # Per query keep only options on its own (cost, score) frontier; skipping is the free option
+    # with score 0, so with skipping a call must score above 0 to be worth anything.
+    order = np.lexsort((-correct, cost), axis=1)
+    score = np.take_along_axis(correct, order, axis=1)
+    floor = 0.0 if allow_skip else -np.inf
+    best_before = np.concatenate(
+        (np.full((n, 1), floor), np.maximum.accumulate(score, axis=1)[:, :-1]), axis=1
+    )
+    query, slot = np.nonzero(score > best_before)
+    model = order[query, slot]
+
+    choice = np.full(n, SKIP, dtype=np.int64)
+    if query.size == 0:
+        return choice, 0.0
+    price = cost[query, model]
+    n_vars = query.size
+    one_per_query = sparse.csr_array((np.ones(n_vars), (query, np.arange(n_vars))), shape=(n, n_vars))
+    per_query = LinearConstraint(one_per_query, 0.0 if allow_skip else 1.0, 1.0)
+    # HiGHS accepts the budget row up to its feasibility tolerance (1e-7). Its answer is optimal
+    # when it truly fits; if it overshoots, solve once more with the budget lowered by that margin.
+    for margin in (0.0, _HIGHS_FEASIBILITY_TOL * max(1.0, budget)):
+        result = milp(
+            -correct[query, model],
+            constraints=[per_query, LinearConstraint(price.reshape(1, -1), -np.inf, budget - margin)],
+            integrality=np.ones(n_vars),
+            bounds=Bounds(0.0, 1.0),
+            options={"time_limit": time_limit, "mip_rel_gap": 0.0},
+        )
+        if result.status != 0:
+            raise RuntimeError(f"HiGHS did not solve the budgeted oracle to optimality: {result.message}")
+        picked = result.x > 0.5
+        spend = float(price[picked].sum())
+        if spend <= budget:
+            break
+    else:
+        raise RuntimeError(f"HiGHS returned an allocation that spends {spend}, over the budget {budget}")
+    choice[query[picked]] = model[picked]
+    return choice, spend
