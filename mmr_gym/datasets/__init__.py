@@ -1,1 +1,104 @@
-"""Loaders and converters that turn outcome tables into :class:`~mmr_gym.table.RoutingTable`."""
+"""Loaders and converters that turn outcome tables into :class:`~mmr_gym.table.RoutingTable`.
+
+:func:`load_table` is the one entry point: the bundled default, a bundled table by name, a saved
+table directory, MMR-Bench CSVs, or a named loader from :data:`DATASET_LOADERS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmr_gym.datasets.mmr_bench import load_mmr_bench, read_mmr_bench_frame
+from mmr_gym.errors import TableError
+from mmr_gym.table import RoutingTable
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+__all__ = [
+    "BUNDLED_DEFAULT",
+    "DATASET_LOADERS",
+    "bundled_table_names",
+    "load_mmr_bench",
+    "load_table",
+    "read_mmr_bench_frame",
+]
+
+BUNDLED_DEFAULT = "mmr-sim-default"
+_META_FILE = "meta.json"  # the marker of a directory written by RoutingTable.save
+
+# Named loaders: ``load_table(name, **kwargs)`` calls ``DATASET_LOADERS[name](**kwargs)``.
+DATASET_LOADERS: dict[str, Callable[..., RoutingTable]] = {
+    "mmr-bench": load_mmr_bench,
+}
+
+
+def _bundled_root() -> Traversable:
+    return files("mmr_gym") / "envs_data"
+
+
+def bundled_table_names() -> list[str]:
+    """The names of the tables shipped in ``mmr_gym/envs_data/`` (saved RoutingTable directories)."""
+    root = _bundled_root()
+    if not root.is_dir():
+        return []
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and (entry / _META_FILE).is_file())
+
+
+def _load_bundled(name: str) -> RoutingTable:
+    entry = _bundled_root() / name
+    if not (entry / _META_FILE).is_file():
+        raise FileNotFoundError(
+            f"the bundled table {name!r} is missing from this installation ({entry}); "
+            f"the bundled tables found are {bundled_table_names()} (see mmr_gym/envs_data/README.md)"
+        )
+    with as_file(entry) as directory:
+        return RoutingTable.load(directory)
+
+
+def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kwargs: Any) -> RoutingTable:
+    """A RoutingTable from whatever names one.
+
+    Args:
+        source: None: the bundled default table (:data:`BUNDLED_DEFAULT`). A RoutingTable: returned
+            as is. A bundled table name (:func:`bundled_table_names`). A directory with
+            ``meta.json``: :meth:`RoutingTable.load`. A ``.csv`` file or a directory of CSVs:
+            :func:`load_mmr_bench`. A key of :data:`DATASET_LOADERS`: that loader. Names win
+            over paths: pass a ``Path`` to read a local directory that has a bundled name.
+        **kwargs: passed to the CSV or named loader (e.g. ``datasets=``, ``cost_unit=``); none are
+            accepted for the other sources.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+        TableError: a path that does not exist or holds bad data.
+    """
+    if source is None or isinstance(source, RoutingTable) or _is_bundled_name(source):
+        if kwargs:
+            raise TypeError(f"load_table got options {sorted(kwargs)} that a ready table cannot take")
+        if isinstance(source, RoutingTable):
+            return source
+        return _load_bundled(BUNDLED_DEFAULT if source is None else str(source))
+    if isinstance(source, str) and source in DATASET_LOADERS:
+        return DATASET_LOADERS[source](**kwargs)
+    path = Path(source)
+    if path.is_dir() and (path / _META_FILE).is_file():
+        if kwargs:
+            raise TypeError(f"load_table got options {sorted(kwargs)} that a saved table cannot take")
+        return RoutingTable.load(path)
+    if path.exists():
+        return load_mmr_bench(path, **kwargs)
+    if isinstance(source, str) and not (path.suffix or os.sep in source or "/" in source):
+        raise ValueError(
+            f"unknown table {source!r}: not a path, a bundled table {bundled_table_names()} "
+            f"(default {BUNDLED_DEFAULT!r}) or a named loader {sorted(DATASET_LOADERS)}"
+        )
+    raise TableError(str(source), None, None, "file not found")
+
+
+def _is_bundled_name(source: object) -> bool:
+    # Names win over paths: pass a Path (or "./name") to read a local directory of the same name.
+    return isinstance(source, str) and (source == BUNDLED_DEFAULT or source in bundled_table_names())

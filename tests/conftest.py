@@ -1,0 +1,25 @@
+"""Shared test fixtures (keep small; table builders live in ``tests/_tables.py``)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[[str, str], Path]:
+    """``write_csv(name, text)`` writes dedented ``text`` to ``tmp_path / name`` and returns the path.
+
+    The first line of ``text`` after the opening newline is line 1 of the file.
+    """
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
