@@ -28,10 +28,7 @@ def rollout(env, seed, policy="random", steps=None):
     done = False
     while not done:
         mask = info["action_mask"]
-        if policy == "random":
-            action = int(rng.choice(np.flatnonzero(mask)))
-        else:
-            action = policy
+        action = int(rng.choice(np.flatnonzero(mask))) if policy == "random" else policy
         obs, reward, terminated, truncated, info = env.step(action)
         out.append((obs, reward, terminated, truncated, info))
         done = terminated or truncated
@@ -296,7 +293,7 @@ def test_nothing_of_the_current_outcome_leaks_before_the_action(table, cost_obse
     env_b = MMRRoutingEnv(permuted, split="test", episode_length=20, cost_observed=cost_observed)
     obs_a, info_a = env.reset(seed=5)
     obs_b, info_b = env_b.reset(seed=5)
-    for q in range(20):
+    for _ in range(20):
         assert_same(obs_a, obs_b)
         assert_same(info_a["action_mask"], info_b["action_mask"])
         # Step both with the cheapest model under the *estimates*, so the budgets may diverge only
