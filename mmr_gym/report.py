@@ -56,11 +56,20 @@ def plot_pareto(results: Sequence[PolicyResult], path: str | Path, title: str = 
     """Cost-accuracy points and Pareto frontiers of every policy; the best single model as a star."""
     path = Path(path)
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    for r in results:
+    markers = "osD^vP*X<>"
+    for i, r in enumerate(results):
         costs = [p.cost for p in r.points]
         accs = [p.accuracy for p in r.points]
+        # Oracles are references, not competitors: dashed, so the policies stay visible beneath them.
         (line,) = ax.plot(
-            [c for c, _ in r.frontier], [a for _, a in r.frontier], marker="o", markersize=3, label=r.name
+            [c for c, _ in r.frontier],
+            [a for _, a in r.frontier],
+            marker=markers[i % len(markers)],
+            markersize=2 if len(r.frontier) > 30 else 5,
+            linestyle="--" if r.privileged else "-",
+            linewidth=1.0 if r.privileged else 1.6,
+            label=f"{r.name} (privileged)" if r.privileged else r.name,
+            zorder=2 if r.privileged else 3,
         )
         ax.scatter(costs, accs, s=10, color=line.get_color(), alpha=0.35)
     if results:
