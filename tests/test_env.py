@@ -411,3 +411,32 @@ def test_render_ansi(table):
     env = MMRRoutingEnv(table, episode_length=10, render_mode="ansi")
     env.reset(seed=0)
     assert "query 1/10" in env.render()
+
+
+def _trajectory_digest() -> str:
+    """SHA-256 of a seeded rollout on the bundled table (observations, rewards, infos)."""
+    import hashlib
+    import json
+
+    env = gym.make("MMRRouting-v0", episode_length=30, budget_ratio=(0.05, 1.0), feedback="full")
+    digest = hashlib.sha256()
+    for seed in (0, 1):
+        for obs, reward, terminated, truncated, info in rollout(env, seed):
+            for key in sorted(obs):
+                digest.update(obs[key].tobytes())
+            digest.update(json.dumps([reward, terminated, truncated], default=float).encode())
+            digest.update(json.dumps(info, sort_keys=True, default=lambda a: np.asarray(a).tolist()).encode())
+    return digest.hexdigest()
+
+
+def test_same_seed_same_trajectory_across_processes():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    code = "import test_env; print(test_env._trajectory_digest())"
+    env_vars = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_vars, cwd=here, check=True)
+    assert out.stdout.strip().splitlines()[-1] == _trajectory_digest()
