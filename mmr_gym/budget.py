@@ -44,7 +44,9 @@ def budget_features(
             bounded, remaining / (np.maximum(remaining_steps, 1) * c_ref), SPEND_PER_QUERY_CLIP
         )
     steps = np.asarray(remaining_steps, dtype=np.float64) / np.asarray(length, dtype=np.float64)
-    out = np.stack([np.clip(fraction, 0.0, 1.0), steps, np.clip(per_query, 0.0, SPEND_PER_QUERY_CLIP)], axis=-1)
+    out = np.stack(
+        [np.clip(fraction, 0.0, 1.0), steps, np.clip(per_query, 0.0, SPEND_PER_QUERY_CLIP)], axis=-1
+    )
     return out.astype(np.float32)
 
 

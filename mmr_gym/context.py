@@ -89,9 +89,15 @@ def build_context(
     """Load ``dataset`` and precompute a :class:`RoutingContext` (cached: equal arguments share one)."""
     table = dataset if isinstance(dataset, RoutingTable) else _load_cached(_dataset_key(dataset))
     return _build(
-        table, split, split_mode, float(train_fraction), int(split_seed),
+        table,
+        split,
+        split_mode,
+        float(train_fraction),
+        int(split_seed),
         tuple(test_datasets) if test_datasets is not None else None,
-        modality, bool(cost_observed), None if obs_dim is None else int(obs_dim),
+        modality,
+        bool(cost_observed),
+        None if obs_dim is None else int(obs_dim),
     )
 
 
@@ -207,7 +213,9 @@ def _query_observations(
     masked = np.concatenate([b if k else np.zeros_like(b) for b, k in zip(blocks, keep, strict=True)], axis=1)
     if obs_dim is not None:
         if not 1 <= obs_dim <= full.shape[1]:
-            raise ValueError(f"obs_dim must be in [1, {full.shape[1]}] (the feature dimension), got {obs_dim}")
+            raise ValueError(
+                f"obs_dim must be in [1, {full.shape[1]}] (the feature dimension), got {obs_dim}"
+            )
         # Fitted on unmasked training features so every modality shares one projection.
         pca = PCA(n_components=obs_dim, svd_solver="full", random_state=0).fit(full[train_idx])
         masked = pca.transform(masked)

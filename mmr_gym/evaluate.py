@@ -74,7 +74,9 @@ class PolicyResult:
         return _json_safe(record)
 
 
-def run_stream(env: MMRRoutingEnv, policy: Policy, query_ids: Sequence[str], budget_ratio: float | None) -> dict:
+def run_stream(
+    env: MMRRoutingEnv, policy: Policy, query_ids: Sequence[str], budget_ratio: float | None
+) -> dict:
     """One episode over ``query_ids``; returns the environment's ``episode_metrics``."""
     options: dict[str, Any] = {"query_ids": list(query_ids)}
     if budget_ratio is not None:

@@ -74,8 +74,15 @@ def plot_pareto(results: Sequence[PolicyResult], path: str | Path, title: str = 
         ax.scatter(costs, accs, s=10, color=line.get_color(), alpha=0.35)
     if results:
         best = results[0].best_single
-        ax.scatter([best["mean_cost"]], [best["accuracy"]], marker="*", s=180, color="black", zorder=5,
-                   label=f"best single: {best['model']}")
+        ax.scatter(
+            [best["mean_cost"]],
+            [best["accuracy"]],
+            marker="*",
+            s=180,
+            color="black",
+            zorder=5,
+            label=f"best single: {best['model']}",
+        )
     positive = [p.cost for r in results for p in r.points if p.cost > 0]
     if positive and max(positive) / min(positive) > 20:
         ax.set_xscale("log")  # MMR-Bench prices span more than 300x
@@ -92,7 +99,11 @@ def plot_pareto(results: Sequence[PolicyResult], path: str | Path, title: str = 
 
 
 def write_report(
-    results: Sequence[PolicyResult], out_dir: str | Path, *, title: str = "", context: dict[str, Any] | None = None
+    results: Sequence[PolicyResult],
+    out_dir: str | Path,
+    *,
+    title: str = "",
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md`` and ``pareto.png``."""
     out = Path(out_dir)

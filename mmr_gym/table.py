@@ -66,7 +66,9 @@ class RoutingTable:
         model_names = tuple(str(m) for m in self.model_names)
 
         if correct.ndim != 2:
-            raise TableError(src, "correct", None, f"expected a 2-D [queries, models] array, got shape {correct.shape}")
+            raise TableError(
+                src, "correct", None, f"expected a 2-D [queries, models] array, got shape {correct.shape}"
+            )
         n, k = correct.shape
         if n == 0:
             raise TableError(src, None, None, "the table has no queries")
@@ -90,7 +92,9 @@ class RoutingTable:
             values = np.asarray(values, dtype=np.float32)
             if values.ndim != 2 or values.shape[0] != n:
                 raise TableError(
-                    src, f"features[{channel!r}]", None,
+                    src,
+                    f"features[{channel!r}]",
+                    None,
                     f"expected {n} rows (one per query) of a 2-D array, got shape {values.shape}",
                 )
             bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
@@ -108,8 +112,16 @@ class RoutingTable:
 
     def __reduce__(self):
         # The mapping proxies that keep features/meta read-only do not pickle; rebuild from plain dicts.
-        fields = (self.correct, self.cost, self.query_ids, self.datasets, self.model_names,
-                  dict(self.features), dict(self.meta), self.source)
+        fields = (
+            self.correct,
+            self.cost,
+            self.query_ids,
+            self.datasets,
+            self.model_names,
+            dict(self.features),
+            dict(self.meta),
+            self.source,
+        )
         return (type(self), fields)
 
     # ------------------------------------------------------------------ shape and summaries
@@ -181,9 +193,14 @@ class RoutingTable:
             raise ValueError(f"unknown model(s) {unknown}; the table has {list(self.model_names)}")
         cols = [self.model_names.index(m) for m in names]
         return RoutingTable(
-            correct=self.correct[:, cols], cost=self.cost[:, cols], query_ids=self.query_ids,
-            datasets=self.datasets, model_names=tuple(names), features=dict(self.features),
-            meta=self.meta, source=self.source,
+            correct=self.correct[:, cols],
+            cost=self.cost[:, cols],
+            query_ids=self.query_ids,
+            datasets=self.datasets,
+            model_names=tuple(names),
+            features=dict(self.features),
+            meta=self.meta,
+            source=self.source,
         )
 
     def split_indices(
@@ -256,7 +273,10 @@ class RoutingTable:
     # ------------------------------------------------------------------ persistence
     def to_frame(self) -> pd.DataFrame:
         """Outcomes in the MMR-Bench column layout: ``query_id, dataset, <M>_correct, <M>_cost``."""
-        columns: dict[str, Any] = {"query_id": self.query_ids.astype(str), "dataset": self.datasets.astype(str)}
+        columns: dict[str, Any] = {
+            "query_id": self.query_ids.astype(str),
+            "dataset": self.datasets.astype(str),
+        }
         for j, model in enumerate(self.model_names):
             columns[f"{model}_correct"] = self.correct[:, j]
             columns[f"{model}_cost"] = self.cost[:, j]
@@ -270,8 +290,14 @@ class RoutingTable:
         self.to_frame().to_parquet(directory / _OUTCOMES_FILE, index=False, compression="zstd")
         with open(directory / _FEATURES_FILE, "wb") as fh:
             np.savez_compressed(fh, **{c: v for c, v in self.features.items()})
-        meta = {"format_version": FORMAT_VERSION, "model_names": list(self.model_names), "meta": dict(self.meta)}
-        (directory / _META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_names": list(self.model_names),
+            "meta": dict(self.meta),
+        }
+        (directory / _META_FILE).write_text(
+            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         return directory
 
     @classmethod
@@ -287,7 +313,9 @@ class RoutingTable:
             raise TableError(str(meta_path), None, exc.lineno, f"invalid JSON: {exc.msg}") from None
         if header.get("format_version") != FORMAT_VERSION:
             raise TableError(
-                str(meta_path), "format_version", None,
+                str(meta_path),
+                "format_version",
+                None,
                 f"expected {FORMAT_VERSION}, got {header.get('format_version')!r}",
             )
         model_names = [str(m) for m in header.get("model_names", [])]
@@ -332,7 +360,9 @@ def _check_range(
         row = int(bad[0])
         bound = f"[{low:g}, {high:g}]" if np.isfinite(high) else f">= {low:g}"
         raise TableError(
-            source, column, row,
+            source,
+            column,
+            row,
             f"value {float(values[row])!r} (query {query_ids[row]!r}) is not a finite number {bound}; "
             f"{bad.size} bad row(s) in this column",
         )

@@ -158,8 +158,12 @@ def test_overrun_is_possible_with_estimates_and_ends_the_episode():
     correct = np.zeros((n, 2), dtype=np.float32)
     correct[:, 0] = 1.0
     t = RoutingTable(
-        correct=correct, cost=cost, query_ids=[f"q{i}" for i in range(n)], datasets=["d"] * n,
-        model_names=("big", "small"), meta={"cost_unit": "u"},
+        correct=correct,
+        cost=cost,
+        query_ids=[f"q{i}" for i in range(n)],
+        datasets=["d"] * n,
+        model_names=("big", "small"),
+        meta={"cost_unit": "u"},
     )
     env = MMRRoutingEnv(t, split="all", episode_length=3, budget_ratio=0.4)
     env.reset(seed=0, options={"query_ids": ["q25", "q26", "q27"]})
@@ -203,7 +207,9 @@ def test_masked_action_falls_back_to_cheapest_affordable(table):
 
 
 def test_masked_action_raises_in_error_mode(table):
-    env = MMRRoutingEnv(table, episode_length=50, budget_ratio=0.02, cost_observed=True, invalid_action="error")
+    env = MMRRoutingEnv(
+        table, episode_length=50, budget_ratio=0.02, cost_observed=True, invalid_action="error"
+    )
     env.reset(seed=0)
     with pytest.raises(ValueError, match="masked"):
         for _ in range(50):
@@ -287,8 +293,13 @@ def test_nothing_of_the_current_outcome_leaks_before_the_action(table, cost_obse
         if not cost_observed:  # observed costs are visible by design; permute only what is hidden
             cost[q] = cost[q, perm]
     permuted = RoutingTable(
-        correct=correct, cost=cost, query_ids=table.query_ids, datasets=table.datasets,
-        model_names=table.model_names, features=dict(table.features), meta=dict(table.meta),
+        correct=correct,
+        cost=cost,
+        query_ids=table.query_ids,
+        datasets=table.datasets,
+        model_names=table.model_names,
+        features=dict(table.features),
+        meta=dict(table.meta),
     )
     env_b = MMRRoutingEnv(permuted, split="test", episode_length=20, cost_observed=cost_observed)
     obs_a, info_a = env.reset(seed=5)
@@ -331,12 +342,20 @@ def test_obs_dim_projection_is_fitted_on_the_training_split_only(table):
     for values in features.values():
         values[test_rows] *= 100.0
     other = RoutingTable(
-        correct=table.correct, cost=table.cost, query_ids=table.query_ids, datasets=table.datasets,
-        model_names=table.model_names, features=features, meta=dict(table.meta),
+        correct=table.correct,
+        cost=table.cost,
+        query_ids=table.query_ids,
+        datasets=table.datasets,
+        model_names=table.model_names,
+        features=features,
+        meta=dict(table.meta),
     )
     env_b = MMRRoutingEnv(other, episode_length=10, obs_dim=3)
     np.testing.assert_allclose(
-        env.ctx.query_obs[env.ctx.train_indices], env_b.ctx.query_obs[env.ctx.train_indices], rtol=1e-5, atol=1e-5
+        env.ctx.query_obs[env.ctx.train_indices],
+        env_b.ctx.query_obs[env.ctx.train_indices],
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -437,6 +456,12 @@ def test_same_seed_same_trajectory_across_processes():
 
     here = Path(__file__).parent
     code = "import test_env; print(test_env._trajectory_digest())"
-    env_vars = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_vars, cwd=here, check=True)
+    env_vars = {
+        **os.environ,
+        "PYTHONHASHSEED": "12345",
+        "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env_vars, cwd=here, check=True
+    )
     assert out.stdout.strip().splitlines()[-1] == _trajectory_digest()

@@ -26,7 +26,9 @@ def env() -> MMRRoutingEnv:
 @pytest.fixture(scope="module")
 def results(env):
     policies = [RandomPolicy, CheapestPolicy, BestSinglePolicy, OraclePolicy]
-    return {p.name: evaluate_policy(p, env, budget_ratios=BUDGETS, seeds=(0, 1), progress=False) for p in policies}
+    return {
+        p.name: evaluate_policy(p, env, budget_ratios=BUDGETS, seeds=(0, 1), progress=False) for p in policies
+    }
 
 
 def test_streams_cover_the_test_split_once_per_seed(env):

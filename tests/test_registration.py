@@ -84,7 +84,9 @@ def test_maskable_ppo_smoke_run():
         obs, _, _, _ = vec.step(action)
 
 
-@pytest.mark.parametrize(("env_id", "policy"), [("MMRRouting-v0", "MultiInputPolicy"), ("MMRRoutingFlat-v0", "MlpPolicy")])
+@pytest.mark.parametrize(
+    ("env_id", "policy"), [("MMRRouting-v0", "MultiInputPolicy"), ("MMRRoutingFlat-v0", "MlpPolicy")]
+)
 def test_ppo_trains_on_both_observation_forms(env_id, policy):
     from stable_baselines3 import PPO
 
