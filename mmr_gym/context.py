@@ -8,6 +8,7 @@ environments (single or vectorized) replay the same table without copying it.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 
-from mmr_gym.datasets import load_table
+from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table
 from mmr_gym.table import RoutingTable
 
 # Features are standardised with training statistics; a dimension that is constant there keeps
@@ -77,6 +78,7 @@ def _row_of_id(table: RoutingTable) -> dict[str, int]:
 def build_context(
     dataset: str | Path | RoutingTable | None,
     *,
+    dataset_kwargs: dict | None = None,
     split: str = "train",
     split_mode: str = "in",
     train_fraction: float = 0.2,
@@ -86,8 +88,18 @@ def build_context(
     cost_observed: bool = False,
     obs_dim: int | None = None,
 ) -> RoutingContext:
-    """Load ``dataset`` and precompute a :class:`RoutingContext` (cached: equal arguments share one)."""
-    table = dataset if isinstance(dataset, RoutingTable) else _load_cached(_dataset_key(dataset))
+    """Load ``dataset`` and precompute a :class:`RoutingContext` (cached: equal arguments share one).
+
+    ``dataset_kwargs`` go to the loader (:func:`mmr_gym.datasets.load_table`), e.g.
+    ``{"models": "all"}`` for MATH-V.
+    """
+    if isinstance(dataset, RoutingTable):
+        if dataset_kwargs:
+            raise ValueError("dataset_kwargs apply to a loader; a ready RoutingTable takes none")
+        table = dataset
+    else:
+        options = json.dumps(dataset_kwargs or {}, sort_keys=True, default=str)
+        table = _load_cached(_dataset_key(dataset), options)
     return _build(
         table,
         split,
@@ -102,16 +114,21 @@ def build_context(
 
 
 def _dataset_key(dataset: str | Path | None) -> tuple[str | None, float]:
-    # Paths are keyed with their modification time so an edited file is read again.
-    if dataset is None:
-        return None, 0.0
+    # Names (bundled tables, named loaders) win over paths, as in load_table; paths are keyed
+    # with their modification time so an edited file is read again.
+    if dataset is None or (isinstance(dataset, str) and _is_table_name(dataset)):
+        return dataset, 0.0
     path = Path(dataset)
     return (str(path.resolve()), path.stat().st_mtime) if path.exists() else (str(dataset), 0.0)
 
 
+def _is_table_name(name: str) -> bool:
+    return name in DATASET_LOADERS or name in bundled_table_names()
+
+
 @functools.lru_cache(maxsize=4)
-def _load_cached(key: tuple[str | None, float]) -> RoutingTable:
-    return load_table(key[0])
+def _load_cached(key: tuple[str | None, float], options: str) -> RoutingTable:
+    return load_table(key[0], **json.loads(options))
 
 
 @functools.lru_cache(maxsize=16)

@@ -31,7 +31,9 @@ class MMRRoutingEnv(gym.Env):
 
     Args:
         dataset: the outcome table: a bundled name (default ``"mmr-sim-default"``, simulated), a
-            path (a saved RoutingTable directory or MMR-Bench CSV), or a :class:`RoutingTable`.
+            path (a saved RoutingTable directory or MMR-Bench CSV), a named loader (e.g.
+            ``"math-v"``), or a :class:`RoutingTable`.
+        dataset_kwargs: options for the loader, e.g. ``{"models": "all"}`` for MATH-V.
         split: which queries the episodes draw from: ``"train"``, ``"test"`` or ``"all"``. Cost
             estimates, ``c_ref`` and the feature projection always come from the training part.
         split_mode: ``"in"`` (random by query, seeded) or ``"out"`` (by dataset, see ``test_datasets``).
@@ -66,6 +68,7 @@ class MMRRoutingEnv(gym.Env):
         self,
         dataset: str | RoutingTable | None = None,
         *,
+        dataset_kwargs: dict[str, Any] | None = None,
         split: str = "train",
         split_mode: str = "in",
         train_fraction: float = 0.2,
@@ -93,6 +96,7 @@ class MMRRoutingEnv(gym.Env):
             raise ValueError(f"cost_weight must be a finite number >= 0, got {cost_weight!r}")
         self.ctx: RoutingContext = build_context(
             dataset,
+            dataset_kwargs=dataset_kwargs,
             split=split,
             split_mode=split_mode,
             train_fraction=train_fraction,

@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read or write the user's feature/table cache (``~/.cache/mmr-gym``)."""
+    monkeypatch.setenv("MMR_GYM_CACHE", str(tmp_path_factory.getbasetemp() / "mmr-gym-cache"))
+
+
 @pytest.fixture
 def write_csv(tmp_path: Path) -> Callable[[str, str], Path]:
     """``write_csv(name, text)`` writes dedented ``text`` to ``tmp_path / name`` and returns the path.

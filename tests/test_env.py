@@ -465,3 +465,22 @@ def test_same_seed_same_trajectory_across_processes():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env_vars, cwd=here, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == _trajectory_digest()
+
+
+def test_a_local_directory_named_like_a_table_does_not_shadow_it(tmp_path, monkeypatch):
+    (tmp_path / "mmr-sim-default").mkdir()
+    monkeypatch.chdir(tmp_path)
+    env = gym.make("MMRRouting-v0", dataset="mmr-sim-default", episode_length=5).unwrapped
+    assert env.ctx.table.meta.get("cost_source") == "simulated"
+
+
+def test_dataset_kwargs_reach_the_loader(tmp_path):
+    table = make_table(n=100)
+    path = tmp_path / "table.csv"
+    frame = table.to_frame().rename(columns={"query_id": "dataset_idx"})
+    frame["question"] = [f"question {i}" for i in range(100)]
+    frame.to_csv(path, index=False)
+    env = MMRRoutingEnv(str(path), dataset_kwargs={"features": None}, episode_length=5)
+    assert env.ctx.channels == ("dataset_onehot",)
+    with pytest.raises(ValueError, match="dataset_kwargs"):
+        MMRRoutingEnv(table, dataset_kwargs={"features": None})

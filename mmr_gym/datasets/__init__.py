@@ -12,6 +12,8 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmr_gym.datasets.hub import load_mmr_bench_hub
+from mmr_gym.datasets.math_v import load_math_v
 from mmr_gym.datasets.mmr_bench import load_mmr_bench, read_mmr_bench_frame
 from mmr_gym.errors import TableError
 from mmr_gym.table import RoutingTable
@@ -23,7 +25,9 @@ __all__ = [
     "BUNDLED_DEFAULT",
     "DATASET_LOADERS",
     "bundled_table_names",
+    "load_math_v",
     "load_mmr_bench",
+    "load_mmr_bench_hub",
     "load_table",
     "read_mmr_bench_frame",
 ]
@@ -32,8 +36,12 @@ BUNDLED_DEFAULT = "mmr-sim-default"
 _META_FILE = "meta.json"  # the marker of a directory written by RoutingTable.save
 
 # Named loaders: ``load_table(name, **kwargs)`` calls ``DATASET_LOADERS[name](**kwargs)``.
+# "math-v": MATH-V with estimated costs (data found as load_math_v documents, table cached);
+# "mmr-bench-hub": the Hub's MMR-Bench once `mmr-gym prepare mmr-bench` has saved it.
 DATASET_LOADERS: dict[str, Callable[..., RoutingTable]] = {
     "mmr-bench": load_mmr_bench,
+    "math-v": load_math_v,
+    "mmr-bench-hub": load_mmr_bench_hub,
 }
 
 
