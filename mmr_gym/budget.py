@@ -32,22 +32,20 @@ def budget_features(
     """``[remaining budget fraction, remaining steps fraction, spend per remaining query / c_ref]``.
 
     ``total = inf`` means no budget: the features are then ``[1, steps fraction, clip]``.
-    Returns float32 of shape ``(..., 3)``.
+    Returns float32 of shape ``(..., 3)``. (The vectorized environment's hot path: few numpy calls.)
     """
-    spend = np.asarray(spend, dtype=np.float64)
     total = np.asarray(total, dtype=np.float64)
-    remaining = np.maximum(total - spend, 0.0)
-    bounded = np.isfinite(total)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.where(bounded, remaining / np.where(bounded, total, 1.0), 1.0)
-        per_query = np.where(
-            bounded, remaining / (np.maximum(remaining_steps, 1) * c_ref), SPEND_PER_QUERY_CLIP
-        )
-    steps = np.asarray(remaining_steps, dtype=np.float64) / np.asarray(length, dtype=np.float64)
-    out = np.stack(
-        [np.clip(fraction, 0.0, 1.0), steps, np.clip(per_query, 0.0, SPEND_PER_QUERY_CLIP)], axis=-1
-    )
-    return out.astype(np.float32)
+    remaining = np.maximum(total - spend, 0.0)  # >= 0, inf without a budget
+    with np.errstate(invalid="ignore"):
+        fraction = np.fmin(remaining / total, 1.0)  # no budget: inf / inf = NaN, and fmin(NaN, 1) = 1
+    # remaining >= 0, so clipping to [0, clip] is a minimum; no budget (inf) becomes the clip value.
+    per_query = np.minimum(remaining / (np.maximum(remaining_steps, 1) * c_ref), SPEND_PER_QUERY_CLIP)
+    steps = np.true_divide(remaining_steps, length)
+    out = np.empty((*np.broadcast(fraction, steps).shape, BUDGET_FEATURES), dtype=np.float32)
+    out[..., 0] = fraction
+    out[..., 1] = steps
+    out[..., 2] = per_query
+    return out
 
 
 class Budget:
@@ -82,11 +80,19 @@ class Budget:
         return excess if excess > _TOLERANCE * self.total else 0.0
 
     def affordable(self, estimates: np.ndarray) -> np.ndarray:
-        return affordable(estimates, self.remaining)
+        # The scalar form of affordable(): a Python float threshold costs no extra numpy call.
+        remaining = self.remaining
+        return estimates <= remaining + _TOLERANCE * abs(remaining)
 
     def charge(self, cost: float) -> None:
         self.spend += cost
 
     def features(self, remaining_steps: int) -> np.ndarray:
-        total = np.inf if self.total is None else self.total
-        return budget_features(self.spend, total, remaining_steps, self.length, self.c_ref)
+        """The scalar form of :func:`budget_features` (Python floats are float64: the same bits)."""
+        if self.total is None:
+            fraction, per_query = 1.0, SPEND_PER_QUERY_CLIP
+        else:
+            remaining = max(self.total - self.spend, 0.0)
+            fraction = min(remaining / self.total, 1.0)
+            per_query = min(remaining / (max(remaining_steps, 1) * self.c_ref), SPEND_PER_QUERY_CLIP)
+        return np.array((fraction, remaining_steps / self.length, per_query), dtype=np.float32)

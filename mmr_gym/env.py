@@ -142,6 +142,7 @@ class MMRRoutingEnv(gym.Env):
         self._budget = Budget(None, self.episode_length, self.ctx.c_ref)
         self._correct_sum = 0.0
         self._ended = True
+        self._mask = np.zeros(self.ctx.n_models, dtype=bool)  # affordable models for the current query
 
     # ------------------------------------------------------------------ public read-only facts
     @property
@@ -188,14 +189,15 @@ class MMRRoutingEnv(gym.Env):
         self._t = 0
         self._correct_sum = 0.0
         self._ended = False
-        return self._observation(), {"action_mask": self._mask_int8()}
+        self._mask = self._affordable(int(self._stream[0]))
+        return self._observation(), {"action_mask": self._mask.astype(np.int8)}
 
     def step(self, action):
         if self._ended:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         requested = _as_action(action, self.action_space.n)
         q = int(self._stream[self._t])
-        mask = self._affordable(q)
+        mask = self._mask  # computed once, when this query became current
         chosen = requested
         if not mask[requested]:
             if self.invalid_action == "error":
@@ -214,14 +216,17 @@ class MMRRoutingEnv(gym.Env):
         self._t += 1
         rewards = {"correct": correct, "cost_penalty": -self.cost_weight * cost / self.ctx.c_ref}
 
-        length = self._stream.size
-        terminated = self._t >= length or self._budget.overrun > 0.0
-        if not terminated and not self._affordable(int(self._stream[self._t])).any():
-            terminated = True  # nothing fits the rest of the budget: the remaining queries go unanswered
+        if self._t < self._stream.size:
+            self._mask = self._affordable(int(self._stream[self._t]))
+            # Nothing fits the rest of the budget: the remaining queries go unanswered.
+            terminated = self._budget.overrun > 0.0 or not self._mask.any()
+        else:
+            self._mask = np.zeros(self.ctx.n_models, dtype=bool)
+            terminated = True
         self._ended = terminated
 
         info: dict[str, Any] = {
-            "action_mask": self._mask_int8(),
+            "action_mask": self._mask.astype(np.int8),
             "model": self.model_names[chosen],
             "model_index": chosen,
             "action_replaced": chosen != requested,
@@ -236,11 +241,11 @@ class MMRRoutingEnv(gym.Env):
             info["outcomes"] = {"correct": table.correct[q].copy(), "cost": table.cost[q].copy()}
         if terminated:
             info["episode_metrics"] = self._episode_metrics()
-        return self._observation(), float(sum(rewards.values())), bool(terminated), False, info
+        return self._observation(), rewards["correct"] + rewards["cost_penalty"], terminated, False, info
 
     def action_masks(self) -> np.ndarray:
         """The affordable models for the current query, as booleans (sb3-contrib's MaskablePPO)."""
-        return self._mask_int8().astype(bool)
+        return self._mask.copy()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -257,11 +262,6 @@ class MMRRoutingEnv(gym.Env):
 
     def _affordable(self, q: int) -> np.ndarray:
         return self._budget.affordable(self.ctx.cost_estimate[q])
-
-    def _mask_int8(self) -> np.ndarray:
-        if self._ended and self._t >= self._stream.size:
-            return np.zeros(self.ctx.n_models, dtype=np.int8)
-        return self._affordable(self._current_row()).astype(np.int8)
 
     def _cheapest(self, q: int, mask: np.ndarray) -> int:
         estimates = np.where(mask, self.ctx.cost_estimate[q], np.inf)
@@ -341,6 +341,8 @@ def _check_affordable_start(ratio: float, minimum: float) -> None:
 
 
 def _as_action(action, n: int) -> int:
+    if isinstance(action, (int, np.integer)) and 0 <= action < n:
+        return int(action)  # the common case, without numpy conversions
     try:
         value = int(np.asarray(action).item())
     except (TypeError, ValueError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-# id -> keyword presets. Every id shares one entry point; presets only fix the observation form.
+# id -> keyword presets. Every id shares one entry point (and one native vectorized entry point,
+# used by ``gym.make_vec``); presets only fix the observation form.
 ENV_IDS: dict[str, dict] = {
     "MMRRouting-v0": {},
     "MMRRoutingFlat-v0": {"observation": "flat"},
@@ -16,4 +17,9 @@ def register_envs() -> None:
     for env_id, kwargs in ENV_IDS.items():
         if env_id in gym.registry:
             continue
-        gym.register(id=env_id, entry_point="mmr_gym.env:MMRRoutingEnv", kwargs=dict(kwargs))
+        gym.register(
+            id=env_id,
+            entry_point="mmr_gym.env:MMRRoutingEnv",
+            vector_entry_point="mmr_gym.vector:MMRRoutingVectorEnv",
+            kwargs=dict(kwargs),
+        )

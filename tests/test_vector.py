@@ -1,0 +1,333 @@
+"""The native vectorized environment: step for step what N single environments do, loop-free."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from _tables import make_table
+
+import mmr_gym  # noqa: F401  (registers the ids)
+from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.registration import ENV_IDS
+from mmr_gym.table import RoutingTable
+from mmr_gym.vector import MMRRoutingVectorEnv
+
+N = 4
+K = 4
+
+
+@pytest.fixture(scope="module")
+def table() -> RoutingTable:
+    return make_table(n=300, k=K, seed=1)
+
+
+def assert_same(a, b, where=""):
+    """Equal values, and equal types/dtypes/shapes: the batched infos must be SyncVectorEnv's exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict), where
+        assert a.keys() == b.keys(), (where, sorted(set(a) ^ set(b)))
+        for key in a:
+            assert_same(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray), (where, type(b))
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), (where, a.dtype, b.dtype, a.shape, b.shape)
+        if a.dtype == object:
+            assert a.tolist() == b.tolist(), where
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=where)
+    else:
+        assert type(a) is type(b) and a == b, (where, a, b)
+
+
+def random_actions(rng: np.random.Generator, mask: np.ndarray, p_masked: float = 0.0) -> np.ndarray:
+    """An affordable model per sub-environment; with probability ``p_masked`` any model (maybe masked)."""
+    keys = rng.random(mask.shape) * mask
+    actions = keys.argmax(axis=1)
+    wild = rng.random(mask.shape[0]) < p_masked
+    actions[wild] = rng.integers(0, mask.shape[1], wild.sum())
+    return actions
+
+
+def run_both(table, steps, seed=0, p_masked=0.2, options=None, **kwargs):
+    """Step a SyncVectorEnv of single envs and the native env alike; assert equal; return the infos."""
+    reference = gym.vector.SyncVectorEnv([lambda: MMRRoutingEnv(table, **kwargs) for _ in range(N)])
+    native = MMRRoutingVectorEnv(table, num_envs=N, **kwargs)
+    ref_out = reference.reset(seed=seed, options=options)
+    out = native.reset(seed=seed, options=options)
+    for x, y, name in zip(ref_out, out, ("obs", "info"), strict=True):
+        assert_same(x, y, f"reset/{name}")
+    rng = np.random.default_rng(seed)
+    infos = []
+    for t in range(steps):
+        actions = random_actions(rng, ref_out[-1]["action_mask"].astype(bool), p_masked)
+        ref_out = reference.step(actions)
+        out = native.step(actions)
+        for x, y, name in zip(
+            ref_out, out, ("obs", "reward", "terminated", "truncated", "info"), strict=True
+        ):
+            assert_same(x, y, f"step {t}/{name}")
+        assert native.observation_space.contains(out[0])
+        np.testing.assert_array_equal(native.action_masks(), out[4]["action_mask"].astype(bool))
+        infos.append(out[4])
+    return infos
+
+
+def episode_metrics(infos):
+    """Every finished episode's metrics, as dicts."""
+    found = []
+    for info in infos:
+        if "episode_metrics" in info:
+            metrics = info["episode_metrics"]
+            for i in np.flatnonzero(info["_episode_metrics"]):
+                found.append({key: metrics[key][i] for key in metrics if not key.startswith("_")})
+    return found
+
+
+# ---------------------------------------------------------------------------- step-for-step equivalence
+@pytest.mark.parametrize("observation", ["dict", "flat"])
+@pytest.mark.parametrize("budget_ratio", [0.3, (0.05, 1.0), None])
+def test_matches_single_envs_step_for_step(table, observation, budget_ratio):
+    infos = run_both(
+        table,
+        steps=70,
+        observation=observation,
+        budget_ratio=budget_ratio,
+        feedback="full",
+        episode_length=12,
+        cost_weight=0.25,
+    )
+    finished = episode_metrics(infos)
+    assert len(finished) >= 2 * N  # several episodes each, hence auto-resets
+    replaced = any(info["action_replaced"].any() for info in infos if "action_replaced" in info)
+    assert replaced == (
+        budget_ratio is not None
+    )  # masked actions fell back (nothing is masked without budget)
+
+
+@pytest.mark.parametrize("cost_observed", [False, True])
+def test_matches_single_envs_when_budgets_run_out(table, cost_observed):
+    infos = run_both(
+        table,
+        steps=120,
+        seed=3,
+        p_masked=0.5,
+        budget_ratio=0.05,
+        episode_length=25,
+        cost_observed=cost_observed,
+    )
+    finished = episode_metrics(infos)
+    assert any(m["unanswered"] > 0 for m in finished)  # ended because nothing was affordable
+    if not cost_observed:
+        assert any(m["overrun"] > 0 for m in finished)  # a realized cost overshot its estimate
+
+
+def test_matches_single_envs_on_graded_scores():
+    graded = make_table(n=150, k=3, graded=True, seed=2)
+    infos = run_both(graded, steps=30, budget_ratio=0.3, episode_length=8)
+    assert episode_metrics(infos)
+
+
+def test_matches_single_envs_with_reset_options(table):
+    # A replayed stream (shorter than episode_length) and a budget for the first episode only.
+    ids = ["q10", "q3", "q77", "q150", "q42"]
+    run_both(table, steps=25, options={"query_ids": ids, "budget_ratio": 0.4}, split="all", episode_length=8)
+    run_both(table, steps=25, options={"budget_ratio": (0.2, 0.9)}, episode_length=8)
+
+
+def test_replayed_stream_longer_than_episode_length(table):
+    ids = [f"q{i}" for i in range(0, 60, 3)]
+    run_both(table, steps=30, options={"query_ids": ids}, split="all", episode_length=5, budget_ratio=None)
+
+
+def test_bandit_feedback_has_no_outcomes(table):
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=5)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.zeros(N, dtype=np.int64))
+    assert "outcomes" not in info and "model" in info
+
+
+# ---------------------------------------------------------------------------- masked actions
+def test_masked_action_raises_in_error_mode_before_any_change(table):
+    kwargs = dict(episode_length=30, budget_ratio=0.02, cost_observed=True, invalid_action="error")
+    env = MMRRoutingVectorEnv(table, num_envs=N, **kwargs)
+    twin = MMRRoutingVectorEnv(table, num_envs=N, **kwargs)
+    _, info = env.reset(seed=0)
+    twin.reset(seed=0)
+    for _ in range(30):
+        mask = info["action_mask"].astype(bool)
+        if not mask[:, K - 1].all():
+            break
+        _, _, _, _, info = env.step(np.full(N, K - 1))
+        twin.step(np.full(N, K - 1))
+    bad = int(np.flatnonzero(~mask[:, K - 1])[0])
+    with pytest.raises(ValueError, match=f"sub-environment {bad}: action {K - 1} .* is masked"):
+        env.step(np.full(N, K - 1))
+    # Nothing moved: the next valid step is the twin's.
+    cheapest = np.argmax(mask, axis=1)
+    for x, y in zip(env.step(cheapest), twin.step(cheapest), strict=True):
+        assert_same(x, y)
+
+
+# ---------------------------------------------------------------------------- determinism and seeding
+def test_same_seed_same_rollout_and_seed_lists(table):
+    def rollout(seed):
+        env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=10, budget_ratio=(0.1, 1.0))
+        obs, info = env.reset(seed=seed)
+        rng = np.random.default_rng(0)
+        out = [obs]
+        for _ in range(25):
+            obs, reward, terminated, _, info = env.step(random_actions(rng, info["action_mask"].astype(bool)))
+            out += [obs, reward, terminated]
+        return out
+
+    for x, y in zip(rollout(5), rollout(5), strict=True):
+        assert_same(x, y)
+    for x, y in zip(rollout(5), rollout([5, 6, 7, 8]), strict=True):
+        assert_same(x, y)
+    assert not np.array_equal(rollout(5)[0]["query"], rollout(6)[0]["query"])
+
+
+def test_reset_without_seed_continues_each_generator(table):
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=10)
+    singles = [MMRRoutingEnv(table, episode_length=10) for _ in range(N)]
+    env.reset(seed=[10, None, 12, 13])
+    assert env.np_random_seeds[0] == 10 and env.np_random_seeds[1] is not None
+    for i in (0, 2):
+        singles[i].reset(seed=env.np_random_seeds[i])
+    obs, _ = env.reset()
+    for i in (0, 2):
+        single_obs, _ = singles[i].reset()
+        np.testing.assert_array_equal(obs["query"][i], single_obs["query"])
+
+
+def test_reset_finished_draws_what_the_next_step_would(table):
+    a = MMRRoutingVectorEnv(table, num_envs=N, episode_length=3, budget_ratio=(0.2, 1.0))
+    b = MMRRoutingVectorEnv(table, num_envs=N, episode_length=3, budget_ratio=(0.2, 1.0))
+    a.reset(seed=1)
+    b.reset(seed=1)
+    actions = np.zeros(N, dtype=np.int64)
+    for _ in range(3):
+        a.step(actions)
+        _, _, terminated, _, _ = b.step(actions)
+    assert terminated.all()
+    envs, first_obs, info = a.reset_finished()
+    next_obs, reward, _, _, next_info = b.step(actions)
+    np.testing.assert_array_equal(envs, np.arange(N))
+    assert_same(first_obs, next_obs)
+    assert_same(info["action_mask"], next_info["action_mask"])
+    assert not reward.any()
+
+
+# ---------------------------------------------------------------------------- shared table, fresh arrays
+def test_context_arrays_are_shared_not_copied(table):
+    single = MMRRoutingEnv(table, episode_length=10)
+    vector = MMRRoutingVectorEnv(table, num_envs=64, episode_length=10)
+    other = gym.make_vec("MMRRouting-v0", num_envs=8, dataset=table, episode_length=10)
+    assert isinstance(other.unwrapped, MMRRoutingVectorEnv)
+    for env in (vector, other.unwrapped):
+        assert env.ctx is single.ctx
+        for name in ("query_obs", "model_costs_obs", "cost_estimate", "split_indices"):
+            assert np.shares_memory(getattr(env.ctx, name), getattr(single.ctx, name)), name
+        assert np.shares_memory(env.ctx.table.correct, table.correct)
+        assert np.shares_memory(env.ctx.table.cost, table.cost)
+
+
+def test_returned_arrays_are_fresh(table):
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=10, observation="flat")
+    obs, info = env.reset(seed=0)
+    obs[:] = -1.0
+    info["action_mask"][:] = 0
+    assert env.action_masks().any(axis=1).all()
+    obs2, reward, terminated, _, info2 = env.step(np.argmax(env.action_masks(), axis=1))
+    assert not np.shares_memory(obs, obs2) and env.observation_space.contains(obs2)
+    terminated[:] = True
+    reward[:] = 5.0
+    _, _, terminated3, _, info3 = env.step(np.argmax(env.action_masks(), axis=1))
+    assert "model" in info3 and info3["_model"].all()  # no sub-environment was reset
+    assert not terminated3.any()
+    with pytest.raises(ValueError):
+        info3["_model"][0] = False  # masks are shared between keys, hence read-only
+
+
+# ---------------------------------------------------------------------------- registration and wrappers
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_make_vec_uses_the_native_env(table, env_id):
+    env = gym.make_vec(
+        env_id, num_envs=3, vectorization_mode="vector_entry_point", dataset=table, episode_length=6
+    )
+    assert isinstance(env, MMRRoutingVectorEnv)
+    assert env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    single = gym.make(env_id, dataset=table, episode_length=6)
+    assert env.single_observation_space == single.observation_space
+    assert env.observation_space == gym.vector.utils.batch_space(single.observation_space, 3)
+    assert env.action_space == gym.vector.utils.batch_space(single.action_space, 3)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    env.action_space.seed(0)
+    for _ in range(10):
+        obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+    env.close()
+
+
+def test_gymnasium_vector_wrappers(table):
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=5, budget_ratio=None)
+    env = gym.wrappers.vector.DictInfoToList(gym.wrappers.vector.RecordEpisodeStatistics(env))
+    env.reset(seed=0)
+    episodes = []
+    for _ in range(12):
+        _, _, _, _, infos = env.step(np.zeros(N, dtype=np.int64))
+        assert isinstance(infos, list) and len(infos) == N
+        episodes += [info for info in infos if "episode" in info]
+    assert len(episodes) == 2 * N
+    assert all(info["episode"]["l"] == 5 and "episode_metrics" in info for info in episodes)
+
+
+# ---------------------------------------------------------------------------- errors and rendering
+def test_bad_calls_raise(table):
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=5)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(N, dtype=np.int64))
+    env.reset(seed=0)
+    for actions, message in [
+        (np.zeros(N + 1, dtype=np.int64), "shape"),
+        (np.array([0, 1, 2, K]), rf"\[{K}\]"),
+        (np.array([0, -1, 0, 0]), r"\[-1\]"),
+        (np.zeros(N), "dtype float64"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            env.step(actions)
+    with pytest.raises(ValueError, match="unknown reset option"):
+        env.reset(options={"budget": 1.0})
+    with pytest.raises(ValueError, match="4 seeds"):
+        env.reset(seed=[1, 2])
+    with pytest.raises(ValueError, match="num_envs"):
+        MMRRoutingVectorEnv(table, num_envs=0)
+    with pytest.raises(ValueError, match="budget_ratio must be > 0"):
+        MMRRoutingVectorEnv(table, num_envs=2, episode_length=5, budget_ratio=-1.0)
+
+
+def test_render_ansi(table):
+    env = MMRRoutingVectorEnv(table, num_envs=2, episode_length=10, render_mode="ansi")
+    env.reset(seed=0)
+    single = MMRRoutingEnv(table, episode_length=10, render_mode="ansi")
+    single.reset(seed=0)
+    lines = env.render()
+    assert len(lines) == 2 and lines[0] == single.render()
+
+
+def test_matches_single_envs_on_the_bundled_table():
+    try:
+        MMRRoutingEnv(episode_length=40)
+    except (FileNotFoundError, ValueError) as error:  # the bundled table is generated separately
+        pytest.skip(f"bundled default table unavailable: {error}")
+    reference = gym.vector.SyncVectorEnv([lambda: MMRRoutingEnv(episode_length=40) for _ in range(N)])
+    native = gym.make_vec("MMRRouting-v0", num_envs=N, episode_length=40)
+    ref_out, out = reference.reset(seed=11), native.reset(seed=11)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        for x, y in zip(ref_out, out, strict=True):
+            assert_same(x, y)
+        actions = random_actions(rng, out[-1]["action_mask"].astype(bool), p_masked=0.1)
+        ref_out, out = reference.step(actions), native.step(actions)
