@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
-from mmr_gym import bench
+from mmr_gym import bench, prepare
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,6 +21,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(handler=bench.run_from_args)
+
+    # prepare has its own parser (a subcommand per dataset): it gets every word after "prepare".
+    commands.add_parser(
+        "prepare", help="build a real outcome table (MATH-V, the MMR-Bench hub data) once, with features"
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["prepare"]:
+        return prepare.main(argv[1:])
 
     args = parser.parse_args(argv)
     return args.handler(args)
