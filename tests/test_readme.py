@@ -17,7 +17,12 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)  # examples may write runs/...
     namespace: dict = {}
+    ran = 0
     for block in blocks:
+        if "PATH/TO" in block:  # the real-data examples need data prepared on the user's machine
+            continue
         if "path/to/" in block:  # placeholders for the user's own files
             block = "\n".join(line for line in block.splitlines() if "path/to/" not in line)
         exec(compile(block, str(README), "exec"), namespace)
+        ran += 1
+    assert ran >= 3
