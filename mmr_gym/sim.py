@@ -32,10 +32,26 @@ Qwen2.5-VL-7B 0.07, InternVL3-78B 0.70, GPT-5 10.0).
 Features: two channels, ``"text"`` and ``"image"``, each a noisy random linear view of some skill
 demands, a dataset embedding (scenario + dataset, visible in both) and nuisance directions that do
 not affect outcomes. Some skills are visible only in the image channel, some only in the text
-channel and some in both, so fusing both channels predicts success better than either alone.
+channel and some in both, so fusing both channels predicts success better than either alone. The
+skill loadings are partly dataset-specific (``feature_domain_share``): what makes a query hard
+looks different in an OCR screenshot and in a geometry figure, so a linear router learns each
+dataset's map separately rather than pooling them.
 
-All randomness comes from one ``np.random.default_rng(seed)``, drawn in a fixed order
-(:func:`simulate`), so the same seed gives the same :meth:`RoutingTable.fingerprint`.
+How informative the features are is calibrated to the paper's LinearMF router (TruncatedSVD +
+ridge heads on the fused features, in-split with 20% training, per-query threshold protocol): the
+preset's ``feature_noise_sd`` and ``feature_domain_share`` minimise the distance between that
+router's Ps gain over the best single model and nAUC on this simulator and Table 2's LinearMF rows
+(seven datasets and the merged table), found once by a deterministic grid search
+(``benchmarks/bench_sim.py --search``; choice and grid in ``envs_data/README.md``). Neither knob
+changes an outcome or a cost, so the accuracy calibration above is untouched by it.
+
+Scenario knobs (:func:`with_queries`, :func:`with_prices`, :func:`reprice`,
+:func:`shifted_split`) give what a real table cannot: any number of queries, a different dataset
+mix for testing, price changes. :mod:`mmr_gym.sim_fit` fits a generative model to a real table.
+
+Randomness comes from ``np.random.default_rng(seed)``, drawn in a fixed order (:func:`simulate`),
+plus a second stream ``default_rng([seed, 1])`` for the dataset-specific feature loadings, so the
+same seed gives the same :meth:`RoutingTable.fingerprint`.
 """
 
 from __future__ import annotations
@@ -45,7 +61,7 @@ import dataclasses
 import math
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,8 +167,17 @@ class SimConfig:
         dataset_embed_sd: sd of a dataset's embedding around its scenario's [feature units].
         nuisance_dim: latent directions per channel that do not affect outcomes [latent dims].
         feature_noise_sd: sd of the per-feature observation noise [feature units].
+        feature_domain_share: share of the variance of each feature's skill loadings that is
+            specific to the query's dataset [fraction in [0, 1]]: 0, every dataset maps skill
+            demands to features the same way; 1, each dataset its own way (what looks hard in an
+            OCR screenshot and in a geometry figure are different embedding directions), so a
+            linear router cannot pool what it learns across datasets.
         feature_quantum: features are rounded to multiples of this (a power of two, so the float32
             values are exact and compress well) [feature units].
+        prices: per model (in order) its ``(input, output)`` price per token [relative cost units
+            per token]; None: solved from the ``mean_cost`` anchors over this config's mix
+            (:func:`token_prices`). :func:`with_queries` freezes them, so that a changed mix keeps
+            the prices and shifts the mean costs instead, as it would in reality.
     """
 
     name: str
@@ -178,8 +203,11 @@ class SimConfig:
     scenario_embed_sd: float = 1.0
     dataset_embed_sd: float = 0.5
     nuisance_dim: int = 4
-    feature_noise_sd: float = 0.5
+    # Calibrated to the paper's LinearMF (benchmarks/bench_sim.py --search; envs_data/README.md).
+    feature_noise_sd: float = 0.02
+    feature_domain_share: float = 1.0
     feature_quantum: float = 2.0**-10
+    prices: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         s = len(self.skills)
@@ -209,8 +237,14 @@ class SimConfig:
             unknown = set(channel) - set(self.skills)
             if unknown:
                 raise ValueError(f"unknown skill(s) {sorted(unknown)} in a feature channel")
+        if self.prices is not None and (
+            len(self.prices) != len(self.models) or not all(len(p) == 2 and min(p) >= 0 for p in self.prices)
+        ):
+            raise ValueError(f"prices needs one (input, output) pair >= 0 per model, got {self.prices}")
         if not 0.0 <= self.hardness_skill_share <= 1.0:
             raise ValueError("hardness_skill_share must be in [0, 1]")
+        if not 0.0 <= self.feature_domain_share <= 1.0:
+            raise ValueError("feature_domain_share must be in [0, 1]")
         if self.feature_quantum <= 0 or math.log2(self.feature_quantum) != round(
             math.log2(self.feature_quantum)
         ):
@@ -424,10 +458,14 @@ def _lognormal_with_mean(rng: np.random.Generator, mean: np.ndarray, sigma: floa
 def token_prices(config: SimConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-model (input, output) price per token [relative cost units per token], float64 ``[K]``.
 
-    Closed form: with dataset weights ``w_d = size_d / n``, the expected cost of model ``m`` is
-    ``price_in_m * (E[prompt] + ratio_m * output_tokens_m * E[output_factor])`` (hardness and
-    token noise are mean-one multipliers), which is set equal to ``mean_cost_m``.
+    :attr:`SimConfig.prices` when given. Otherwise in closed form: with dataset weights
+    ``w_d = size_d / n``, the expected cost of model ``m`` is ``price_in_m * (E[prompt] + ratio_m *
+    output_tokens_m * E[output_factor])`` (hardness and token noise are mean-one multipliers),
+    which is set equal to ``mean_cost_m``.
     """
+    if config.prices is not None:
+        frozen = np.array(config.prices, dtype=np.float64)
+        return frozen[:, 0], frozen[:, 1]
     sizes = np.array([d.size for d in config.datasets], dtype=np.float64)
     weights = sizes / sizes.sum()
     mean_prompt = float(weights @ np.array([d.prompt_tokens for d in config.datasets]))
@@ -520,6 +558,10 @@ def simulate(config: SimConfig, seed: int) -> RoutingTable:
         logits[rows] = off + ms * standing[j][None, :] + base[rows] - hs * hardness[rows, None]
 
     # Features: noisy random linear views; the skill sets decide what only one channel can see.
+    # The dataset-specific part of the skill loadings comes from its own stream, so that
+    # feature_domain_share changes the features only (the outcomes and costs stay draw for draw).
+    domain_rng = np.random.default_rng([seed, 1])
+    lam = config.feature_domain_share
     features: dict[str, np.ndarray] = {}
     for channel, visible, width in (
         ("text", config.text_skills, config.text_dim),
@@ -529,7 +571,14 @@ def simulate(config: SimConfig, seed: int) -> RoutingTable:
         nuisance = rng.standard_normal((n, config.nuisance_dim))
         latent = np.concatenate([z[:, cols], dataset_embed[ds_index], nuisance], axis=1)
         projection = rng.standard_normal((latent.shape[1], width)) / math.sqrt(latent.shape[1])
+        specific = domain_rng.standard_normal((len(ds), len(cols), width)) / math.sqrt(latent.shape[1])
+        if lam > 0:
+            projection[: len(cols)] *= math.sqrt(1.0 - lam)
         observed = latent @ projection + config.feature_noise_sd * rng.standard_normal((n, width))
+        if lam > 0:
+            for j in range(len(ds)):
+                rows = ds_index == j
+                observed[rows] += math.sqrt(lam) * z[rows][:, cols] @ specific[j]
         # Rounding to a power-of-two grid leaves exact float32 values with zero low bits (small npz).
         q = config.feature_quantum
         features[channel] = (np.round(observed / q) * q).astype(np.float32)
@@ -584,6 +633,171 @@ def simulate(config: SimConfig, seed: int) -> RoutingTable:
         meta=meta,
         source=f"{GENERATOR}:{config.name}:seed={seed}",
     )
+
+
+# ---------------------------------------------------------------------------------------------- scenario knobs
+# What a real table cannot give and RL research wants: more queries than the table has, a mix of
+# datasets that differs between training and test, and price changes. Config-level knobs change
+# what :func:`simulate` draws; table-level ones transform any table (real, preset or fitted sample).
+def allocate_counts(n: int, weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Integer counts summing to ``n``, proportional to ``weights`` (largest-remainder rounding).
+
+    Args:
+        n: the total, >= 0.
+        weights: relative weights, >= 0, not all 0.
+
+    Returns:
+        int64 ``[len(weights)]``; each count is within 1 of ``n * w / sum(w)``.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"weights must be finite, >= 0 and not all 0, got {w.tolist()}")
+    exact = n * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - int(counts.sum())]] += 1
+    return counts
+
+
+def _dataset_weights(names: Sequence[str], weights: Mapping[str, float]) -> np.ndarray:
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}; known: {list(names)}")
+    return np.array([float(weights.get(name, 0.0)) for name in names])
+
+
+def with_queries(
+    config: SimConfig, n_queries: int | None = None, *, dataset_weights: Mapping[str, float] | None = None
+) -> SimConfig:
+    """The config with ``n_queries`` queries split over its datasets by ``dataset_weights``.
+
+    For more queries than the bundled table has (``with_queries(default_config(), 1_000_000)``),
+    or a different dataset mix (``dataset_weights={"MathVision": 3, "OCRBench": 1}``: relative
+    weights, datasets left out are dropped). Sizes are the largest-remainder rounding of
+    ``n_queries * share``. The per-dataset accuracy calibration is redone on the new latents (the
+    targets do not depend on the size). The per-token prices are frozen at the source config's,
+    so a changed mix changes the models' mean costs, as a change of workload would.
+
+    Args:
+        config: the source config.
+        n_queries: total queries, >= 1; None keeps the source's total.
+        dataset_weights: dataset name -> relative weight >= 0; None keeps the source's shares.
+    """
+    names = [d.name for d in config.datasets]
+    n = config.n_queries if n_queries is None else int(n_queries)
+    if n < 1:
+        raise ValueError(f"n_queries must be >= 1, got {n}")
+    sizes = np.array([d.size for d in config.datasets], dtype=np.float64)
+    weights = sizes if dataset_weights is None else _dataset_weights(names, dataset_weights)
+    counts = allocate_counts(n, weights)
+    datasets = tuple(
+        dataclasses.replace(
+            d, size=int(c), size_source=f"{d.size_source}; resized to {int(c)} by with_queries"
+        )
+        for d, c in zip(config.datasets, counts, strict=True)
+        if c > 0
+    )
+    price_in, price_out = token_prices(config)
+    prices = tuple((float(a), float(b)) for a, b in zip(price_in, price_out, strict=True))
+    return dataclasses.replace(config, datasets=datasets, prices=prices)
+
+
+def with_prices(config: SimConfig, factors: Mapping[str, float]) -> SimConfig:
+    """The config with the named models' prices multiplied by ``factors`` (e.g. ``{"GPT-5": 0.5}``).
+
+    Prices enter only the costs, and no random draw depends on them, so
+    ``simulate(with_prices(c, f), seed)`` has the same correctness and features as
+    ``simulate(c, seed)`` and model ``m``'s costs times ``f[m]`` (up to float32 rounding).
+
+    Args:
+        config: the source config.
+        factors: model name -> price multiplier, finite and > 0 [dimensionless].
+    """
+    names = [m.name for m in config.models]
+    _check_factors(names, factors)
+    models = tuple(
+        dataclasses.replace(m, mean_cost=m.mean_cost * factors.get(m.name, 1.0)) for m in config.models
+    )
+    prices = config.prices
+    if prices is not None:
+        prices = tuple(
+            (a * factors.get(name, 1.0), b * factors.get(name, 1.0))
+            for name, (a, b) in zip(names, prices, strict=True)
+        )
+    return dataclasses.replace(config, models=models, prices=prices)
+
+
+def _check_factors(names: Sequence[str], factors: Mapping[str, float]) -> None:
+    unknown = sorted(set(factors) - set(names))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {list(names)}")
+    bad = {m: f for m, f in factors.items() if not (math.isfinite(f) and f > 0)}
+    if bad:
+        raise ValueError(f"price factors must be finite and > 0, got {bad}")
+
+
+def reprice(
+    table: RoutingTable, factors: Mapping[str, float], rows: Sequence[int] | np.ndarray | None = None
+) -> RoutingTable:
+    """A copy of ``table`` with the named models' costs multiplied by ``factors`` on ``rows``.
+
+    A price change that the training data did not see: e.g. ``reprice(table, {"GPT-5": 0.5},
+    rows=test_idx)`` halves GPT-5's price on the test queries only, so cost estimates learned on
+    the training split are stale. Correctness, ids and features are unchanged.
+    ``meta["price_changes"]`` lists every change applied (model, factor, number of queries).
+
+    Args:
+        table: any table.
+        factors: model name -> cost multiplier, finite and > 0 [dimensionless].
+        rows: the queries affected: integer positions or a boolean mask; None: all.
+    """
+    _check_factors(table.model_names, factors)
+    mask = np.ones(table.n_queries, dtype=bool)
+    if rows is not None:
+        rows = np.asarray(rows)
+        mask = rows.astype(bool) if rows.dtype == bool else np.isin(np.arange(table.n_queries), rows)
+        if mask.shape != (table.n_queries,):
+            raise ValueError(f"a boolean rows mask needs {table.n_queries} entries, got {rows.shape}")
+    cost = table.cost.astype(np.float64)
+    changes = list(table.meta.get("price_changes", []))
+    for model, factor in factors.items():
+        j = table.model_names.index(model)
+        cost[mask, j] *= factor
+        changes.append({"model": model, "factor": float(factor), "queries": int(mask.sum())})
+    return dataclasses.replace(table, cost=cost, meta={**table.meta, "price_changes": changes})
+
+
+def shifted_split(
+    table: RoutingTable,
+    test_weights: Mapping[str, float],
+    *,
+    train_fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[RoutingTable, RoutingTable]:
+    """The in-split of ``table``, with the test part subsampled to the dataset mix ``test_weights``.
+
+    The training part keeps the table's own mix; the test part is the largest subset of the
+    in-split's test queries whose dataset shares equal ``test_weights`` (relative weights; a
+    dataset left out gets no test queries), drawn without replacement (seeded). For more test
+    queries than the table holds, sample the mix from a simulator instead
+    (:func:`with_queries`, :meth:`mmr_gym.sim_fit.FittedSimulator.sample`).
+
+    Returns:
+        ``(train, test)`` tables.
+    """
+    train_idx, test_idx = table.split_indices("in", train_fraction=train_fraction, seed=seed)
+    names = table.dataset_names
+    weights = _dataset_weights(names, test_weights)
+    if (weights < 0).any() or not np.isfinite(weights).all() or not weights.sum() > 0:
+        raise ValueError(f"test_weights must be finite, >= 0 and not all 0, got {dict(test_weights)}")
+    pools = [test_idx[table.datasets[test_idx] == name] for name in names]
+    available = np.array([pool.size for pool in pools], dtype=np.float64)
+    share = weights / weights.sum()
+    total = int(np.floor(np.min(available[share > 0] / share[share > 0])))
+    counts = np.minimum(allocate_counts(total, share), available.astype(np.int64))
+    rng = np.random.default_rng([seed, 1])  # independent of the split's own permutation stream
+    picked = [rng.choice(pool, int(c), replace=False) for pool, c in zip(pools, counts, strict=True) if c]
+    return table.subset(train_idx), table.subset(np.sort(np.concatenate(picked)))
 
 
 # ---------------------------------------------------------------------------------------------- summaries
