@@ -130,7 +130,7 @@ def evaluate_policy(
     """
     env = env.unwrapped
     make = policy if callable(policy) and not isinstance(policy, Policy) else (lambda: policy)
-    name = make().name
+    agent = None
     n_budgets, n_seeds = len(budget_ratios), len(seeds)
     cost = np.zeros((n_budgets, n_seeds))
     accuracy = np.zeros((n_budgets, n_seeds))
@@ -139,13 +139,14 @@ def evaluate_policy(
     overruns = np.zeros((n_budgets, n_seeds))
     unanswered = np.zeros((n_budgets, n_seeds))
     episodes = 0
-    bar = tqdm(total=n_budgets * n_seeds, desc=f"evaluate {name}", disable=not progress, leave=False)
+    bar = tqdm(total=n_budgets * n_seeds, desc="evaluate", disable=not progress, leave=False)
     for s, seed in enumerate(seeds):
         streams = split_streams(env, seed, max_queries)
         episodes = len(streams)
         n_queries = sum(len(s_) for s_ in streams)
         for b, ratio in enumerate(budget_ratios):
             agent = make()
+            bar.set_description(f"evaluate {agent.name}")
             results = [run_stream(env, agent, ids, ratio) for ids in streams]
             lengths = np.array([r["length"] for r in results], dtype=np.float64)
             cost[b, s] = sum(r["spend"] for r in results) / n_queries
@@ -178,7 +179,7 @@ def evaluate_policy(
         for b, ratio in enumerate(budget_ratios)
     ]
     return PolicyResult(
-        name=name,
+        name=agent.name,
         points=points,
         frontier=pareto_frontier(mean_points).tolist(),
         nAUC=summary["nAUC"],
@@ -191,7 +192,7 @@ def evaluate_policy(
         overrun_rate=float(overruns.mean()),
         best_single=_best_single_record(env, index, best_acc, best_cost),
         cost_unit=env.cost_unit,
-        privileged=make().privileged,
+        privileged=agent.privileged,
         extra={"seeds": list(seeds), "episodes_per_seed": episodes, "episode_length": env.episode_length},
     )
 

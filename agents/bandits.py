@@ -1,0 +1,401 @@
+"""Contextual bandit learners for routing: they learn online from the chosen model's outcome only.
+
+Every learner keeps, per model, an estimate of performance and of cost as functions of the query
+features, and exposes the :class:`~agents.pacing.OnlineScorer` interface:
+
+- ``predict(X) -> (perf, cost)``: point estimates, float64 ``[n, K]`` (cost in the table's unit);
+- ``act_scores(x) -> (perf, cost)``: what a decision uses for one query ``x`` ``[d]``: optimistic
+  (LinUCB, neural), sampled (Thompson) or, with probability epsilon, random (epsilon-greedy);
+- ``update(x, action, correct, cost)``: learn from calling model ``action`` on ``x``.
+
+They are policies only inside :class:`~agents.pacing.PacedPolicy`, which chooses under the budget
+and forwards each step's feedback (``info["correct"]`` and ``info["cost"]`` of the called model;
+never ``info["outcomes"]``): see :func:`paced_bandit`. A learner keeps learning across the episodes
+it is used for (the online setting: the evaluator builds one per budget and seed and runs the whole
+test split through it). ``warm_start(X, correct, cost)`` optionally fits it first on labelled
+queries with full information (every model's outcome), e.g. the training split; by default the
+learners start from nothing (a cold start).
+
+The linear learners share :class:`RidgeStatistics`: per model ``k`` the ridge design matrix
+``A_k = ridge * I + sum x x^T`` over the queries where ``k`` was called (features plus a constant
+1), kept as its inverse by Sherman-Morrison rank-1 updates, and the response sums ``b_k``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.pacing import PacedPolicy
+from mmr_gym.env import MMRRoutingEnv
+
+
+class RidgeStatistics:
+    """Per-model ridge regression of performance and cost on ``[x, 1]``, updated one observation at a time.
+
+    Attributes:
+        A_inv: float64 ``[K, p, p]``, the inverse of each model's design matrix (``p = d + 1``).
+        b_perf, b_cost: float64 ``[K, p]``, sums of ``correct * z`` and ``cost * z``.
+        theta_perf, theta_cost: float64 ``[K, p]``, the ridge solutions ``A_inv @ b``.
+    """
+
+    def __init__(self, n_models: int, dim: int, ridge: float = 1.0) -> None:
+        if not ridge > 0:
+            raise ValueError(f"ridge must be > 0, got {ridge!r}")
+        p = dim + 1
+        self.ridge = float(ridge)
+        self.A_inv = np.tile(np.eye(p) / ridge, (n_models, 1, 1))
+        self.b_perf = np.zeros((n_models, p))
+        self.b_cost = np.zeros((n_models, p))
+        self.theta_perf = np.zeros((n_models, p))
+        self.theta_cost = np.zeros((n_models, p))
+
+    @staticmethod
+    def augment(X: np.ndarray) -> np.ndarray:
+        """``[X, 1]``: the features with a constant for the intercept (float64)."""
+        X = np.asarray(X, dtype=np.float64)
+        return np.concatenate([X, np.ones(X.shape[:-1] + (1,))], axis=-1)
+
+    def update(self, z: np.ndarray, model: int, correct: float, cost: float) -> None:
+        """Add one observation ``z`` (augmented, ``[p]``) of ``model``: Sherman-Morrison on its inverse."""
+        A_inv = self.A_inv[model]
+        u = A_inv @ z
+        A_inv -= np.outer(u, u) / (1.0 + z @ u)
+        self.b_perf[model] += correct * z
+        self.b_cost[model] += cost * z
+        self.theta_perf[model] = A_inv @ self.b_perf[model]
+        self.theta_cost[model] = A_inv @ self.b_cost[model]
+
+    def fit(
+        self, Z: np.ndarray, correct: np.ndarray, cost: np.ndarray, models: np.ndarray | None = None
+    ) -> None:
+        """Replace the statistics by a batch fit: ``Z`` ``[n, p]``; ``correct``/``cost`` ``[n, K]``
+        (full information) or ``[n]`` with ``models`` ``[n]`` saying which model each row observed."""
+        n_models, p = self.b_perf.shape
+        eye = self.ridge * np.eye(p)
+        if models is None:
+            A = np.broadcast_to(eye + Z.T @ Z, (n_models, p, p))
+            self.b_perf, self.b_cost = correct.T @ Z, cost.T @ Z
+        else:
+            A = np.empty((n_models, p, p))
+            self.b_perf, self.b_cost = np.zeros((n_models, p)), np.zeros((n_models, p))
+            for k in range(n_models):
+                Zk = Z[models == k]
+                A[k] = eye + Zk.T @ Zk
+                self.b_perf[k] = correct[models == k] @ Zk
+                self.b_cost[k] = cost[models == k] @ Zk
+        self.A_inv = np.linalg.inv(A)
+        self.theta_perf = np.einsum("kij,kj->ki", self.A_inv, self.b_perf)
+        self.theta_cost = np.einsum("kij,kj->ki", self.A_inv, self.b_cost)
+
+    def means(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point estimates ``(perf, cost)`` for augmented rows ``Z`` ``[n, p]``: ``[n, K]`` each."""
+        return Z @ self.theta_perf.T, Z @ self.theta_cost.T
+
+    def widths(self, z: np.ndarray) -> np.ndarray:
+        """``sqrt(z^T A_k^-1 z)`` for every model ``k`` (``[K]``): the confidence width of each estimate."""
+        return np.sqrt(np.maximum(np.einsum("i,kij,j->k", z, self.A_inv, z), 0.0))
+
+
+class _LinearBandit:
+    """Shared parts of the linear learners: ridge statistics on the raw query features."""
+
+    name = "linear-bandit"
+
+    def __init__(self, n_models: int, dim: int, *, ridge: float = 10.0, seed: int = 0) -> None:
+        self.stats = RidgeStatistics(n_models, dim, ridge)
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
+        return self.stats.means(RidgeStatistics.augment(X))
+
+    def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
+        """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        self.stats.update(RidgeStatistics.augment(x), action, correct, cost)
+
+    def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
+        """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``)."""
+        self.stats.fit(
+            RidgeStatistics.augment(X), np.asarray(correct, np.float64), np.asarray(cost, np.float64)
+        )
+
+    def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class EpsilonGreedyBandit(_LinearBandit):
+    """Per-model ridge estimates; with probability ``epsilon`` a random preference over the models.
+
+    Exploring by random scores rather than a random model keeps exploration inside the pacing rule:
+    under a tight budget the random preference still pays the price of cost, so it explores among
+    the models the budget can carry instead of burning it on the dearest one.
+
+    Args:
+        n_models, dim: number of models and of query features.
+        epsilon: exploration probability per query.
+        ridge: ridge penalty of the per-model regressions.
+        seed: seed of the exploration draws.
+    """
+
+    name = "EpsGreedy"
+
+    def __init__(
+        self, n_models: int, dim: int, *, epsilon: float = 0.05, ridge: float = 10.0, seed: int = 0
+    ) -> None:
+        super().__init__(n_models, dim, ridge=ridge, seed=seed)
+        self.epsilon = epsilon
+
+    def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        perf, cost = self.predict(x[None, :])
+        if self.rng.random() < self.epsilon:
+            return self.rng.random(perf.shape[1]), cost[0]
+        return perf[0], cost[0]
+
+
+class LinUCBBandit(_LinearBandit):
+    """Disjoint LinUCB: act on ``theta_k . z + alpha * sqrt(z^T A_k^-1 z)`` (Li et al., 2010).
+
+    Args:
+        n_models, dim: number of models and of query features.
+        alpha: width of the optimism bonus (in accuracy units per unit of confidence width).
+        ridge: ridge penalty of the per-model regressions.
+        seed: unused (LinUCB is deterministic); accepted so every learner takes one.
+    """
+
+    name = "LinUCB"
+
+    def __init__(
+        self, n_models: int, dim: int, *, alpha: float = 0.1, ridge: float = 10.0, seed: int = 0
+    ) -> None:
+        super().__init__(n_models, dim, ridge=ridge, seed=seed)
+        self.alpha = alpha
+
+    def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = RidgeStatistics.augment(x)
+        perf, cost = self.stats.means(z[None, :])
+        return perf[0] + self.alpha * self.stats.widths(z), cost[0]
+
+
+class LinearTSBandit(_LinearBandit):
+    """Linear Thompson sampling: act on a draw from each model's posterior ``N(theta_k, v^2 A_k^-1)``.
+
+    For one query the score ``theta_k . z`` under that posterior is ``N(mean_k, v^2 z^T A_k^-1 z)``,
+    independent across models, so the draw is taken on the score directly (exact, no matrix root).
+
+    Args:
+        n_models, dim: number of models and of query features.
+        v: posterior scale (accuracy units).
+        ridge: ridge penalty (the prior precision).
+        seed: seed of the posterior draws.
+    """
+
+    name = "LinTS"
+
+    def __init__(
+        self, n_models: int, dim: int, *, v: float = 0.1, ridge: float = 10.0, seed: int = 0
+    ) -> None:
+        super().__init__(n_models, dim, ridge=ridge, seed=seed)
+        self.v = v
+
+    def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = RidgeStatistics.augment(x)
+        perf, cost = self.stats.means(z[None, :])
+        noise = self.rng.standard_normal(perf.shape[1])
+        return perf[0] + self.v * self.stats.widths(z) * noise, cost[0]
+
+
+class _FeatureNet(nn.Module):
+    """Query encoder with per-model performance and cost heads; the encoder's output is the feature."""
+
+    def __init__(self, dim: int, n_models: int, hidden: int, features: int) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, features), nn.ReLU()
+        )
+        self.perf_head = nn.Linear(features, n_models)
+        self.cost_head = nn.Linear(features, n_models)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        phi = self.encoder(x)
+        return phi, self.perf_head(phi), self.cost_head(phi)
+
+
+class NeuralUCBBandit:
+    """Neural-linear UCB: a small MLP learns query features; LinUCB runs on its last hidden layer.
+
+    The network is trained on the observed (query, called model) pairs to predict that model's
+    correctness and cost (masked MSE on the called model only). Every ``train_every`` updates it
+    takes ``train_steps`` Adam steps on mini-batches from the replay of all observations so far,
+    and the per-model ridge statistics are rebuilt on the new features; between retrainings they
+    are updated by Sherman-Morrison, like LinUCB. Costs are learned divided by ``cost_scale``.
+
+    Args:
+        n_models, dim: number of models and of query features.
+        alpha: width of the optimism bonus on the learned features.
+        hidden, features: widths of the hidden and feature layers.
+        train_every: updates between retrainings.
+        train_steps, batch_size, lr: each retraining's Adam steps, mini-batch size and step size.
+        ridge: ridge penalty of the per-model heads.
+        cost_scale: cost unit for training (e.g. ``c_ref``) so cost targets are O(1).
+        seed: torch seed of initialisation and numpy seed of the mini-batches.
+    """
+
+    name = "NeuralUCB"
+
+    def __init__(
+        self,
+        n_models: int,
+        dim: int,
+        *,
+        alpha: float = 0.2,
+        hidden: int = 64,
+        features: int = 16,
+        train_every: int = 100,
+        train_steps: int = 30,
+        batch_size: int = 128,
+        lr: float = 3e-3,
+        ridge: float = 1.0,
+        cost_scale: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        self.n_models, self.dim = n_models, dim
+        self.alpha = alpha
+        self.train_every = train_every
+        self.train_steps = train_steps
+        self.batch_size = batch_size
+        self.cost_scale = cost_scale
+        torch.manual_seed(seed)
+        self.net = _FeatureNet(dim, n_models, hidden, features)
+        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.rng = np.random.default_rng(seed)
+        self.stats = RidgeStatistics(n_models, features, ridge)
+        self._X = np.zeros((0, dim), dtype=np.float32)
+        self._models = np.zeros(0, dtype=np.int64)
+        self._correct = np.zeros(0)
+        self._cost = np.zeros(0)
+        self._n = 0
+        self._since_training = 0
+        self._last: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            phi, _, _ = self.net(torch.tensor(X, dtype=torch.float32))
+        return RidgeStatistics.augment(phi.numpy())
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
+        return self.stats.means(self._features(X))
+
+    def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = self._features(x[None, :])[0]
+        self._last = (x, z)  # the update that follows reuses the features
+        perf, cost = self.stats.means(z[None, :])
+        return perf[0] + self.alpha * self.stats.widths(z), cost[0]
+
+    def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
+        """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        self._remember(np.asarray(x, dtype=np.float32)[None, :], np.array([action]), [correct], [cost])
+        last_x, z = self._last
+        if not np.array_equal(last_x, x):
+            z = self._features(x[None, :])[0]
+        self.stats.update(z, action, correct, cost)
+        self._since_training += 1
+        if self._since_training >= self.train_every:
+            self._retrain()
+
+    def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
+        """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``): each
+        (query, model) pair becomes one observation in the replay."""
+        n, k = np.asarray(correct).shape
+        rows = np.repeat(np.arange(n), k)
+        models = np.tile(np.arange(k), n)
+        X = np.asarray(X, dtype=np.float32)
+        self._remember(X[rows], models, np.asarray(correct).ravel(), np.asarray(cost).ravel())
+        self._retrain(steps=max(self.train_steps, 10 * n * k // self.batch_size))
+
+    def _remember(self, X: np.ndarray, models: np.ndarray, correct: Any, cost: Any) -> None:
+        # Geometric growth keeps appending amortised O(1) per observation.
+        need = self._n + len(models)
+        if need > len(self._models):
+            size = max(need, 2 * len(self._models), 256)
+            self._X = np.resize(self._X, (size, self.dim))
+            self._models, self._correct, self._cost = (
+                np.resize(a, size) for a in (self._models, self._correct, self._cost)
+            )
+        self._X[self._n : need] = X
+        self._models[self._n : need] = models
+        self._correct[self._n : need] = correct
+        self._cost[self._n : need] = cost
+        self._n = need
+
+    def _retrain(self, steps: int | None = None) -> None:
+        n = self._n
+        X = torch.as_tensor(self._X[:n])
+        models = torch.as_tensor(self._models[:n])
+        correct = torch.as_tensor(self._correct[:n], dtype=torch.float32)
+        cost = torch.as_tensor(self._cost[:n] / self.cost_scale, dtype=torch.float32)
+        self.net.train()
+        for _ in range(self.train_steps if steps is None else steps):
+            batch = torch.as_tensor(self.rng.integers(0, n, size=min(self.batch_size, n)))
+            _, perf_pred, cost_pred = self.net(X[batch])
+            chosen = models[batch][:, None]
+            loss = nn.functional.mse_loss(
+                perf_pred.gather(1, chosen)[:, 0], correct[batch]
+            ) + nn.functional.mse_loss(cost_pred.gather(1, chosen)[:, 0], cost[batch])
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+        self.net.eval()
+        # The features moved: rebuild the per-model statistics on them from the whole replay.
+        self.stats.fit(
+            self._features(self._X[:n]), self._correct[:n], self._cost[:n], models=self._models[:n]
+        )
+        self._since_training = 0
+
+
+BANDITS: dict[str, type] = {
+    "epsilon-greedy": EpsilonGreedyBandit,
+    "linucb": LinUCBBandit,
+    "lin-ts": LinearTSBandit,
+    "neural-ucb": NeuralUCBBandit,
+}
+
+
+def make_bandit(name: str, env: MMRRoutingEnv, *, warm_start: bool = False, **kwargs: Any) -> Any:
+    """A learner ``BANDITS[name]`` sized for ``env`` (models, query features); ``kwargs`` go to it.
+
+    With ``warm_start`` it is first fitted with full information on ``env``'s training split
+    (the same data the supervised routers see); otherwise it starts from nothing.
+    """
+    if name not in BANDITS:
+        raise ValueError(f"unknown bandit {name!r}; choose from {sorted(BANDITS)}")
+    ctx = env.unwrapped.ctx
+    cls = BANDITS[name]
+    if cls is NeuralUCBBandit:
+        kwargs.setdefault("cost_scale", ctx.c_ref)
+    learner = cls(ctx.n_models, ctx.query_obs.shape[1], **kwargs)
+    if warm_start:
+        rows = ctx.train_indices
+        learner.warm_start(ctx.query_obs[rows], ctx.table.correct[rows], ctx.table.cost[rows])
+    return learner
+
+
+def paced_bandit(
+    name: str,
+    env: MMRRoutingEnv,
+    *,
+    warm_start: bool = False,
+    pacing: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> PacedPolicy:
+    """A fresh learner ``BANDITS[name]`` (see :func:`make_bandit`) inside a :class:`PacedPolicy`.
+
+    ``pacing`` holds :class:`PacedPolicy` arguments (e.g. ``{"eta": 0.01}``); ``kwargs`` the learner's.
+    """
+    learner = make_bandit(name, env, warm_start=warm_start, **kwargs)
+    label = f"Paced-{learner.name}" + ("-warm" if warm_start else "")
+    return PacedPolicy(learner, **{"name": label, **(pacing or {})})

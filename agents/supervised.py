@@ -1,0 +1,550 @@
+"""Supervised routers: MMR-Bench's families, each predicting every model's performance and cost per query.
+
+A router is fitted with full information (every model's outcome on every training query) and then
+predicts, for new queries, ``perf`` (expected correctness, in [0, 1] up to the model's fit) and
+``cost`` (expected cost per call, in the table's cost unit) for all ``K`` models. Two ways to use one:
+
+- the paper's per-query threshold protocol:
+  ``threshold_result(name, env, *router.predict(X_eval))`` (:mod:`mmr_gym.evaluate`);
+- as a sequential policy under a budget: ``PacedPolicy(router)`` (:mod:`agents.pacing`).
+
+The families follow the reference implementation (``Hunter-Wrynn/MMR-Bench``,
+``src/mmrbench/routers``), on the environment's query features (``env.ctx.query_obs``: per channel
+standardised with training statistics and concatenated, where the reference averages CLIP text and
+image embeddings). :func:`fit_router` fits one on an environment's training split.
+
+Neural routers (MLP, MLP-MF, CMR) learn costs divided by each model's mean training cost, so that
+all targets are O(1) and one loss weighs every model; predictions are scaled back. Predicted costs
+are clipped at 0 (a call never pays back).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.linear_model import Ridge
+from sklearn.neighbors import NearestNeighbors
+from sklearn.neural_network import MLPRegressor
+from torch import nn
+
+from mmr_gym.context import RoutingContext
+from mmr_gym.env import MMRRoutingEnv
+
+
+class Router:
+    """Predicts, per query, every model's performance and cost. Subclasses implement ``_fit``/``_predict``.
+
+    ``fit(X, correct, cost)`` takes query features ``X`` float ``[n, d]``, correctness ``[n, K]`` in
+    [0, 1] and cost ``[n, K]`` >= 0 (the table's cost unit); ``predict(X)`` returns
+    ``(perf, cost)``, float64 ``[m, K]`` each, cost in the same unit (clipped at 0).
+    """
+
+    name: str = "router"
+
+    def fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> Router:
+        """Fit on ``n`` labelled queries; returns ``self``."""
+        X = np.asarray(X, dtype=np.float32)
+        correct = np.asarray(correct, dtype=np.float64)
+        cost = np.asarray(cost, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X must be a non-empty [queries, features] array, got shape {X.shape}")
+        if correct.ndim != 2 or correct.shape[0] != X.shape[0] or cost.shape != correct.shape:
+            raise ValueError(
+                f"correct and cost must both be [{X.shape[0]}, K] like X's rows, got {correct.shape} and {cost.shape}"
+            )
+        self.n_features_, self.n_models_ = X.shape[1], correct.shape[1]
+        self._fit(X, correct, cost)
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(perf, cost)`` for queries ``X`` ``[m, d]``: float64 ``[m, K]`` each (cost in the table's unit)."""
+        if not hasattr(self, "n_features_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_:
+            raise ValueError(f"X must be [queries, {self.n_features_}], got shape {X.shape}")
+        perf, cost = self._predict(X)
+        return np.asarray(perf, dtype=np.float64), np.maximum(np.asarray(cost, dtype=np.float64), 0.0)
+
+    @classmethod
+    def env_kwargs(cls, ctx: RoutingContext) -> dict[str, Any]:
+        """Constructor arguments that :func:`fit_router` derives from the environment (none by default)."""
+        return {}
+
+    def _fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------- linear
+class LinearRouter(Router):
+    """Ridge regression per model on the query features, one for performance and one for cost.
+
+    (The reference uses unpenalised least squares; a small ridge keeps it stable on few queries.)
+
+    Args:
+        alpha: ridge penalty (same for every model and both targets).
+        seed: unused (the fit is deterministic); accepted so every router takes one.
+    """
+
+    name = "Linear"
+
+    def __init__(self, alpha: float = 1.0, seed: int = 0) -> None:
+        self.alpha = alpha
+        self.seed = seed
+
+    def _fit(self, X, correct, cost):
+        # A multi-output Ridge solves each model's column independently: one ridge per model.
+        self.perf_model_ = Ridge(alpha=self.alpha).fit(X, correct)
+        self.cost_model_ = Ridge(alpha=self.alpha).fit(X, cost)
+
+    def _predict(self, X):
+        return self.perf_model_.predict(X), self.cost_model_.predict(X)
+
+
+class LinearMFRouter(Router):
+    """TruncatedSVD of the features to ``rank`` factors, then ridge heads for performance and cost.
+
+    As the reference's LinearMF. The rank is capped at the feature dimension, so on low-dimensional
+    features (the bundled table has 32) it is a rotation and the router equals :class:`LinearRouter`
+    up to the unpenalised directions.
+
+    Args:
+        rank: number of SVD factors (at most 128 in the paper; capped at ``min(n, d)``).
+        alpha: ridge penalty of both heads.
+        seed: the SVD's random state.
+    """
+
+    name = "LinearMF"
+
+    def __init__(self, rank: int = 128, alpha: float = 1.0, seed: int = 0) -> None:
+        self.rank = rank
+        self.alpha = alpha
+        self.seed = seed
+
+    def _fit(self, X, correct, cost):
+        rank = max(1, min(self.rank, X.shape[0], X.shape[1]))
+        self.svd_ = TruncatedSVD(n_components=rank, random_state=self.seed)
+        Z = self.svd_.fit_transform(X)
+        self.perf_model_ = Ridge(alpha=self.alpha).fit(Z, correct)
+        self.cost_model_ = Ridge(alpha=self.alpha).fit(Z, cost)
+
+    def _predict(self, X):
+        Z = self.svd_.transform(X)
+        return self.perf_model_.predict(Z), self.cost_model_.predict(Z)
+
+
+# ------------------------------------------------------------------------------------------ neighbours
+class KNNRouter(Router):
+    """Means of the ``k`` nearest training queries' outcomes (cosine distance), as the reference.
+
+    Args:
+        k: neighbours (50 in the paper; capped at the number of training queries).
+        metric: a :class:`sklearn.neighbors.NearestNeighbors` metric.
+        seed: unused (the fit is deterministic); accepted so every router takes one.
+    """
+
+    name = "KNN"
+
+    def __init__(self, k: int = 50, metric: str = "cosine", seed: int = 0) -> None:
+        self.k = k
+        self.metric = metric
+        self.seed = seed
+
+    def _fit(self, X, correct, cost):
+        self.neighbours_ = NearestNeighbors(n_neighbors=min(self.k, X.shape[0]), metric=self.metric).fit(X)
+        self.correct_, self.cost_ = correct, cost
+
+    def _predict(self, X):
+        index = self.neighbours_.kneighbors(X, return_distance=False)  # [m, k]
+        return self.correct_[index].mean(axis=1), self.cost_[index].mean(axis=1)
+
+
+class KMeansRouter(Router):
+    """K-means clusters of the training queries; a query gets its cluster's mean outcomes.
+
+    Args:
+        n_clusters: clusters (20 in the paper; capped at the number of training queries).
+        seed: k-means' random state.
+    """
+
+    name = "KMeans"
+
+    def __init__(self, n_clusters: int = 20, seed: int = 0) -> None:
+        self.n_clusters = n_clusters
+        self.seed = seed
+
+    def _fit(self, X, correct, cost):
+        clusters = min(self.n_clusters, X.shape[0])
+        self.kmeans_ = KMeans(n_clusters=clusters, random_state=self.seed, n_init="auto")
+        labels = self.kmeans_.fit_predict(X)
+        counts = np.bincount(labels, minlength=clusters)[:, None]
+        means = []
+        for target in (correct, cost):
+            sums = np.zeros((clusters, target.shape[1]))
+            np.add.at(sums, labels, target)
+            # A cluster left empty by the final assignment predicts the overall mean.
+            means.append(np.where(counts > 0, sums / np.maximum(counts, 1), target.mean(axis=0)))
+        self.cluster_correct_, self.cluster_cost_ = means
+
+    def _predict(self, X):
+        labels = self.kmeans_.predict(X)
+        return self.cluster_correct_[labels], self.cluster_cost_[labels]
+
+
+# -------------------------------------------------------------------------------------------- neural
+class MLPRouter(Router):
+    """Two multilayer perceptrons (scikit-learn), one for every model's performance, one for cost.
+
+    Args:
+        hidden: hidden layer sizes (the reference uses (256, 128); one small layer with a strong
+            penalty did better on a validation part of the bundled table's training split).
+        alpha: L2 penalty.
+        max_iter: training epochs at most (Adam, scikit-learn's defaults otherwise).
+        early_stopping: hold out 10% of the training queries and stop when their score stalls.
+        seed: random state of initialisation, shuffling and the held-out part.
+    """
+
+    name = "MLP"
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (64,),
+        alpha: float = 10.0,
+        max_iter: int = 200,
+        early_stopping: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.hidden = tuple(hidden)
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.seed = seed
+
+    def _regressor(self) -> MLPRegressor:
+        return MLPRegressor(
+            hidden_layer_sizes=self.hidden,
+            alpha=self.alpha,
+            max_iter=self.max_iter,
+            early_stopping=self.early_stopping,
+            random_state=self.seed,
+        )
+
+    def _fit(self, X, correct, cost):
+        self.cost_scale_ = _cost_scale(cost)
+        self.perf_model_ = self._regressor().fit(X, correct)
+        self.cost_model_ = self._regressor().fit(X, cost / self.cost_scale_)
+
+    def _predict(self, X):
+        perf = self.perf_model_.predict(X).reshape(X.shape[0], -1)
+        cost = self.cost_model_.predict(X).reshape(X.shape[0], -1)
+        return perf, cost * self.cost_scale_
+
+
+# Epochs without a better held-out loss before a torch router stops training.
+_PATIENCE = 8
+
+
+class _TorchRouter(Router):
+    """Shared training of the torch routers: mini-batch AdamW on the MSE of each target, seeded.
+
+    Outcome tables are small and noisy (a few thousand queries, 0/1 targets), so a share of the
+    training queries is held out and the weights of the epoch with the lowest held-out loss are kept
+    (early stopping, as scikit-learn's MLP does).
+    """
+
+    def __init__(
+        self,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        weight_decay: float,
+        validation_fraction: float,
+        seed: int,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+
+    def _train(self, net: nn.Module, X: np.ndarray, targets: Sequence[np.ndarray]) -> nn.Module:
+        """Minimise the sum over ``targets`` of the MSE of ``net(x)``'s matching outputs."""
+        inputs = torch.tensor(X, dtype=torch.float32)
+        ys = [torch.tensor(y, dtype=torch.float32) for y in targets]
+        generator = torch.Generator().manual_seed(self.seed)
+        rows = torch.randperm(inputs.shape[0], generator=generator)
+        n_held = int(self.validation_fraction * rows.numel()) if rows.numel() >= 10 else 0
+        held, fit = rows[:n_held], rows[n_held:]
+
+        def loss_on(index: torch.Tensor) -> torch.Tensor:
+            outputs = net(inputs[index])
+            return sum(nn.functional.mse_loss(out, y[index]) for out, y in zip(outputs, ys, strict=True))
+
+        optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        best_loss, best_state, best_epoch = np.inf, None, 0
+        for epoch in range(self.epochs):
+            net.train()
+            order = fit[torch.randperm(fit.numel(), generator=generator)]
+            for start in range(0, order.numel(), self.batch_size):
+                loss = loss_on(order[start : start + self.batch_size])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+            if n_held:
+                net.eval()
+                with torch.no_grad():
+                    held_loss = float(loss_on(held))
+                if held_loss < best_loss:
+                    best_loss, best_state, best_epoch = held_loss, copy.deepcopy(net.state_dict()), epoch
+                elif epoch - best_epoch >= _PATIENCE:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        return net
+
+    @staticmethod
+    def _evaluate(net: nn.Module, X: np.ndarray) -> tuple[np.ndarray, ...]:
+        with torch.no_grad():
+            return tuple(out.numpy() for out in net(torch.tensor(X, dtype=torch.float32)))
+
+
+class _FactorNet(nn.Module):
+    """MLP query encoder to a latent vector, scored against a learned embedding per model."""
+
+    def __init__(self, n_features: int, n_models: int, hidden: Sequence[int], latent: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, latent))
+        self.encoder = nn.Sequential(*layers)
+        self.model_embedding = nn.Parameter(0.01 * torch.randn(n_models, latent))
+        self.model_bias = nn.Parameter(torch.zeros(n_models))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.encoder(x) @ self.model_embedding.T + self.model_bias,)
+
+
+class MLPMFRouter(_TorchRouter):
+    """MLP query encoder times per-model embeddings (matrix factorisation); one net per target (torch).
+
+    Args:
+        hidden: encoder hidden sizes (the reference uses (256, 128)).
+        latent: size of the query latent and of each model embedding (the reference uses 64).
+        epochs, batch_size, lr, weight_decay: AdamW training (the reference: 50 epochs, 32, 1e-3, 0).
+        validation_fraction: share of the training queries held out for early stopping.
+        seed: torch seed of initialisation and shuffling.
+    """
+
+    name = "MLPMF"
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (128, 64),
+        latent: int = 32,
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        validation_fraction: float = 0.15,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(epochs, batch_size, lr, weight_decay, validation_fraction, seed)
+        self.hidden = tuple(hidden)
+        self.latent = latent
+
+    def _fit(self, X, correct, cost):
+        self.cost_scale_ = _cost_scale(cost)
+        torch.manual_seed(self.seed)
+        self.perf_net_ = _FactorNet(X.shape[1], correct.shape[1], self.hidden, self.latent)
+        self.cost_net_ = _FactorNet(X.shape[1], correct.shape[1], self.hidden, self.latent)
+        self._train(self.perf_net_, X, [correct])
+        self._train(self.cost_net_, X, [cost / self.cost_scale_])
+
+    def _predict(self, X):
+        (perf,) = self._evaluate(self.perf_net_, X)
+        (cost,) = self._evaluate(self.cost_net_, X)
+        return perf, cost * self.cost_scale_
+
+
+class _CrossModalNet(nn.Module):
+    """Channels -> tokens -> transformer encoder (attention across modalities) -> mean -> two heads."""
+
+    def __init__(
+        self,
+        channel_dims: Sequence[int],
+        n_models: int,
+        tokens_per_channel: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.channel_dims = list(channel_dims)
+        self.tokens_per_channel = tokens_per_channel
+        self.d_model = d_model
+        # Each token is a learned linear view of its channel; the token embedding says which one it is.
+        self.to_tokens = nn.ModuleList(nn.Linear(d, tokens_per_channel * d_model) for d in channel_dims)
+        self.token_embedding = nn.Parameter(
+            0.02 * torch.randn(len(channel_dims) * tokens_per_channel, d_model)
+        )
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.perf_head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n_models))
+        self.cost_head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n_models))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        channels = torch.split(x, self.channel_dims, dim=1)
+        tokens = torch.cat(
+            [
+                project(channel).view(-1, self.tokens_per_channel, self.d_model)
+                for project, channel in zip(self.to_tokens, channels, strict=True)
+            ],
+            dim=1,
+        )
+        pooled = self.encoder(tokens + self.token_embedding).mean(dim=1)
+        return self.perf_head(pooled), self.cost_head(pooled)
+
+
+class CMRRouter(_TorchRouter):
+    """Cross-modal router: attention over text and image tokens, with performance and cost heads (torch).
+
+    The query vector is cut into its feature channels (``channel_dims``, e.g. text 16 + image 16);
+    each channel becomes ``tokens_per_channel`` tokens, a small transformer encoder attends across
+    them, and the mean token feeds a performance head and a cost head trained jointly. The
+    reference projects one token per channel to 512 dimensions with two layers; this one defaults to
+    one 32-dimensional layer for CPUs (more tokens or layers did no better on validation).
+    Without a channel layout (``channel_dims=None``: an ``obs_dim`` projection mixed the channels,
+    or the table has a single channel) the whole vector is one token, which makes it an MLP.
+
+    Args:
+        channel_dims: widths of the consecutive channels in the query vector (summing to its size).
+        tokens_per_channel: tokens per channel.
+        d_model, n_heads, n_layers, dropout: the encoder's size.
+        epochs, batch_size, lr, weight_decay: AdamW training (at most ``epochs``).
+        validation_fraction: share of the training queries held out for early stopping.
+        seed: torch seed of initialisation, dropout and shuffling.
+    """
+
+    name = "CMR"
+
+    def __init__(
+        self,
+        channel_dims: Sequence[int] | None = None,
+        tokens_per_channel: int = 1,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        epochs: int = 30,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        validation_fraction: float = 0.15,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(epochs, batch_size, lr, weight_decay, validation_fraction, seed)
+        self.channel_dims = None if channel_dims is None else tuple(int(d) for d in channel_dims)
+        self.tokens_per_channel = tokens_per_channel
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.dropout = dropout
+
+    @classmethod
+    def env_kwargs(cls, ctx: RoutingContext) -> dict[str, Any]:
+        return {"channel_dims": channel_dims(ctx)}
+
+    def _fit(self, X, correct, cost):
+        dims = self.channel_dims
+        if dims is None or len(dims) < 2:
+            warnings.warn(
+                "CMRRouter: no text/image channel layout for the query vector (an obs_dim projection mixes "
+                "the channels, or the table has fewer than two feature channels); the whole vector is one "
+                "token, so this router is a single-token MLP, not a cross-modal one",
+                stacklevel=3,
+            )
+            dims = (X.shape[1],)
+        if sum(dims) != X.shape[1]:
+            raise ValueError(f"channel_dims {dims} sum to {sum(dims)}, but X has {X.shape[1]} features")
+        self.cost_scale_ = _cost_scale(cost)
+        torch.manual_seed(self.seed)
+        self.net_ = _CrossModalNet(
+            dims,
+            correct.shape[1],
+            self.tokens_per_channel,
+            self.d_model,
+            self.n_heads,
+            self.n_layers,
+            self.dropout,
+        )
+        self._train(self.net_, X, [correct, cost / self.cost_scale_])
+
+    def _predict(self, X):
+        perf, cost = self._evaluate(self.net_, X)
+        return perf, cost * self.cost_scale_
+
+
+def _cost_scale(cost: np.ndarray) -> np.ndarray:
+    """Per-model mean training cost (``[K]``, > 0): neural routers learn cost / scale, all O(1)."""
+    scale = cost.mean(axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+# ---------------------------------------------------------------------------------------- registry
+ROUTERS: dict[str, type[Router]] = {
+    "linear": LinearRouter,
+    "linear-mf": LinearMFRouter,
+    "mlp": MLPRouter,
+    "mlp-mf": MLPMFRouter,
+    "knn": KNNRouter,
+    "kmeans": KMeansRouter,
+    "cmr": CMRRouter,
+}
+
+
+def channel_dims(ctx: RoutingContext) -> tuple[int, ...] | None:
+    """Widths of the feature channels in ``ctx.query_obs``, in order; None if the columns are not channels.
+
+    None when an ``obs_dim`` projection mixed the channels or the table has no features (the query
+    is then the dataset one-hot).
+    """
+    features = ctx.table.features
+    if not all(channel in features for channel in ctx.channels):
+        return None
+    dims = tuple(int(features[channel].shape[1]) for channel in ctx.channels)
+    return dims if sum(dims) == ctx.query_obs.shape[1] else None
+
+
+def fit_router(name: str, env: MMRRoutingEnv, **kwargs: Any) -> Router:
+    """Fit the router ``ROUTERS[name]`` on ``env``'s training split, with full information.
+
+    ``X = env.ctx.query_obs[env.ctx.train_indices]`` (exactly what the environment shows as
+    ``obs["query"]``), targets the table's ``correct`` and ``cost`` for those rows, so the fitted
+    router scores the environment's observations. ``kwargs`` go to the router's constructor (e.g.
+    ``seed``) and override what is derived from the environment (CMR's ``channel_dims``).
+    """
+    if name not in ROUTERS:
+        raise ValueError(f"unknown router {name!r}; choose from {sorted(ROUTERS)}")
+    ctx = env.unwrapped.ctx
+    cls = ROUTERS[name]
+    rows = ctx.train_indices
+    router = cls(**{**cls.env_kwargs(ctx), **kwargs})
+    return router.fit(ctx.query_obs[rows], ctx.table.correct[rows], ctx.table.cost[rows])

@@ -1,0 +1,146 @@
+"""PacedPolicy: budget tracking with a perfect scorer, reduction to greedy, no-budget semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _tables import make_table
+
+from agents.pacing import PacedPolicy
+from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.evaluate import evaluate_policy, run_stream, split_streams
+
+BUDGETS = (0.03, 0.06, 0.1, 0.4)
+# Below ~0.17 (the mean cost of each test query's cheapest correct model, / c_ref, on this table) a
+# perfect router would spend more than the budget if it could; above, it saturates.
+TIGHT = (0.03, 0.06, 0.1)
+
+
+class PerfectScorer:
+    """Predicts the true outcomes: looks each query's row up by its features (unique in the table)."""
+
+    name = "Perfect"
+
+    def __init__(self, env: MMRRoutingEnv) -> None:
+        self.ctx = env.ctx
+        self.row_of = {row.tobytes(): i for i, row in enumerate(env.ctx.query_obs)}
+        self.calls = 0
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        rows = [self.row_of[np.asarray(x, dtype=np.float32).tobytes()] for x in X]
+        return self.ctx.table.correct[rows].astype(np.float64), self.ctx.table.cost[rows].astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def env() -> MMRRoutingEnv:
+    return MMRRoutingEnv(make_table(n=1200, k=4, seed=5), split="test", episode_length=40)
+
+
+@pytest.fixture(scope="module")
+def perfect(env):
+    return evaluate_policy(
+        lambda: PacedPolicy(PerfectScorer(env)), env, budget_ratios=BUDGETS, seeds=(0,), progress=False
+    )
+
+
+def test_perfect_scorer_spends_close_to_the_budget_and_never_beyond_but_a_final_overrun(env):
+    for ratio in TIGHT:
+        policy = PacedPolicy(PerfectScorer(env))
+        spend, budget = 0.0, 0.0
+        for ids in split_streams(env, seed=0):
+            metrics = run_stream(env, policy, ids, ratio)
+            # Beyond the budget only by the overrun of the call that ended the episode.
+            assert metrics["spend"] <= metrics["budget"] * (1 + 1e-9) + metrics["overrun"]
+            spend, budget = spend + metrics["spend"], budget + metrics["budget"]
+        # A perfect scorer has a use for every unit of these budgets: it spends nearly all of them.
+        assert 0.88 <= spend / budget <= 1.01, (ratio, spend / budget)
+
+
+def test_perfect_scorer_accuracy_rises_with_budget(perfect):
+    accuracy = [p.accuracy for p in perfect.points]
+    assert all(b >= a - 0.01 for a, b in zip(accuracy, accuracy[1:], strict=False)), accuracy
+    assert accuracy[-1] > accuracy[0] + 0.1
+
+
+def test_fixed_zero_price_is_greedy_argmax_of_predicted_performance(env):
+    scorer = PerfectScorer(env)
+    policy = PacedPolicy(scorer, eta=0.0, lambda_init=0.0, reserve=0.0)
+    obs, info = env.reset(seed=1, options={"budget_ratio": 0.2})
+    policy.begin_episode(env)
+    done = False
+    while not done:
+        action = policy.act(obs, info)
+        perf, _ = scorer.predict(obs["query"][None, :])
+        assert action == int(np.argmax(np.where(info["action_mask"].astype(bool), perf[0], -np.inf)))
+        obs, reward, done, _, info = env.step(action)
+        policy.observe(action, reward, info)
+    assert policy.lambda_ == 0.0
+
+
+def test_without_budget_the_price_is_the_cost_weight(env):
+    free = MMRRoutingEnv(env.ctx.table, split="test", episode_length=40, budget_ratio=None, cost_weight=0.5)
+    scorer = PerfectScorer(free)
+    policy = PacedPolicy(scorer)
+    obs, info = free.reset(seed=2)
+    policy.begin_episode(free)
+    for _ in range(20):
+        action = policy.act(obs, info)
+        perf, cost = scorer.predict(obs["query"][None, :])
+        reward = perf[0] - 0.5 * obs["model_costs"]
+        assert action == int(np.argmax(reward))
+        obs, r, _, _, info = free.step(action)
+        policy.observe(action, r, info)
+    assert policy.lambda_ == 0.5
+
+
+def test_flat_observations_give_the_same_decisions(env):
+    flat = MMRRoutingEnv(env.ctx.table, split="test", episode_length=40, observation="flat")
+    ids = split_streams(env, seed=0)[0]
+    actions = {}
+    for name, e in (("dict", env), ("flat", flat)):
+        policy = PacedPolicy(PerfectScorer(e))
+        obs, info = e.reset(options={"query_ids": ids, "budget_ratio": 0.1})
+        policy.begin_episode(e)
+        actions[name], done = [], False
+        while not done:
+            actions[name].append(policy.act(obs, info))
+            obs, reward, done, _, info = e.step(actions[name][-1])
+            policy.observe(actions[name][-1], reward, info)
+    assert actions["dict"] == actions["flat"]
+
+
+def test_price_is_calibrated_then_carried_across_episodes_of_one_budget(env):
+    streams = split_streams(env, seed=0)
+    carried = PacedPolicy(PerfectScorer(env))
+    run_stream(env, carried, streams[0], 0.1)
+    start = carried._calibrate(0.1)  # what a fresh episode would start from
+    end_of_first = carried.lambda_
+    assert end_of_first != start
+    obs, info = env.reset(options={"query_ids": streams[1], "budget_ratio": 0.1})
+    carried.begin_episode(env)
+    carried.act(obs, info)
+    assert carried.lambda_ == end_of_first  # carried over, not recalibrated
+
+    fresh = PacedPolicy(PerfectScorer(env), carry_lambda=False)
+    run_stream(env, fresh, streams[0], 0.1)
+    fresh.begin_episode(env)
+    fresh.act(obs, info)
+    assert fresh.lambda_ == pytest.approx(start)
+
+
+def test_a_fixed_scorer_is_asked_once_per_context(env):
+    scorer = PerfectScorer(env)
+    policy = PacedPolicy(scorer)
+    for ids in split_streams(env, seed=0)[:3]:
+        run_stream(env, policy, ids, 0.2)
+    assert scorer.calls == 1
+
+
+def test_bad_arguments_raise(env):
+    with pytest.raises(ValueError, match="cost_source"):
+        PacedPolicy(PerfectScorer(env), cost_source="oracle")
+    with pytest.raises(ValueError, match="eta"):
+        PacedPolicy(PerfectScorer(env), eta=-1.0)
+    with pytest.raises(ValueError, match="reserve"):
+        PacedPolicy(PerfectScorer(env), reserve=-1.0)
