@@ -1,43 +1,353 @@
-"""The main job: evaluate routing policies on MMRRouting-v0 over a budget sweep and report.
+"""The main job: train routing agents on MMRRouting-v0, compare them with baselines and the oracles, report.
 
-    python train.py                      # bundled simulated table, default policies
-    python train.py --quick              # a smaller sweep, for smoke tests
-    python train.py --dataset path/to/table --policies random,best-single,oracle
+    python train.py                      # bundled simulated table, the default policies
+    python train.py --quick              # a small sweep and short training, for smoke tests
+    python train.py --policies random,oracle,rl-ppo,rl-dqn --timesteps 300000 --seeds 0,1
+    python train.py --dataset path/to/table --env-kwargs '{"modality": "text"}'
+
+Every learning agent is fitted on the training split, once per seed, and scored on the test split
+(the evaluation streams of that seed); the spread over seeds covers both the training and the
+stream draws. RL agents train budget-conditioned (a budget ratio per episode from
+``--train-budget-range``) on 75% of the training split and are checkpoint-selected on the other 25%
+(``agents.rl.validation_split``); nothing is ever chosen on the test split.
 
 Writes into the run directory: results.md / results.csv / points.csv / results.json (one record
-per policy: name, nAUC, Ps, QNC, regret, overrun_rate, points...) and pareto.png; prints the table.
+per policy: name, nAUC, Ps, QNC, regret, overrun_rate, points...), pareto.png, the saved RL agents
+(``agents/<policy>/seed<k>/model.zip``, reloadable with ``agents.rl.load_agent``) and their
+TensorBoard logs (``tensorboard --logdir <run-dir>/agents``); prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
 
 import mmr_gym  # noqa: F401  (registers the environments)
+from agents.bandits import BANDITS, paced_bandit
 from agents.baselines import BASELINES
-from mmr_gym.evaluate import DEFAULT_BUDGET_RATIOS, evaluate_policy, per_query_oracle_result
+from agents.pacing import PacedPolicy
+from agents.rl import (
+    ALGOS,
+    DISPLAY_NAMES,
+    TRAIN_BUDGET_RATIOS,
+    VEC_ENV_BACKENDS,
+    SB3Policy,
+    train_agent,
+    training_env_kwargs,
+    validation_split,
+)
+from agents.supervised import ROUTERS, fit_router
+from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.evaluate import (
+    DEFAULT_BUDGET_RATIOS,
+    BudgetPoint,
+    PolicyResult,
+    evaluate_policy,
+    evaluation_rows,
+    per_query_oracle_result,
+    threshold_result,
+)
+from mmr_gym.metrics import curve_summary, pareto_frontier
+from mmr_gym.policy import Policy
 from mmr_gym.report import markdown_table, write_report
 
-DEFAULT_POLICIES = ("random", "cheapest", "best-single", "oracle")
+# --------------------------------------------------------------------------------- the run
+QUICK_BUDGET_RATIOS = (0.05, 0.2, 0.5, 1.0, 1.5)
+QUICK_MAX_QUERIES = 1000
+DEFAULT_TIMESTEPS = 200_000  # validation returns flatten after ~150k steps (agents/rl.py)
+QUICK_TIMESTEPS = 20_000
 
 
+@dataclass
+class Run:
+    """What every agent of one run shares: the environments' kwargs, the sweep, where files go."""
+
+    run_dir: Path
+    env_kwargs: dict[str, Any]  # shared by the training and the test environments
+    test_env: MMRRoutingEnv
+    train_env: MMRRoutingEnv  # the training split, for routers fitted with full information
+    budget_ratios: list[float]
+    seeds: list[int]
+    max_queries: int | None
+    timesteps: int
+    train_budget_range: tuple[float, float]
+    budget_sampling: str
+    rl_validation: str
+    vec_env: str
+    progress: bool
+
+    def evaluate(self, policy: Policy | Callable[[], Policy], seeds: Sequence[int]) -> PolicyResult:
+        """``policy`` over the budget sweep on the test split, streams of ``seeds``."""
+        return evaluate_policy(
+            policy,
+            self.test_env,
+            budget_ratios=self.budget_ratios,
+            seeds=seeds,
+            max_queries=self.max_queries,
+            progress=self.progress,
+        )
+
+
+# An agent's fit for one seed returns, per reported policy name, either a Policy factory (scored on
+# budgeted streams of that seed by the runner) or a PolicyResult it scored itself (threshold protocol).
+Scorable = Callable[[], Policy] | PolicyResult
+FitFn = Callable[[Run, int], dict[str, Scorable]]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One learning entry of ``--policies``: a summary and how to fit it for one seed."""
+
+    summary: str
+    fit: FitFn
+
+
+def _router_agent(router: str) -> FitFn:
+    """A supervised router, scored by MMR-Bench's threshold protocol and as a budget-paced policy."""
+
+    def fit(run: Run, seed: int) -> dict[str, Scorable]:
+        model = fit_router(router, run.train_env, seed=seed)
+        rows = evaluation_rows(run.test_env, run.max_queries)
+        perf, cost = model.predict(run.test_env.ctx.query_obs[rows])
+        threshold = threshold_result(
+            f"{model.name} (threshold)", run.test_env, perf, cost, max_queries=run.max_queries
+        )
+
+        def paced() -> Policy:
+            # A fresh PacedPolicy per (budget, seed): its price of budget adapts within a sweep point.
+            return PacedPolicy(model)
+
+        return {paced().name: paced, threshold.name: threshold}
+
+    return fit
+
+
+def _bandit_agent(bandit: str, warm_start: bool = False) -> FitFn:
+    """A contextual bandit inside budget pacing, learning online (bandit feedback) on the test streams.
+
+    A fresh learner per (budget, seed), as the evaluator builds policies; it learns across that
+    sweep point's episodes. Cold by default; ``warm_start`` first fits it on the training split.
+    """
+
+    def fit(run: Run, seed: int) -> dict[str, Scorable]:
+        def make() -> Policy:
+            return paced_bandit(bandit, run.train_env, warm_start=warm_start, seed=seed)
+
+        return {make().name: make}
+
+    return fit
+
+
+def _rl_agent(algo: str) -> FitFn:
+    """An SB3 agent trained budget-conditioned, saved under ``agents/rl-<algo>/seed<k>``."""
+
+    def fit(run: Run, seed: int) -> dict[str, Scorable]:
+        train_kwargs = training_env_kwargs({**run.env_kwargs, "budget_ratio": run.train_budget_range})
+        if run.rl_validation == "holdout":
+            fit_kwargs, val_kwargs = validation_split(train_kwargs, fraction=0.25, seed=seed)
+        else:  # the training queries themselves, on other streams and budget draws
+            fit_kwargs, val_kwargs = train_kwargs, train_kwargs
+        model = train_agent(
+            algo,
+            fit_kwargs,
+            total_timesteps=run.timesteps,
+            seed=seed,
+            log_dir=run.run_dir / "agents" / f"rl-{algo}" / f"seed{seed}",
+            eval_env_kwargs=val_kwargs,
+            eval_freq=max(run.timesteps // 8, 1_000),
+            n_eval_episodes=20,
+            budget_sampling=run.budget_sampling,
+            vec_env=run.vec_env,
+            progress=run.progress,
+        )
+        policy = SB3Policy(model)  # stateless between episodes: one instance serves every stream
+        return {policy.name: lambda: policy}
+
+    return fit
+
+
+AGENTS: dict[str, AgentSpec] = {
+    **{
+        name: AgentSpec(f"{cls.name} router: threshold protocol and budget-paced", _router_agent(name))
+        for name, cls in ROUTERS.items()
+    },
+    **{
+        name: AgentSpec(f"{cls.name} bandit with budget pacing, cold start", _bandit_agent(name))
+        for name, cls in BANDITS.items()
+    },
+    **{
+        f"{name}-warm": AgentSpec(
+            f"{cls.name} bandit with budget pacing, warm-started on the training split",
+            _bandit_agent(name, warm_start=True),
+        )
+        for name, cls in BANDITS.items()
+    },
+    **{
+        f"rl-{algo}": AgentSpec(
+            f"{DISPLAY_NAMES[algo]} (stable-baselines3), budget-conditioned", _rl_agent(algo)
+        )
+        for algo in ALGOS
+    },
+}
+"""Learning agents by ``--policies`` name. Adding one is one entry: a summary and ``fit(run, seed)``."""
+
+DEFAULT_POLICIES = (
+    "random",
+    "cheapest",
+    "best-single",
+    "oracle",
+    "linear-mf",
+    "linucb",
+    "rl-maskable-ppo",
+    "rl-dqn",  # the best RL agent on the validation split (see agents/rl.py)
+)
+
+
+# --------------------------------------------------------------------------------- seeds
+def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
+    """One result from per-seed results of the same policy (each evaluated on its own seed's streams).
+
+    Budgeted-stream results are combined exactly as :func:`~mmr_gym.evaluate.evaluate_policy` combines
+    seeds: points are the mean over seeds (with their spread), nAUC/Ps/QNC come from the mean curve,
+    their spread from the per-seed curves. Threshold-protocol curves have no common grid: the metrics
+    are the mean over seeds and the points those of the first seed.
+    """
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    seeds = [s for r in results for s in r.extra.get("seeds", [])]
+    if first.protocol != "budgeted stream":
+        return replace(
+            first,
+            nAUC=_mean([r.nAUC for r in results]),
+            Ps=_mean([r.Ps for r in results]),
+            QNC=_mean([r.QNC for r in results]),
+            nAUC_std=_std([r.nAUC for r in results]),
+            Ps_std=_std([r.Ps for r in results]),
+            QNC_per_seed=[r.QNC for r in results],
+            extra={**first.extra, "seeds_fitted": len(results), "points_from": "the first seed's fit"},
+        )
+    cost = np.array([[p.cost for p in r.points] for r in results])  # [seeds, budgets]
+    accuracy = np.array([[p.accuracy for p in r.points] for r in results])
+    regret = np.array([[p.regret for p in r.points] for r in results])
+    points = [
+        BudgetPoint(
+            budget_ratio=p.budget_ratio,
+            cost=float(cost[:, b].mean()),
+            accuracy=float(accuracy[:, b].mean()),
+            cost_std=float(cost[:, b].std()),
+            accuracy_std=float(accuracy[:, b].std()),
+            regret=float(regret[:, b].mean()),
+            regret_std=float(regret[:, b].std()),
+            oracle_accuracy=_mean([r.points[b].oracle_accuracy for r in results]),
+            overrun_rate=_mean([r.points[b].overrun_rate for r in results]),
+            unanswered_rate=_mean([r.points[b].unanswered_rate for r in results]),
+        )
+        for b, p in enumerate(first.points)
+    ]
+    mean_curve = np.stack([cost.mean(axis=0), accuracy.mean(axis=0)], axis=1)
+    best = first.best_single
+    summary = curve_summary(mean_curve[:, 0], mean_curve[:, 1], best["accuracy"], best["mean_cost"])
+    return replace(
+        first,
+        points=points,
+        frontier=pareto_frontier(mean_curve).tolist(),
+        nAUC=summary["nAUC"],
+        Ps=summary["Ps"],
+        QNC=summary["QNC"],
+        nAUC_std=_std([r.nAUC for r in results]),
+        Ps_std=_std([r.Ps for r in results]),
+        QNC_per_seed=[r.QNC for r in results],
+        regret=_mean([r.regret for r in results]),
+        overrun_rate=_mean([r.overrun_rate for r in results]),
+        extra={**first.extra, "seeds": seeds, "seeds_fitted": len(results)},
+    )
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _std(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.std(finite)) if finite else float("nan")
+
+
+def run_agent(run: Run, name: str) -> list[PolicyResult]:
+    """Fit ``AGENTS[name]`` once per seed, score each fit on that seed's streams, merge over seeds."""
+    by_policy: dict[str, list[PolicyResult]] = {}
+    for seed in run.seeds:
+        for policy_name, scorable in AGENTS[name].fit(run, seed).items():
+            result = scorable if isinstance(scorable, PolicyResult) else run.evaluate(scorable, [seed])
+            by_policy.setdefault(policy_name, []).append(result)
+    return [merge_seed_results(results) for results in by_policy.values()]
+
+
+# --------------------------------------------------------------------------------- CLI
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default=None, help="bundled name or path (default: the bundled simulated table)")
-    parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
-                        help=f"comma-separated, from {sorted(BASELINES)}")
-    parser.add_argument("--budget-ratios", default=",".join(map(str, DEFAULT_BUDGET_RATIOS)),
-                        help="budgets as multiples of episode_length * c_ref")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated evaluation seeds")
+    choices = sorted(BASELINES) + sorted(AGENTS)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset", default=None, help="bundled name or path (default: the bundled simulated table)"
+    )
+    parser.add_argument(
+        "--policies", default=",".join(DEFAULT_POLICIES), help=f"comma-separated, from {choices}"
+    )
+    parser.add_argument(
+        "--budget-ratios",
+        default=",".join(map(str, DEFAULT_BUDGET_RATIOS)),
+        help="evaluation budgets as multiples of episode_length * c_ref",
+    )
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="comma-separated seeds: one fit and one set of test streams each"
+    )
     parser.add_argument("--episode-length", type=int, default=100)
-    parser.add_argument("--env-kwargs", default="{}", help='extra MMRRouting-v0 kwargs as JSON, e.g. \'{"modality": "text"}\'')
+    parser.add_argument(
+        "--env-kwargs", default="{}", help='extra MMRRouting-v0 kwargs as JSON, e.g. \'{"modality": "text"}\''
+    )
+    parser.add_argument(
+        "--timesteps",
+        type=int,
+        default=None,
+        help=f"RL training steps per seed (default {DEFAULT_TIMESTEPS:,}; quick {QUICK_TIMESTEPS:,})",
+    )
+    parser.add_argument(
+        "--train-budget-range",
+        default=",".join(map(str, TRAIN_BUDGET_RATIOS)),
+        help="low,high: the budget ratio range RL agents train on (drawn per episode)",
+    )
+    parser.add_argument(
+        "--budget-sampling",
+        choices=("log-uniform", "uniform"),
+        default="log-uniform",
+        help="how RL training draws the budget ratio from that range (log-uniform: more tight budgets)",
+    )
+    parser.add_argument(
+        "--rl-validation",
+        choices=("holdout", "train"),
+        default="holdout",
+        help="RL checkpoint selection on 25%% of the training split held out (default), or on the training queries",
+    )
+    parser.add_argument(
+        "--vec-env", choices=VEC_ENV_BACKENDS, default="dummy", help="SB3 VecEnv for RL training"
+    )
     parser.add_argument("--run-dir", default=None, help="output directory (default: runs/<timestamp>)")
-    parser.add_argument("--quick", action="store_true", help="few budgets, one seed, 1,000 test queries")
+    parser.add_argument(
+        "--quick", action="store_true", help="few budgets, one seed, 1,000 test queries, short RL training"
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -48,41 +358,76 @@ def main(argv: list[str] | None = None) -> int:
     budget_ratios = [float(x) for x in args.budget_ratios.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
     max_queries = None
+    timesteps = args.timesteps or DEFAULT_TIMESTEPS
     if args.quick:
-        budget_ratios, seeds, max_queries = [0.05, 0.2, 0.5, 1.0, 1.5], seeds[:1], 1000
+        budget_ratios, seeds, max_queries = list(QUICK_BUDGET_RATIOS), seeds[:1], QUICK_MAX_QUERIES
+        timesteps = args.timesteps or QUICK_TIMESTEPS
     names = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = sorted(set(names) - set(BASELINES))
+    unknown = sorted(set(names) - set(BASELINES) - set(AGENTS))
     if unknown:
-        print(f"unknown policies {unknown}; choose from {sorted(BASELINES)}", file=sys.stderr)
+        print(
+            f"unknown policies {unknown}; choose from {sorted(BASELINES) + sorted(AGENTS)}", file=sys.stderr
+        )
         return 2
-    env_kwargs = {"dataset": args.dataset, "split": "test", "episode_length": args.episode_length}
-    env_kwargs.update(json.loads(args.env_kwargs))
-    env = gym.make("MMRRouting-v0", **env_kwargs).unwrapped
-    run_dir = Path(args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    low, high = (float(x) for x in args.train_budget_range.split(","))
 
+    env_kwargs: dict[str, Any] = {"dataset": args.dataset, "episode_length": args.episode_length}
+    env_kwargs.update(json.loads(args.env_kwargs))
+    for key in ("split", "budget_ratio"):  # chosen per use: test/train split, sweep or training range
+        env_kwargs.pop(key, None)
+    run = Run(
+        run_dir=Path(args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")),
+        env_kwargs=env_kwargs,
+        test_env=MMRRoutingEnv(**env_kwargs, split="test"),
+        train_env=MMRRoutingEnv(**env_kwargs, split="train"),
+        budget_ratios=budget_ratios,
+        seeds=seeds,
+        max_queries=max_queries,
+        timesteps=timesteps,
+        train_budget_range=(low, high),
+        budget_sampling=args.budget_sampling,
+        rl_validation=args.rl_validation,
+        vec_env=args.vec_env,
+        progress=not args.no_progress,
+    )
+    env = run.test_env
     table = env.ctx.table
     print(f"table: {table!r}")
-    print(f"test split: {env.ctx.split_indices.size} queries; c_ref = {env.c_ref:.4g} {env.cost_unit} "
-          f"(reference model {env.model_names[env.ctx.reference_model]!r}, cost source: "
-          f"{table.meta.get('cost_source', 'unspecified')})")
+    print(
+        f"test split: {env.ctx.split_indices.size} queries; c_ref = {env.c_ref:.4g} {env.cost_unit} "
+        f"(reference model {env.model_names[env.ctx.reference_model]!r}, cost source: "
+        f"{table.meta.get('cost_source', 'unspecified')})"
+    )
 
-    results = []
-    for name in names:
-        factory = BASELINES[name]
-        results.append(evaluate_policy(factory, env, budget_ratios=budget_ratios, seeds=seeds,
-                                       max_queries=max_queries, progress=not args.no_progress))
+    results: list[PolicyResult] = []
+    timings: dict[str, float] = {}
+    bar = tqdm(names, desc="policies", disable=not run.progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        if name in BASELINES:
+            results.append(run.evaluate(BASELINES[name], seeds))
+        else:
+            results.extend(run_agent(run, name))
+        timings[name] = round(time.perf_counter() - t0, 1)
     results.append(per_query_oracle_result(env, max_queries=max_queries))
 
     context = {
         "table": repr(table),
         "cost unit": f"{env.cost_unit} ({table.meta.get('cost_source', 'unspecified')})",
-        "split": f"test ({env.ctx.split_indices.size} queries{'' if max_queries is None else f', a fixed random {max_queries} of them'})",
+        "split": f"test ({env.ctx.split_indices.size} queries"
+        f"{'' if max_queries is None else f', a fixed random {max_queries} of them'})",
         "budget ratios": budget_ratios,
         "seeds": seeds,
         "episode length": args.episode_length,
         "c_ref": env.c_ref,
+        "RL": f"{timesteps:,} steps per seed, budget ratio per episode in [{low:g}, {high:g}] ({args.budget_sampling}), "
+        f"checkpoint selected on {'25% of the training split held out' if args.rl_validation == 'holdout' else 'the training split'}",
+        "seconds per policy": timings,
     }
-    files = write_report(results, run_dir, title="mmr-gym: routing policies on MMRRouting-v0", context=context)
+    files = write_report(
+        results, run.run_dir, title="mmr-gym: routing policies on MMRRouting-v0", context=context
+    )
     print()
     print(markdown_table(results))
     print()

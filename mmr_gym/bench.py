@@ -26,9 +26,13 @@ import numpy as np
 ENV_ID = "MMRRouting-v0"
 PEER_ID = "CartPole-v1"
 VECTOR_SIZES = (1, 64, 1024, 4096)
+# Sizes at which the native vector env is also timed with stream_sampling="batched" (one
+# generator draws all streams in batches; sub-envs no longer replay single envs' streams).
+BATCHED_SIZES = (1024, 4096)
 SB3_SIZES = (8, 64)
-# The bars set by the project's issue 5: (section, num_envs) -> minimum ratio to the peer.
-BARS = {("single", 1): 0.5, ("vector", 1024): 1.0, ("sb3", 64): 5.0}
+# The bars set by the project's issue 5: (section, num_envs) -> minimum ratio to the peer. The
+# vector bar is shown for both stream samplings.
+BARS = {("single", 1): 0.5, ("vector", 1024): 1.0, ("vector-batched", 1024): 1.0, ("sb3", 64): 5.0}
 _POOL = 1 << 16  # precomputed uniform actions, reused cyclically
 
 
@@ -258,8 +262,8 @@ def _memory(env_kwargs: dict[str, Any], copies: int = 64) -> dict[str, Any]:
 
 
 def _bounds(env_kwargs: dict[str, Any], num_envs: int, seconds: float) -> dict[str, Any]:
-    """What limits a step: copying the observations, and the exact per-episode stream draw."""
-    from mmr_gym.vector import MMRRoutingVectorEnv
+    """What limits a step: copying the observations, and drawing the streams (exact or batched)."""
+    from mmr_gym.vector import MMRRoutingVectorEnv, draw_distinct_rows
 
     env = MMRRoutingVectorEnv(num_envs=num_envs, **env_kwargs)
     ctx = env.ctx
@@ -274,6 +278,8 @@ def _bounds(env_kwargs: dict[str, Any], num_envs: int, seconds: float) -> dict[s
     rng = np.random.default_rng(0)
     n_split, length = ctx.split_indices.size, env.episode_length
     draws = _calls_per_second(lambda: rng.choice(n_split, length, replace=False), seconds)
+    batch = 1024  # as the batched pool draws them
+    batched = batch * _calls_per_second(lambda: draw_distinct_rows(rng, n_split, length, batch), seconds)
     return {
         "observation_bytes_per_env_step": obs_bytes,
         "memcpy_bytes_per_s": copy_rate,
@@ -282,6 +288,8 @@ def _bounds(env_kwargs: dict[str, Any], num_envs: int, seconds: float) -> dict[s
         "gather_num_envs": num_envs,
         "episode_start_draws_per_s": draws,
         "episode_start_bound_env_steps_per_s": draws * length,
+        "batched_draws_per_s": batched,
+        "batched_bound_env_steps_per_s": batched * length,
     }
 
 
@@ -290,6 +298,7 @@ def run_benchmark(
     seconds: float = 1.0,
     repeats: int = 3,
     vector_sizes: Sequence[int] = VECTOR_SIZES,
+    batched_sizes: Sequence[int] = BATCHED_SIZES,
     sb3_sizes: Sequence[int] = SB3_SIZES,
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[str], None] = print,
@@ -325,7 +334,7 @@ def run_benchmark(
             }
         )
         progress(
-            f"  {section:6s} {num_envs:5d} envs: {ours:12,.0f} vs {peer:12,.0f} env-steps/s  ratio {ratio:.2f}"
+            f"  {section:14s} {num_envs:5d} envs: {ours:12,.0f} vs {peer:12,.0f} env-steps/s  ratio {ratio:.2f}"
         )
 
     progress("single environment (gym.make) ...")
@@ -339,20 +348,27 @@ def run_benchmark(
     record("single", 1, best["ours"], best["peer"], f'gym.make("{ENV_ID}")', f'gym.make("{PEER_ID}")')
 
     progress("native vector environments (gym.make_vec, vector_entry_point) ...")
-    for n in vector_sizes:
-        ours = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="vector_entry_point", **env_kwargs)
+    for n in sorted(set(vector_sizes) | set(batched_sizes)):
+        runs, starts = {}, {}  # starts: seconds in episode starts, seconds stepping
+        samplings = [s for s, sizes in (("per-env", vector_sizes), ("batched", batched_sizes)) if n in sizes]
+        for sampling in samplings:
+            ours = gym.make_vec(
+                ENV_ID,
+                num_envs=n,
+                vectorization_mode="vector_entry_point",
+                stream_sampling=sampling,
+                **env_kwargs,
+            )
+            starts[sampling] = [0.0, 0.0]
+            runs[sampling] = _vector_runner(ours, k, masked=True, starts=starts[sampling])
         peer = gym.make_vec(PEER_ID, num_envs=n, vectorization_mode="vector_entry_point")
-        starts = [0.0, 0.0]  # seconds in episode starts, seconds stepping
-        best = _interleaved(
-            {
-                "ours": _vector_runner(ours, k, masked=True, starts=starts),
-                "peer": _vector_runner(peer, 2, masked=False),
-            },
-            seconds,
-            repeats,
-        )
-        record("vector", n, best["ours"] * n, best["peer"] * n, "MMRRoutingVectorEnv", "CartPoleVectorEnv")
-        rows[-1]["episode_start_share"] = starts[0] / starts[1]
+        runs["peer"] = _vector_runner(peer, 2, masked=False)
+        best = _interleaved(runs, seconds, repeats)  # every sampling against the same peer
+        for sampling in samplings:
+            section = "vector" if sampling == "per-env" else "vector-batched"
+            name = "MMRRoutingVectorEnv" + ("" if sampling == "per-env" else '(stream_sampling="batched")')
+            record(section, n, best[sampling] * n, best["peer"] * n, name, "CartPoleVectorEnv")
+            rows[-1]["episode_start_share"] = starts[sampling][0] / starts[sampling][1]
 
     progress("stable-baselines3 VecEnv ...")
     mask_fetch = {}
@@ -415,7 +431,10 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"Timed: `step` (and the resets it triggers) only; best of {results['timing']['repeats']} interleaved "
         f"runs of >= {results['timing']['seconds']:g} s. Actions: uniform among the affordable models (rejection "
         "from a precomputed pool; CartPole: uniform), drawn outside the timed region. SB3 rows fetch masks "
-        "with sb3-contrib's `get_action_masks`, untimed.",
+        "with sb3-contrib's `get_action_masks`, untimed. `vector-batched` rows: the same native vector env with "
+        '`stream_sampling="batched"` (one generator draws the streams of many episodes at once; each stream is '
+        "still uniform without replacement, but sub-envs no longer replay single envs' streams), timed in the "
+        "same interleaved runs and against the same peer as the `vector` row of that size.",
         "",
         "| comparison | num_envs | ours | peer | ours env-steps/s | peer env-steps/s | ratio | bar | "
         "ours: time in episode starts |",
@@ -438,7 +457,9 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"{_si(b['gather_bound_env_steps_per_s'])} env-steps/s.",
         f"- drawing each episode's stream exactly as `MMRRoutingEnv.reset` does (one `Generator.choice` per "
         f"episode): {_si(b['episode_start_draws_per_s'])} draws/s -> at most "
-        f"{_si(b['episode_start_bound_env_steps_per_s'])} env-steps/s from the draws alone.",
+        f"{_si(b['episode_start_bound_env_steps_per_s'])} env-steps/s from the draws alone; batched "
+        f'(`stream_sampling="batched"`, 1024 streams per call): {_si(b["batched_draws_per_s"])} streams/s -> '
+        f"{_si(b['batched_bound_env_steps_per_s'])} env-steps/s.",
         "",
         "| SB3 masks (`get_action_masks`) | adapter calls/s | DummyVecEnv calls/s |",
         "|---:|---:|---:|",
@@ -487,6 +508,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-envs", type=int, nargs="+", default=list(VECTOR_SIZES), help="vector env sizes"
     )
     parser.add_argument(
+        "--batched-num-envs",
+        type=int,
+        nargs="*",
+        default=list(BATCHED_SIZES),
+        help='vector env sizes also timed with stream_sampling="batched"',
+    )
+    parser.add_argument(
         "--sb3-num-envs", type=int, nargs="+", default=list(SB3_SIZES), help="SB3 VecEnv sizes"
     )
     parser.add_argument("--dataset", default=None, help="table to benchmark (default: the bundled default)")
@@ -499,6 +527,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         repeats=args.repeats,
         vector_sizes=args.num_envs,
+        batched_sizes=args.batched_num_envs,
         sb3_sizes=args.sb3_num_envs,
         env_kwargs=env_kwargs,
     )

@@ -16,10 +16,85 @@ SPEND_PER_QUERY_CLIP = 10.0
 _TOLERANCE = 1e-9
 
 
+def affordable_limit(remaining: np.ndarray | float, *, nonnegative: bool = False) -> np.ndarray:
+    """The largest cost estimate that still fits ``remaining`` (float64, same shape; ``inf``: no budget).
+
+    ``nonnegative=True`` promises ``remaining >= 0`` (as environments keep it), which skips an
+    ``abs``: the result has the same bits either way.
+    """
+    remaining = np.asarray(remaining, dtype=np.float64)
+    limit = remaining * _TOLERANCE if nonnegative else np.abs(remaining) * _TOLERANCE
+    limit += remaining  # remaining + tolerance * |remaining|, the same bits as the scalar rule
+    return limit
+
+
 def affordable(estimates: np.ndarray, remaining: np.ndarray | float) -> np.ndarray:
     """Boolean mask of the models whose cost estimate fits the remaining budget (``inf``: no budget)."""
-    remaining = np.asarray(remaining, dtype=np.float64)
-    return estimates <= (remaining + _TOLERANCE * np.abs(remaining))[..., None]
+    return estimates <= affordable_limit(remaining)[..., None]
+
+
+def overrun_slack(total: np.ndarray | float) -> np.ndarray:
+    """How far spend may exceed ``total`` by float rounding before it counts as an overrun (``inf``: no budget)."""
+    return _TOLERANCE * np.asarray(total, dtype=np.float64)
+
+
+def overran(spend: np.ndarray | float, total: np.ndarray | float) -> np.ndarray:
+    """Where :attr:`Budget.overrun` is positive: spend beyond ``total`` by more than the slack.
+
+    Without a budget (``total = inf``) nothing overran: ``-inf > inf`` is False.
+    """
+    return np.subtract(spend, total) > overrun_slack(total)
+
+
+def overrun_floor(total: np.ndarray | float) -> np.ndarray:
+    """The lowest balance ``total - spend`` that is not an overrun: ``-overrun_slack(total)``.
+
+    ``balance < overrun_floor(total)`` is exactly :func:`overran` (float subtraction is
+    antisymmetric and negation exact), for environments that keep the floor per episode and
+    compute the balance anyway. Without a budget the floor is ``-inf``.
+    """
+    return -overrun_slack(total)
+
+
+def fraction_denominator(total: np.ndarray | float) -> np.ndarray:
+    """``total`` where there is a budget and 1 where there is none (``total = inf``).
+
+    The remaining budget fraction is ``min(remaining / denominator, 1)``: without a budget that is
+    ``min(inf / 1, 1) = 1``, with no NaN to guard against.
+    """
+    total = np.asarray(total, dtype=np.float64)
+    return np.where(np.isfinite(total), total, 1.0)
+
+
+def spend_per_query_denominator(remaining_steps: np.ndarray | int, c_ref: float) -> np.ndarray:
+    """``max(remaining_steps, 1) * c_ref``: what the remaining budget is divided by for the third feature."""
+    return np.maximum(remaining_steps, 1) * c_ref
+
+
+def fill_budget_features(
+    out: np.ndarray,
+    remaining: np.ndarray,
+    fraction_denominator: np.ndarray,
+    steps_fraction: np.ndarray,
+    per_query_denominator: np.ndarray,
+) -> np.ndarray:
+    """Write :func:`budget_features` into ``out`` (float32 ``(..., 3)``, may be a view into a larger array).
+
+    The inputs are the pieces an environment can keep between steps: ``fraction_denominator``
+    (:func:`fraction_denominator`, once per episode), ``steps_fraction`` (``remaining_steps /
+    length`` in float64) and ``per_query_denominator`` (:func:`spend_per_query_denominator`),
+    both from tables indexed by the remaining steps. Each value is computed in float64 and
+    rounded to float32 once, as :meth:`Budget.features` does. Returns ``out``.
+    """
+    # float64 scratch, then one casting assignment per column: cheaper than float32 ufunc outputs.
+    scratch = np.divide(remaining, fraction_denominator, out=np.empty(out.shape[:-1]))
+    np.minimum(scratch, 1.0, out=scratch)
+    out[..., 0] = scratch
+    out[..., 1] = steps_fraction
+    np.divide(remaining, per_query_denominator, out=scratch)
+    np.minimum(scratch, SPEND_PER_QUERY_CLIP, out=scratch)  # remaining >= 0: clipping is a minimum
+    out[..., 2] = scratch
+    return out
 
 
 def budget_features(
@@ -32,20 +107,18 @@ def budget_features(
     """``[remaining budget fraction, remaining steps fraction, spend per remaining query / c_ref]``.
 
     ``total = inf`` means no budget: the features are then ``[1, steps fraction, clip]``.
-    Returns float32 of shape ``(..., 3)``. (The vectorized environment's hot path: few numpy calls.)
+    Returns float32 of shape ``(..., 3)``.
     """
     total = np.asarray(total, dtype=np.float64)
     remaining = np.maximum(total - spend, 0.0)  # >= 0, inf without a budget
-    with np.errstate(invalid="ignore"):
-        fraction = np.fmin(remaining / total, 1.0)  # no budget: inf / inf = NaN, and fmin(NaN, 1) = 1
-    # remaining >= 0, so clipping to [0, clip] is a minimum; no budget (inf) becomes the clip value.
-    per_query = np.minimum(remaining / (np.maximum(remaining_steps, 1) * c_ref), SPEND_PER_QUERY_CLIP)
-    steps = np.true_divide(remaining_steps, length)
-    out = np.empty((*np.broadcast(fraction, steps).shape, BUDGET_FEATURES), dtype=np.float32)
-    out[..., 0] = fraction
-    out[..., 1] = steps
-    out[..., 2] = per_query
-    return out
+    shape = np.broadcast(remaining, np.asarray(remaining_steps), np.asarray(length)).shape
+    return fill_budget_features(
+        np.empty((*shape, BUDGET_FEATURES), dtype=np.float32),
+        remaining,
+        fraction_denominator(total),
+        np.true_divide(remaining_steps, length),
+        spend_per_query_denominator(remaining_steps, c_ref),
+    )
 
 
 class Budget:

@@ -45,6 +45,17 @@ class RoutingContext:
     def n_models(self) -> int:
         return self.table.n_models
 
+    @functools.cached_property
+    def cheapest_correct_cost(self) -> np.ndarray:
+        """float64 ``[n]``: per table row, the cost of its cheapest fully correct model (``inf``: none).
+
+        The price at which the hindsight oracle answers the query when correctness is 0/1 (see
+        :func:`mmr_gym.oracle.budgeted_oracle`); computed on first use, then shared read-only.
+        """
+        correct = self.table.correct
+        cost = self.table.cost.astype(np.float64)  # as the oracle's check_outcomes casts it
+        return _frozen(np.where(correct == 1.0, cost, np.inf).min(axis=1))
+
     def min_budget_ratio(self, length: int) -> float:
         """Smallest budget ratio at which every query of the split has an affordable model at reset."""
         cheapest = self.cost_estimate[self.split_indices].min(axis=1).max()

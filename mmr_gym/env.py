@@ -113,7 +113,7 @@ class MMRRoutingEnv(gym.Env):
                 f"{n_split} queries), got {episode_length!r}"
             )
         self.episode_length = int(episode_length)
-        self.budget_ratio = _check_budget_ratio(budget_ratio, self.ctx.min_budget_ratio(self.episode_length))
+        self.budget_ratio = check_budget_ratio(budget_ratio, self.ctx.min_budget_ratio(self.episode_length))
         self.cost_weight = float(cost_weight)
         self.feedback = feedback
         self.observation_mode = observation
@@ -182,7 +182,7 @@ class MMRRoutingEnv(gym.Env):
         length = self._stream.size
         ratio = options.get("budget_ratio", self.budget_ratio)
         if "budget_ratio" in options:
-            ratio = _check_budget_ratio(ratio, self.ctx.min_budget_ratio(length))
+            ratio = check_budget_ratio(ratio, self.ctx.min_budget_ratio(length))
         if isinstance(ratio, tuple):
             ratio = float(self.np_random.uniform(*ratio))
         self._budget = Budget(ratio, length, self.ctx.c_ref)
@@ -311,7 +311,7 @@ def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
         raise ValueError(f"unknown {name} {value!r}; allowed: {list(allowed)}")
 
 
-def _check_budget_ratio(ratio, minimum: float):
+def check_budget_ratio(ratio, minimum: float):
     """Validate a budget ratio (float, (low, high) or None); return it normalised."""
     if ratio is None:
         return None

@@ -40,6 +40,10 @@ class SB3VecEnvAdapter(VecEnv):
     sub-environment's own entry, and for any other name the vectorized environment's value (or
     the result of one call of its method) once per requested index. ``set_attr`` sets an
     attribute of the vectorized environment, so only for all sub-environments at once.
+
+    Episode streams follow the wrapped environment's ``stream_sampling``: with ``"per-env"``
+    (default) the adapter matches a ``DummyVecEnv`` seeded alike, step for step; with
+    ``"batched"`` (faster for many sub-environments) :meth:`seed` ``(s)`` seeds its one generator.
     """
 
     def __init__(self, venv: MMRRoutingVectorEnv, info_keys: Sequence[str] | None = None) -> None:

@@ -1,22 +1,42 @@
 """MMRRoutingVectorEnv: ``num_envs`` routing environments stepped as one set of numpy arrays.
 
 The sub-environments have exactly the semantics of :class:`~mmr_gym.env.MMRRoutingEnv` (same
-constructor arguments, streams, budgets, masks, rewards, termination rules, infos and episode
-metrics), but their state lives in arrays of shape ``(num_envs, ...)`` and a step is a fixed
-number of numpy expressions, whatever ``num_envs`` is. They replay one shared
+constructor arguments, budgets, masks, rewards, termination rules, infos and episode metrics),
+but their state lives in arrays of shape ``(num_envs, ...)`` and a step is a fixed number of
+numpy expressions, whatever ``num_envs`` is. They replay one shared
 :class:`~mmr_gym.context.RoutingContext`: the table and every array derived from it exist once.
 
-Seeding: sub-environment ``i`` owns one ``np.random.Generator``, used only when it starts an
-episode (to draw its stream and, for a ``(low, high)`` budget range, its budget ratio), with the
-same calls in the same order as ``MMRRoutingEnv.reset``. So after ``reset(seed=s)``
-sub-environment ``i`` behaves step for step like an ``MMRRoutingEnv`` reset with ``seed=s + i``
-and auto-reset with ``seed=None``, i.e. like ``gymnasium.vector.SyncVectorEnv`` of single
-environments given the same seed. Starting an episode is the only per-sub-environment Python
-work (one generator call, once per episode); ``step`` has no loop over sub-environments.
+Where the randomness comes from (the only randomness is at the start of an episode: its query
+stream and, for a ``(low, high)`` budget range, its budget ratio) is chosen by ``stream_sampling``:
+
+- ``"per-env"`` (default, exact): sub-environment ``i`` owns one ``np.random.Generator`` and
+  makes the calls of ``MMRRoutingEnv.reset``, in the same order. After ``reset(seed=s)``
+  sub-environment ``i`` behaves step for step like an ``MMRRoutingEnv`` reset with ``seed=s + i``
+  and auto-reset with ``seed=None``, i.e. like ``gymnasium.vector.SyncVectorEnv`` of single
+  environments given the same seed. Each episode start costs one ``Generator.choice`` call.
+- ``"batched"`` (fast): one generator for the whole vector environment draws the streams of many
+  episodes in one batched operation (:func:`draw_distinct_rows`, ahead of need) and the budget
+  ratios of all sub-environments starting together in one call. Sub-environments no longer
+  replay single environments' streams, but every stream is still a uniform draw without
+  replacement from the split (uniform over ordered sequences of distinct queries, independent
+  across episodes), and the environment is reproducible: same seed and actions, same rollout.
 
 Autoreset follows ``AutoresetMode.NEXT_STEP`` (like Gymnasium's ``CartPoleVectorEnv``): a
 sub-environment that terminated is reset by the *next* ``step``, which ignores its action and
 returns its first observation, reward 0 and only ``action_mask`` in its part of the info.
+
+In ``"batched"`` mode the streams are drawn ahead in batches of up to 1024 (with, for a fixed
+budget and 0/1 correctness, the hindsight oracle's accuracy of each, computed for the batch at
+once); reseeding drops the streams drawn ahead.
+
+Returned arrays: every array returned by ``reset``/``step`` is either fresh (allocated for that
+call, never written by the environment afterwards, so it is safe to keep and to modify) or, when
+its content is the same every step (the ``_key`` masks, ``action_replaced`` when nothing was
+replaced, ``rewards["cost_penalty"]`` when ``cost_weight`` is 0), one shared read-only array.
+Observations and infos are therefore not written into preallocated buffers (a caller that keeps
+them, as rollout buffers and ``DictInfoToList`` do, would see them change); only scratch that is
+never handed out is preallocated and reused (the ``[num_envs, K]`` cost estimates of the current
+queries). Internal state is never handed out; nothing the caller keeps changes under it.
 """
 
 from __future__ import annotations
@@ -32,13 +52,35 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from mmr_gym.budget import _TOLERANCE, BUDGET_FEATURES, affordable, budget_features
+from mmr_gym.budget import (
+    BUDGET_FEATURES,
+    affordable,
+    affordable_limit,
+    fill_budget_features,
+    fraction_denominator,
+    overrun_floor,
+    spend_per_query_denominator,
+)
 from mmr_gym.context import RoutingContext
-from mmr_gym.env import MMRRoutingEnv, _check_budget_ratio
+from mmr_gym.env import MMRRoutingEnv, check_budget_ratio
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
 from mmr_gym.table import RoutingTable
 
 RESET_OPTIONS = ("budget_ratio", "query_ids")
+STREAM_SAMPLINGS = ("per-env", "batched")
+
+# Streams drawn ahead in "batched" mode: num_envs clipped to [_MIN_BATCH, _MAX_BATCH], and at most
+# _MAX_BATCH_ENTRIES queries. Larger batches save nothing per stream, and their temporaries (a few
+# MB) come fresh from the OS on every refill: page faults cost more than the draws at 4096 envs.
+_MIN_BATCH = 64
+_MAX_BATCH = 1024
+_MAX_BATCH_ENTRIES = 1 << 17
+# Columns of the per-episode state (see MMRRoutingVectorEnv.__init__).
+_LENGTH, _STEPS_LEFT = range(2)
+_SPEND, _CORRECT_SUM, _TOTAL, _RATIO, _FRACTION_DENOMINATOR, _OVERRUN_FLOOR, _ORACLE = range(7)
+_EPISODE_COLUMNS = 7
+_MANY_STREAMS = 256  # _greedy_accuracy: from here on, column-wise prefix sums are faster
+_DEFAULT = "default"  # _start_episodes: the constructor's budget_ratio
 
 
 class MMRRoutingVectorEnv(gym.vector.VectorEnv):
@@ -47,6 +89,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
     Args:
         dataset: as for :class:`~mmr_gym.env.MMRRoutingEnv` (a bundled name, a path or a table).
         num_envs: number of sub-environments (>= 1).
+        stream_sampling: ``"per-env"`` (default): one generator per sub-environment, which then
+            replays ``MMRRoutingEnv`` exactly; ``"batched"``: one generator draws the streams and
+            budget ratios of all sub-environments in batches, several times faster for many
+            sub-environments; each stream is still uniform without replacement from the split,
+            but no longer a single environment's (module docstring).
         **kwargs: every keyword argument of :class:`~mmr_gym.env.MMRRoutingEnv` (``split``,
             ``episode_length``, ``budget_ratio``, ``cost_weight``, ``feedback``, ``observation``,
             ``invalid_action``, ...), with the same meaning and the same validation.
@@ -60,6 +107,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
     read-only bool mask of the sub-environments that report ``key`` (nested for ``rewards``,
     ``outcomes`` and ``episode_metrics``); unreported entries are 0 (None for strings).
     ``info["action_mask"]`` is int8 ``[num_envs, K]``; :meth:`action_masks` gives it as bool.
+    Arrays whose content never changes are shared and read-only (module docstring).
 
     A masked action in a sub-environment that is not being reset raises ``ValueError`` before any
     state changes with ``invalid_action="error"``; with ``"fallback"`` that sub-environment calls
@@ -77,16 +125,26 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
     per_env_attributes = ("budget", "budget_remaining", "episode_query_indices", "action_masks", "render")
 
     def __init__(
-        self, dataset: str | RoutingTable | None = None, *, num_envs: int = 1, **kwargs: Any
+        self,
+        dataset: str | RoutingTable | None = None,
+        *,
+        num_envs: int = 1,
+        stream_sampling: str = "per-env",
+        **kwargs: Any,
     ) -> None:
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if stream_sampling not in STREAM_SAMPLINGS:
+            raise ValueError(
+                f"unknown stream_sampling {stream_sampling!r}; allowed: {list(STREAM_SAMPLINGS)}"
+            )
         # The single environment is the specification: it validates the arguments, takes the
         # shared context from build_context's cache (or builds it) and defines the spaces.
         prototype = MMRRoutingEnv(dataset, **kwargs)
         self.ctx: RoutingContext = prototype.ctx
         self.num_envs = n = int(num_envs)
-        self.episode_length = prototype.episode_length
+        self.stream_sampling = stream_sampling
+        self.episode_length = length = prototype.episode_length
         self.budget_ratio = prototype.budget_ratio
         self.cost_weight = prototype.cost_weight
         self.feedback = prototype.feedback
@@ -99,32 +157,63 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, n)
 
         k = self.ctx.n_models
-        self._rowwise = _rowwise(self.ctx)
+        self._lookups = _lookups(self.ctx)
         self._flat_obs = _flat_observations(self.ctx) if self.observation_mode == "flat" else None
-        self._model_names = np.array(self.ctx.table.model_names, dtype=object)
+        self._model_names = np.array([*self.ctx.table.model_names, None], dtype=object)  # K: none
         self._model_offset = np.arange(n) * k  # entry (i, a) of a C-ordered [n, K] array is i * K + a
         self._everyone = _read_only(np.ones(n, dtype=bool))
+        self._no_replacement = _read_only(np.zeros(n, dtype=bool))
+        # With cost_weight 0 the penalty is -0.0 * cost / c_ref = -0.0 for every call: one constant.
+        self._no_penalty = _read_only(np.full(n, -0.0)) if self.cost_weight == 0 else None
+        # remaining steps -> remaining steps / episode_length, as true_divide computes it
+        self._steps_fraction = np.true_divide(np.arange(length + 1), length)
 
-        # One generator per sub-environment, used only to start its episodes (module docstring).
+        # Episode state, one entry (row) per sub-environment; set by reset(). Streams hold table
+        # rows with one extra column repeating the last query: after the last step the current
+        # row is read there without clipping (MMRRoutingEnv shows the last query again).
+        self._set_width(length)
+        self._streams = np.zeros((n, length + 1), dtype=np.int64)
+        self._pos = self._stream_offset.copy()  # position of the current query in _streams, flattened
+        # Integer and float state, one column per quantity: starting episodes writes all of a
+        # sub-environment's quantities in one assignment, and each column is contiguous (order F)
+        # for the per-step arithmetic. The names below are views of those columns.
+        self._counts = np.zeros((n, 2), dtype=np.int64, order="F")
+        self._length, self._steps_left = self._counts[:, _LENGTH], self._counts[:, _STEPS_LEFT]
+        self._all_default_length = True  # every current episode has episode_length queries
+        # Step counts at which some stream may run out (t reaching its length); other steps skip
+        # that check. Entries of episodes that ended early are harmless and dropped when reached.
+        self._step_count = 0
+        self._stream_ends: set[int] = set()
+        self._episode = np.zeros((n, _EPISODE_COLUMNS), order="F")
+        self._spend = self._episode[:, _SPEND]
+        self._correct_sum = self._episode[:, _CORRECT_SUM]
+        self._total = self._episode[:, _TOTAL]  # inf: no budget
+        self._ratio = self._episode[:, _RATIO]  # NaN: no budget
+        self._fraction_denominator = self._episode[:, _FRACTION_DENOMINATOR]
+        self._overrun_floor = self._episode[:, _OVERRUN_FLOOR]
+        fixed_ratio = not isinstance(self.budget_ratio, tuple)
+        self._default_episode = self._episode_rows(self.budget_ratio, length) if fixed_ratio else None
+        self._rows = np.zeros(n, dtype=np.int64)  # table row of the current query
+        self._mask = np.zeros((n, k), dtype=bool)  # affordable models for the current query
+        # Scratch for the estimates of the current queries: never handed out, so reused (a fresh
+        # [n, K] float64 array per step costs page faults when malloc trims the freed heap).
+        self._estimates = np.empty((n, k))
+        self._prev_done = np.zeros(n, dtype=bool)
+        self._prev_any_done = False
+        self._started = False
+
+        # Randomness (module docstring): one generator per sub-environment, or one for all of
+        # them plus the streams it drew ahead.
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._seeds: list[int | None] = [None] * n
-
-        # Episode state, one entry (row) per sub-environment; set by reset().
-        self._width = self.episode_length
-        self._streams = np.zeros((n, self._width), dtype=np.int64)
-        self._stream_offset = np.arange(n) * self._width
-        self._length = np.full(n, self.episode_length, dtype=np.int64)
-        self._t = np.zeros(n, dtype=np.int64)
-        self._pos = self._stream_offset.copy()  # position of the current query in _streams, flattened
-        self._last_pos = self._stream_offset + self._length - 1
-        self._rows = np.zeros(n, dtype=np.int64)  # table row of the current query
-        self._ratio = np.full(n, np.nan)  # NaN: no budget
-        self._total = np.full(n, np.inf)  # inf: no budget
-        self._spend = np.zeros(n)
-        self._correct_sum = np.zeros(n)
-        self._mask = np.zeros((n, k), dtype=bool)  # affordable models for the current query
-        self._prev_done = np.zeros(n, dtype=bool)
-        self._started = False
+        self._rng: np.random.Generator | None = None
+        self._pool: _StreamPool | None = None
+        if stream_sampling == "batched":
+            batch = max(1, min(max(_MIN_BATCH, n), _MAX_BATCH, _MAX_BATCH_ENTRIES // (length + 1)))
+            # The oracle of a default episode depends on its stream only when its budget is fixed.
+            greedy = fixed_ratio and self.budget_ratio is not None and self._lookups.all_binary
+            oracle_budget = float(self._default_episode[0, _TOTAL]) if greedy else None
+            self._pool = _StreamPool(self.ctx, length, batch, oracle_budget)
 
     # ------------------------------------------------------------------ public read-only facts
     @property
@@ -157,7 +246,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
 
     @property
     def np_random_seeds(self) -> tuple[int | None, ...]:
-        """The seed each sub-environment's generator was last created from."""
+        """Per sub-environment, the seed its generator was last created from.
+
+        With ``stream_sampling="batched"`` all sub-environments share one generator, so every
+        entry is that generator's seed.
+        """
         return tuple(self._seeds)
 
     def action_masks(self) -> np.ndarray:
@@ -174,9 +267,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         """Start a new episode in every sub-environment.
 
         Args:
-            seed: ``None`` (keep each sub-environment's generator; the first time, seed it from
-                entropy), an int ``s`` (sub-environment ``i`` gets ``s + i``, as in
-                ``SyncVectorEnv``) or a sequence of ``num_envs`` seeds (int or None).
+            seed: ``None`` (keep the generators; the first time, seed them from entropy), an int
+                ``s`` (sub-environment ``i`` gets ``s + i``, as in ``SyncVectorEnv``) or a
+                sequence of ``num_envs`` seeds (int or None). With ``stream_sampling="batched"``
+                the one generator is seeded with ``s``; a sequence must then be ``SyncVectorEnv``'s
+                ``[s, s + 1, ...]`` (what SB3's ``VecEnv.seed(s)`` makes) or all None.
             options: the options of ``MMRRoutingEnv.reset``, for every sub-environment and this
                 episode only: ``budget_ratio``, and ``query_ids`` (a stream all of them replay).
         """
@@ -191,28 +286,33 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
                 raise ValueError(
                     f"seed must be None, an int or {n} seeds (one per sub-environment), got {len(seeds)}"
                 )
+        if self._pool is None:
+            for i, s in enumerate(seeds):
+                if s is not None or self._rngs[i] is None:
+                    self._rngs[i], self._seeds[i] = seeding.np_random(s)
+        else:
+            self._seed_shared_generator(seeds)
         super().reset(seed=seeds[0])
-        for i, s in enumerate(seeds):
-            if s is not None or self._rngs[i] is None:
-                self._rngs[i], self._seeds[i] = seeding.np_random(s)
 
         options = options or {}
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(RESET_OPTIONS)}")
         stream = self.ctx.stream_from_ids(options["query_ids"]) if "query_ids" in options else None
-        ratio = self.budget_ratio
+        ratio: Any = _DEFAULT
         if "budget_ratio" in options:
             length = self.episode_length if stream is None else stream.size
-            ratio = _check_budget_ratio(options["budget_ratio"], self.ctx.min_budget_ratio(length))
+            ratio = check_budget_ratio(options["budget_ratio"], self.ctx.min_budget_ratio(length))
 
-        everyone = np.arange(n)
-        self._start_episodes(everyone, stream=stream, ratio=ratio)
-        self._prev_done[:] = False
+        self._stream_ends.clear()
+        self._start_episodes(np.arange(n), stream=stream, ratio=ratio)
+        self._prev_done = np.zeros(n, dtype=bool)
+        self._prev_any_done = False
         self._started = True
-        self._update_mask(np.maximum(self._total - self._spend, 0.0))
-        return self._observation(), {
-            "action_mask": self._mask.astype(np.int8),
+        remaining = np.maximum(self._total - self._spend, 0.0)
+        self._mask = affordable(self.ctx.cost_estimate.take(self._rows, axis=0), remaining)
+        return self._observation(remaining), {
+            "action_mask": self._mask.view(np.int8).copy(),
             "_action_mask": self._everyone,
         }
 
@@ -220,63 +320,90 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         """Step every sub-environment; those that terminated on the last step start a new episode."""
         if not self._started:
             raise RuntimeError("step() called before reset()")
-        actions = self._check_actions(actions)
+        n, k, lookups = self.num_envs, self.ctx.n_models, self._lookups
+        requested = self._check_actions(actions)
         done = self._prev_done
-        any_done = bool(done.any())
+        any_done = self._prev_any_done
 
         # Masked actions, judged against the mask the agent saw; sub-environments being reset
-        # ignore their action (as SyncVectorEnv's do).
-        invalid = ~self._mask.reshape(-1).take(self._model_offset + actions)
+        # ignore their action (as SyncVectorEnv's do). count_nonzero is the cheapest all/any.
+        valid = self._mask.reshape(-1).take(self._model_offset + requested)
         if any_done:
-            invalid &= ~done
-        chosen = self._replace_invalid(actions, invalid) if invalid.any() else actions
+            valid |= done
+        replaced = np.count_nonzero(valid) != n
+        chosen = self._replace_invalid(requested, ~valid) if replaced else requested
+        self._step_count += 1  # only now: an invalid action may have raised, changing nothing
 
-        if any_done:
-            self._start_episodes(np.flatnonzero(done))
-            chosen = np.where(done, 0, chosen)
         rows = self._rows
-        flat = rows * self.ctx.n_models + chosen
-        correct = self.ctx.table.correct.reshape(-1).take(flat).astype(np.float64)
-        cost = self.ctx.table.cost.reshape(-1).take(flat).astype(np.float64)
         if any_done:
-            correct[done] = 0.0
-            cost[done] = 0.0
             stepping = ~done
-            self._t += stepping
+            self._start_episodes(np.flatnonzero(done))  # writes their first query into rows
+            chosen = np.where(done, 0, chosen)  # SyncVectorEnv's fill value for model_index
+        flat = rows * k
+        flat += chosen
+        if any_done:
+            flat[done] = lookups.nothing  # correct 0 and cost 0 for the sub-environments reset
+        correct = lookups.correct.take(flat)
+        cost = lookups.cost.take(flat)
+        if any_done:
             self._pos += stepping
+            self._steps_left -= stepping
         else:
-            stepping = self._everyone
-            self._t += 1
             self._pos += 1
+            self._steps_left -= 1
         # The float64 operations of MMRRoutingEnv and Budget, in the same order: same bits.
         self._spend += cost
         self._correct_sum += correct
-        cost_penalty = -self.cost_weight * cost / self.ctx.c_ref
-        reward = correct + cost_penalty
+        if self._no_penalty is not None:
+            cost_penalty = self._no_penalty
+            reward = correct.copy()  # correct + -0.0 is correct, bit for bit
+        else:
+            cost_penalty = -self.cost_weight * cost / self.ctx.c_ref
+            reward = correct + cost_penalty
 
-        self._rows = self._streams.reshape(-1).take(np.minimum(self._pos, self._last_pos))
-        remaining = np.maximum(self._total - self._spend, 0.0)
-        ended = self._update_mask(remaining)
-        # Terminated: the stream is over, the last call overshot the budget, or not even the
-        # cheapest model fits the rest of it (the remaining queries go unanswered). "Any model
-        # affordable" is "the cheapest estimate affordable": one column instead of K.
-        can_act = affordable(self._rowwise.cheapest_estimate.take(self._rows)[:, None], remaining)[:, 0]
-        terminated = ~can_act | _overran(self._spend, self._total)
-        if ended is not None:
+        self._rows = next_rows = self._streams_flat.take(self._pos)
+        balance = self._total - self._spend
+        overran = balance < self._overrun_floor  # the last call overshot (budget.overrun_floor)
+        remaining = np.maximum(balance, 0.0, out=balance)
+        limit = affordable_limit(remaining, nonnegative=True)
+        # mode="clip" (rows are valid): with mode="raise" take() would buffer its output
+        estimates = self.ctx.cost_estimate.take(next_rows, axis=0, out=self._estimates, mode="clip")
+        self._mask = estimates <= limit[:, None]
+        # Terminated: the last call overshot the budget, or not even the cheapest model fits the
+        # rest of it (the remaining queries go unanswered; one column instead of K), or the
+        # stream is over.
+        terminated = lookups.cheapest_estimate.take(next_rows) > limit
+        terminated |= overran
+        if self._step_count in self._stream_ends:
+            self._stream_ends.discard(self._step_count)
+            ended = self._steps_left == 0
+            self._mask[ended] = False  # MMRRoutingEnv's mask after the last query is all zeros
             terminated |= ended
         if any_done:
             terminated &= stepping
-        self._prev_done = terminated.copy()  # the caller may write into what step() returns
+        self._prev_done = terminated
+        self._prev_any_done = finished = np.count_nonzero(terminated) > 0
 
-        info: dict[str, Any] = {"action_mask": self._mask.astype(np.int8), "_action_mask": self._everyone}
-        if not any_done or not done.all():
+        info: dict[str, Any] = {
+            "action_mask": self._mask.view(np.int8).copy(),
+            "_action_mask": self._everyone,
+        }
+        if not any_done:
             info.update(
-                self._step_info(rows, chosen, actions, correct, cost, cost_penalty, remaining, done, any_done)
+                self._step_info(rows, chosen, requested, replaced, correct, cost, cost_penalty, remaining)
             )
-        if terminated.any():
-            info["episode_metrics"] = self._episode_metrics(terminated)
-            info["_episode_metrics"] = _read_only(terminated.copy())
-        return self._observation(), reward, terminated, np.zeros(self.num_envs, dtype=bool), info
+        elif np.count_nonzero(stepping):
+            info.update(
+                self._step_info_some(
+                    rows, chosen, requested, replaced, correct, cost, cost_penalty, remaining, done, stepping
+                )
+            )
+        if finished:
+            mask = _read_only(terminated.copy())
+            info["episode_metrics"] = self._episode_metrics(np.flatnonzero(terminated), mask)
+            info["_episode_metrics"] = mask
+        obs = self._observation(remaining)
+        return obs, reward, terminated.copy(), np.zeros(n, dtype=bool), info
 
     def reset_finished(self) -> tuple[np.ndarray, Any, dict[str, Any]]:
         """Start the next episode *now* in the sub-environments that terminated on the last step.
@@ -287,13 +414,16 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         reset info (``action_mask``, int8 ``[len(indices), K]``).
         """
         envs = np.flatnonzero(self._prev_done)
+        remaining = np.zeros(0)
         if envs.size:
             self._start_episodes(envs)
-            self._prev_done[envs] = False
+            self._prev_done = np.zeros(self.num_envs, dtype=bool)
+            self._prev_any_done = False
             remaining = np.maximum(self._total[envs] - self._spend[envs], 0.0)
             # A new episode is never over, so no sub-environment needs the end-of-stream rule.
             self._mask[envs] = affordable(self.ctx.cost_estimate.take(self._rows[envs], axis=0), remaining)
-        return envs, self._observation(envs), {"action_mask": self._mask[envs].astype(np.int8)}
+        mask = self._mask[envs].view(np.int8)  # fancy indexing made a fresh array
+        return envs, self._observation(remaining, envs), {"action_mask": mask}
 
     def render(self) -> tuple[str, ...] | None:
         """``render_mode="ansi"``: one line per sub-environment (as ``MMRRoutingEnv.render``)."""
@@ -301,7 +431,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
             return None
         lines = []
         for i in range(self.num_envs):
-            length, t = int(self._length[i]), int(self._t[i])
+            length = int(self._length[i])
+            t = length - int(self._steps_left[i])
             head = f"query {min(t + 1, length)}/{length}"
             if np.isfinite(self._total[i]):
                 head += f", spent {self._spend[i]:.4g} of {self._total[i]:.4g} {self.cost_unit}"
@@ -309,6 +440,20 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         return tuple(lines)
 
     # ------------------------------------------------------------------ internals
+    def _seed_shared_generator(self, seeds: list[int | None]) -> None:
+        """``stream_sampling="batched"``: (re)seed the one generator and drop the streams drawn ahead."""
+        base = seeds[0]
+        consecutive = base is not None and seeds == [base + i for i in range(len(seeds))]
+        if not (consecutive or all(s is None for s in seeds)):
+            raise ValueError(
+                "stream_sampling='batched' has one generator for all sub-environments: seed must be "
+                f"None, an int s, or [s, s + 1, ...] (SyncVectorEnv's convention), got {seeds}"
+            )
+        if base is not None or self._rng is None:
+            self._rng, seed = seeding.np_random(base)
+            self._seeds = [seed] * self.num_envs
+            self._pool.restart(self._rng)
+
     def _check_actions(self, actions: Any) -> np.ndarray:
         if type(actions) is not np.ndarray or actions.dtype != np.int64:
             array = np.asarray(actions)
@@ -320,7 +465,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
         # Seen as unsigned, a negative action is huge: one comparison checks both bounds.
-        if (actions.view(np.uint64) >= self.ctx.n_models).any():
+        if np.count_nonzero(actions.view(np.uint64) >= self.ctx.n_models):
             bad = actions[(actions < 0) | (actions >= self.ctx.n_models)]
             raise ValueError(f"actions must be integers in [0, {self.ctx.n_models}), got {bad.tolist()}")
         return actions
@@ -347,72 +492,115 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         envs: np.ndarray,
         *,
         stream: np.ndarray | None = None,
-        ratio: float | tuple[float, float] | None | str = "default",
+        ratio: float | tuple[float, float] | None | str = _DEFAULT,
     ) -> None:
         """Draw a stream and a budget for the sub-environments ``envs``, as ``MMRRoutingEnv.reset`` does."""
-        ratio = self.budget_ratio if isinstance(ratio, str) else ratio
+        default = isinstance(ratio, str)
+        ratio = self.budget_ratio if default else ratio
         length = self.episode_length if stream is None else stream.size
         if length > self._width:
             self._widen_streams(length)
-        # The one loop over sub-environments: each one's generator makes the calls of
-        # MMRRoutingEnv.reset, in its order (stream, then budget ratio). choice() over positions,
-        # then indexing the split, equals choice() over the split.
-        rngs = [self._rngs[i] for i in envs.tolist()]
-        if stream is None:
-            n_split = self.ctx.split_indices.size
-            positions = np.array([rng.choice(n_split, length, replace=False) for rng in rngs], dtype=np.int64)
-            stream = self.ctx.split_indices[positions.reshape(envs.size, length)]
-        if isinstance(ratio, tuple):
-            ratios = np.array([rng.uniform(*ratio) for rng in rngs], dtype=np.float64)
+        m = envs.size
+        oracle = None
+        if stream is not None:
+            rows = np.append(stream, stream[-1])  # the same stream (and end column) for all
+        if self._pool is None:
+            # The one loop over sub-environments: each one's generator makes the calls of
+            # MMRRoutingEnv.reset, in its order (stream, then budget ratio). choice() over
+            # positions, then indexing the split, equals choice() over the split.
+            rngs = [self._rngs[i] for i in envs.tolist()]
+            if stream is None:
+                n_split = self.ctx.split_indices.size
+                positions = np.array(
+                    [rng.choice(n_split, length, replace=False) for rng in rngs], dtype=np.int64
+                )
+                rows = np.empty((m, length + 1), dtype=np.int64)
+                rows[:, :length] = self.ctx.split_indices.take(positions.reshape(m, length))
+                rows[:, length] = rows[:, length - 1]
+            ratios = np.array([rng.uniform(*ratio) for rng in rngs]) if isinstance(ratio, tuple) else None
         else:
-            ratios = np.full(envs.size, np.nan if ratio is None else float(ratio))  # NaN: no budget
-        self._streams[envs, :length] = stream
-        self._length[envs] = length
-        self._t[envs] = 0
-        self._pos[envs] = self._stream_offset[envs]
-        self._last_pos[envs] = self._stream_offset[envs] + length - 1
+            if stream is None:
+                rows, oracle = self._pool.take(m)
+            ratios = self._rng.uniform(ratio[0], ratio[1], m) if isinstance(ratio, tuple) else None
+
+        # Started now, they step from the next step on: their streams run out `length` steps later.
+        self._stream_ends.add(self._step_count + length)
+        if length == self._width:
+            self._streams[envs] = rows
+        else:
+            self._streams[envs, : length + 1] = rows
+        self._counts[envs] = length  # length and steps left
+        self._pos[envs] = self._stream_offset.take(envs)
         self._rows[envs] = self._streams[envs, 0]
-        self._ratio[envs] = ratios
+        if ratios is None and default and length == self.episode_length:
+            self._episode[envs] = self._default_episode  # the common case: one precomputed row
+            if oracle is not None:
+                self._episode[envs, _ORACLE] = oracle
+        else:
+            self._episode[envs] = self._episode_rows(ratio if ratios is None else ratios, length)
+        if length != self.episode_length:
+            self._all_default_length = False
+        elif not self._all_default_length:
+            self._all_default_length = not np.count_nonzero(self._length != length)
+
+    def _episode_rows(self, ratio: float | np.ndarray | None, length: int) -> np.ndarray:
+        """Float state rows at the start of an episode with ``ratio`` (None or NaN: no budget)."""
+        ratios = np.atleast_1d(np.asarray(np.nan if ratio is None else ratio, dtype=np.float64))
         # Budget.total is ratio * length * c_ref, in this order; no budget is an infinite total.
-        self._total[envs] = np.where(np.isnan(ratios), np.inf, ratios * length * self.ctx.c_ref)
-        self._spend[envs] = 0.0
-        self._correct_sum[envs] = 0.0
+        total = np.where(np.isnan(ratios), np.inf, ratios * length * self.ctx.c_ref)
+        rows = np.zeros((ratios.size, _EPISODE_COLUMNS))
+        rows[:, _TOTAL] = total
+        rows[:, _RATIO] = ratios
+        rows[:, _FRACTION_DENOMINATOR] = fraction_denominator(total)
+        rows[:, _OVERRUN_FLOOR] = overrun_floor(total)
+        rows[:, _ORACLE] = np.nan  # computed when the episode ends
+        return rows
+
+    def _set_width(self, width: int) -> None:
+        """Stream capacity and what depends on it (offsets, the per-query spend denominators)."""
+        self._width = width
+        self._stream_offset = np.arange(self.num_envs) * (width + 1)
+        self._per_query_denominator = spend_per_query_denominator(np.arange(width + 1), self.ctx.c_ref)
 
     def _widen_streams(self, width: int) -> None:
         """Make room for replayed streams longer than ``episode_length`` (reset option ``query_ids``)."""
-        streams = np.zeros((self.num_envs, width), dtype=np.int64)
-        streams[:, : self._width] = self._streams
-        self._streams, self._width = streams, width
-        self._stream_offset = np.arange(self.num_envs) * width
-        self._pos = self._stream_offset + self._t
-        self._last_pos = self._stream_offset + self._length - 1
+        streams = np.zeros((self.num_envs, width + 1), dtype=np.int64)
+        streams[:, : self._width + 1] = self._streams
+        t = self._length - self._steps_left
+        self._set_width(width)
+        self._streams = streams
+        self._pos = self._stream_offset + t
 
-    def _update_mask(self, remaining: np.ndarray) -> np.ndarray | None:
-        """Recompute the affordable models of every current query; return which streams are over.
+    @property
+    def _streams(self) -> np.ndarray:
+        return self._streams_2d
 
-        A stream that is over has no affordable model (``MMRRoutingEnv`` returns an all-zero
-        mask then). Returns None, not an all-False array, in the common case that none is over.
-        """
-        self._mask = affordable(self.ctx.cost_estimate.take(self._rows, axis=0), remaining)
-        ended = self._t >= self._length
-        if not ended.any():
-            return None
-        self._mask[ended] = False
-        return ended
+    @_streams.setter
+    def _streams(self, streams: np.ndarray) -> None:
+        self._streams_2d = streams
+        self._streams_flat = streams.reshape(-1)  # a view: C-contiguous
 
-    def _observation(self, envs: np.ndarray | None = None) -> Any:
-        """The observations of every sub-environment (or of ``envs``), as fresh arrays."""
-        sel = slice(None) if envs is None else envs
-        rows, length = self._rows[sel], self._length[sel]
-        budget = budget_features(
-            self._spend[sel], self._total[sel], length - self._t[sel], length, self.ctx.c_ref
+    def _observation(self, remaining: np.ndarray, envs: np.ndarray | None = None) -> Any:
+        """Fresh observations of every sub-environment (or of ``envs``); ``remaining`` is theirs."""
+        if envs is None:
+            rows, steps_left, denominator = self._rows, self._steps_left, self._fraction_denominator
+            length = None if self._all_default_length else self._length
+        else:
+            rows, steps_left = self._rows[envs], self._steps_left[envs]
+            denominator, length = self._fraction_denominator[envs], self._length[envs]
+        steps_fraction = (
+            self._steps_fraction.take(steps_left) if length is None else np.true_divide(steps_left, length)
         )
+        per_query = self._per_query_denominator.take(steps_left)
         if self._flat_obs is not None:
             # One gather of [query, 0, 0, 0, model_costs] rows, then the budget features in place.
             obs = self._flat_obs.take(rows, axis=0)
             d = self.ctx.query_obs.shape[1]
-            obs[:, d : d + BUDGET_FEATURES] = budget
+            budget = obs[:, d : d + BUDGET_FEATURES]
+            fill_budget_features(budget, remaining, denominator, steps_fraction, per_query)
             return obs
+        budget = np.empty((rows.size, BUDGET_FEATURES), dtype=np.float32)
+        fill_budget_features(budget, remaining, denominator, steps_fraction, per_query)
         return {
             "query": self.ctx.query_obs.take(rows, axis=0),
             "budget": budget,
@@ -424,55 +612,88 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
         rows: np.ndarray,
         chosen: np.ndarray,
         requested: np.ndarray,
+        replaced: bool,
+        correct: np.ndarray,
+        cost: np.ndarray,
+        cost_penalty: np.ndarray,
+        remaining: np.ndarray,
+    ) -> dict[str, Any]:
+        """The keys ``MMRRoutingEnv.step`` adds to the info, when every sub-environment stepped.
+
+        ``remaining`` becomes the info's ``budget_remaining``: the caller must not write to it.
+        """
+        table = self.ctx.table
+        info: dict[str, Any] = {
+            "model": self._model_names.take(chosen),
+            # requested may be the caller's own array: never hand it back
+            "model_index": chosen if replaced else chosen.copy(),
+            "action_replaced": chosen != requested if replaced else self._no_replacement,
+            "correct": correct,
+            "cost": cost,
+            "query_id": table.query_ids.take(rows),
+            "dataset": table.datasets.take(rows),
+            "rewards": {
+                "correct": correct.copy(),
+                "_correct": self._everyone,
+                "cost_penalty": cost_penalty,
+                "_cost_penalty": self._everyone,
+            },
+            "budget_remaining": remaining,
+        }
+        if self.feedback == "full":
+            info["outcomes"] = {
+                "correct": table.correct.take(rows, axis=0),
+                "_correct": self._everyone,
+                "cost": table.cost.take(rows, axis=0),
+                "_cost": self._everyone,
+            }
+        for key in list(info):
+            info["_" + key] = self._everyone
+        return info
+
+    def _step_info_some(
+        self,
+        rows: np.ndarray,
+        chosen: np.ndarray,
+        requested: np.ndarray,
+        replaced: bool,
         correct: np.ndarray,
         cost: np.ndarray,
         cost_penalty: np.ndarray,
         remaining: np.ndarray,
         done: np.ndarray,
-        any_done: bool,
+        stepping: np.ndarray,
     ) -> dict[str, Any]:
-        """The keys ``MMRRoutingEnv.step`` adds to the info, for the sub-environments that stepped.
+        """:meth:`_step_info` when the sub-environments ``done`` were reset instead of stepped.
 
-        The sub-environments that were reset instead hold SyncVectorEnv's fill values (0, or
-        None for strings) and False in the ``_key`` masks.
+        Those hold SyncVectorEnv's fill values (0, or None for strings: the padded lookups'
+        last entries) and False in the ``_key`` masks.
         """
-        table = self.ctx.table
-        replaced = chosen != requested
-        model = self._model_names.take(chosen)
-        query_id = table.query_ids.take(rows)
-        dataset = table.datasets.take(rows)
-        budget_remaining = remaining.copy()
-        if any_done:
-            replaced &= ~done
-            model[done] = None
-            query_id[done] = None
-            dataset[done] = None
-            budget_remaining[done] = 0.0
-            mask = _read_only(~done)
-        else:
-            mask = self._everyone
+        lookups = self._lookups
+        info_rows = np.where(done, lookups.no_query, rows)
+        mask = _read_only(stepping)
         info: dict[str, Any] = {
-            "model": model,
-            "model_index": chosen.copy() if chosen is requested else chosen,
-            "action_replaced": replaced,
+            "model": self._model_names.take(np.where(done, self.ctx.n_models, chosen)),
+            "model_index": chosen,  # a fresh array (np.where)
+            "action_replaced": (chosen != requested) & stepping if replaced else self._no_replacement,
             "correct": correct,
             "cost": cost,
-            "query_id": query_id,
-            "dataset": dataset,
+            "query_id": lookups.query_ids.take(info_rows),
+            "dataset": lookups.datasets.take(info_rows),
             "rewards": {
                 "correct": correct.copy(),
                 "_correct": mask,
                 "cost_penalty": cost_penalty,
                 "_cost_penalty": mask,
             },
-            "budget_remaining": budget_remaining,
+            "budget_remaining": np.where(done, 0.0, remaining),
         }
         if self.feedback == "full":
+            table = self.ctx.table
             outcome_correct = table.correct.take(rows, axis=0)
             outcome_cost = table.cost.take(rows, axis=0)
-            if any_done:
-                outcome_correct[done] = 0.0
-                outcome_cost[done] = 0.0
+            outcome_correct[done] = 0.0
+            outcome_cost[done] = 0.0
             info["outcomes"] = {
                 "correct": outcome_correct,
                 "_correct": mask,
@@ -483,103 +704,314 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
             info["_" + key] = mask
         return info
 
-    def _episode_metrics(self, finished: np.ndarray) -> dict[str, Any]:
-        """``MMRRoutingEnv``'s episode metrics for the ``finished`` sub-environments, batched."""
-        envs = np.flatnonzero(finished)
+    def _episode_metrics(self, envs: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        """``MMRRoutingEnv``'s episode metrics for the finished sub-environments ``envs``, batched.
+
+        The numeric keys are rows of two fresh blocks (float64 and int64), each filled by one
+        assignment; ``mask`` (read-only) marks ``envs`` and is shared by every ``_key``.
+        """
         n = self.num_envs
-        length, answered = self._length[envs], self._t[envs]
-        spend, total = self._spend[envs], self._total[envs]
-        accuracy = self._correct_sum[envs] / length
-        oracle = self._oracle_accuracy(envs)
+        counts = self._counts.take(envs, axis=0)  # [m, 2]: one gather per block of state
+        episode = self._episode.take(envs, axis=0)  # [m, 7]
+        length = counts[:, _LENGTH]
+        spend, total = episode[:, _SPEND], episode[:, _TOTAL]
+        balance = total - spend
         has_budget = np.isfinite(total)
+        all_budget = np.count_nonzero(has_budget) == envs.size
 
-        def filled(values: Any, dtype: Any) -> np.ndarray:
-            out = np.zeros(n, dtype=dtype)
-            out[envs] = values
-            return out
-
-        def objects(values: Sequence[Any]) -> np.ndarray:
-            out = np.full(n, None, dtype=object)
-            out[envs] = values
-            return out
-
-        def float_or_none(values: np.ndarray) -> np.ndarray:
+        values = np.zeros((8 if all_budget else 6, envs.size))
+        np.divide(episode[:, _CORRECT_SUM], length, out=values[0])  # accuracy
+        values[1] = spend
+        np.negative(balance, out=values[2], where=balance < episode[:, _OVERRUN_FLOOR])  # overrun
+        oracle = episode[:, _ORACLE]
+        if np.count_nonzero(np.isnan(oracle)):
+            oracle = self._oracle_accuracy(envs, length, total, oracle)
+        values[3] = oracle
+        np.subtract(oracle, values[0], out=values[4])  # regret
+        values[5] = self.ctx.c_ref
+        if all_budget:
+            values[6] = total
+            values[7] = episode[:, _RATIO]
+        floats = np.zeros((values.shape[0], n))
+        floats[:, envs] = values
+        ints = np.zeros((3, n), dtype=np.int64)
+        ints[0, envs] = length - counts[:, _STEPS_LEFT]  # answered
+        ints[1, envs] = counts[:, _STEPS_LEFT]  # unanswered
+        ints[2, envs] = length
+        cost_unit = np.full(n, None, dtype=object)
+        cost_unit[envs] = self.cost_unit
+        if all_budget:
+            budget, budget_ratio = floats[6], floats[7]
+        else:
             # SyncVectorEnv types a key by its first value: float64 with budgets, objects (None) without.
-            if has_budget.all():
-                return filled(values, np.float64)
-            return objects([float(v) if b else None for v, b in zip(values, has_budget, strict=True)])
-
+            budget = np.full(n, None, dtype=object)
+            budget_ratio = np.full(n, None, dtype=object)
+            budget[envs] = [float(v) if b else None for v, b in zip(total, has_budget, strict=True)]
+            budget_ratio[envs] = [
+                float(v) if b else None for v, b in zip(episode[:, _RATIO], has_budget, strict=True)
+            ]
         metrics = {
-            "accuracy": filled(accuracy, np.float64),
-            "answered": filled(answered, np.int64),
-            "unanswered": filled(length - answered, np.int64),
-            "length": filled(length, np.int64),
-            "spend": filled(spend, np.float64),
-            "budget": float_or_none(total),
-            "budget_ratio": float_or_none(self._ratio[envs]),
-            "overrun": filled(np.where(_overran(spend, total), spend - total, 0.0), np.float64),
-            "oracle_accuracy": filled(oracle, np.float64),
-            "regret": filled(oracle - accuracy, np.float64),
-            "c_ref": filled(self.ctx.c_ref, np.float64),
-            "cost_unit": objects([self.cost_unit] * envs.size),
+            "accuracy": floats[0],
+            "answered": ints[0],
+            "unanswered": ints[1],
+            "length": ints[2],
+            "spend": floats[1],
+            "budget": budget,
+            "budget_ratio": budget_ratio,
+            "overrun": floats[2],
+            "oracle_accuracy": floats[3],
+            "regret": floats[4],
+            "c_ref": floats[5],
+            "cost_unit": cost_unit,
         }
-        mask = _read_only(finished.copy())
         for key in list(metrics):
             metrics["_" + key] = mask
         return metrics
 
-    def _oracle_accuracy(self, envs: np.ndarray) -> np.ndarray:
+    def _oracle_accuracy(
+        self, envs: np.ndarray, length: np.ndarray, total: np.ndarray, known: np.ndarray
+    ) -> np.ndarray:
         """The hindsight oracle's accuracy on each finished stream, as ``MMRRoutingEnv`` computes it.
 
-        Full-length streams with 0/1 correctness (the common case) are solved together, by the
-        oracle's own greedy rule (sort the cheapest correct prices, take the prefix that fits):
-        the same float64 operations, so the same bits. Graded streams and replayed streams of
+        ``known`` holds the accuracies computed ahead (NaN: not yet). Full-length streams with 0/1
+        correctness are solved together, by the oracle's own greedy rule (:func:`_greedy_accuracy`:
+        the same float64 operations, so the same bits). Graded streams and replayed streams of
         another length call :mod:`mmr_gym.oracle` one by one.
         """
-        oracle = np.empty(envs.size)
-        rows = self._streams[envs, : self.episode_length]
-        total = self._total[envs]
-        full = self._length[envs] == self.episode_length
-        unbudgeted = full & ~np.isfinite(total)
-        greedy = full & np.isfinite(total) & self._rowwise.binary[rows].all(axis=1)
-        if unbudgeted.any():
-            oracle[unbudgeted] = self._rowwise.best_correct[rows[unbudgeted]].mean(axis=1)
-        if greedy.any():
-            spent = np.cumsum(np.sort(self._rowwise.cheapest_correct[rows[greedy]], axis=1), axis=1)
-            oracle[greedy] = (spent <= total[greedy, None]).sum(axis=1) / self.episode_length
+        lookups = self._lookups
+        oracle = known.copy()
+        todo = np.isnan(oracle)
+        full_length = self.episode_length
+        rows = self._streams[envs, :full_length]
+        full = todo & (length == full_length)
+        budgeted = np.isfinite(total)
+        binary = full if lookups.all_binary else full & lookups.binary.take(rows).all(axis=1)
+        greedy = binary & budgeted
+        unbudgeted = full & ~budgeted
+        if np.count_nonzero(greedy):
+            prices = self.ctx.cheapest_correct_cost.take(rows[greedy])
+            oracle[greedy] = _greedy_accuracy(prices, total[greedy], full_length)
+        if np.count_nonzero(unbudgeted):
+            oracle[unbudgeted] = lookups.best_correct.take(rows[unbudgeted]).mean(axis=1)
         table = self.ctx.table
-        for j in np.flatnonzero(~(unbudgeted | greedy)).tolist():
+        for j in np.flatnonzero(todo & ~(unbudgeted | greedy)).tolist():
             i = envs[j]
             stream = self._streams[i, : self._length[i]]
             correct, cost = table.correct[stream], table.cost[stream]
-            if np.isfinite(self._total[i]):
-                oracle[j] = budgeted_oracle(correct, cost, float(self._total[i]), allow_skip=True).accuracy
+            if budgeted[j]:
+                oracle[j] = budgeted_oracle(correct, cost, float(total[j]), allow_skip=True).accuracy
             else:
                 oracle[j] = per_query_oracle_accuracy(correct)
         return oracle
 
 
+def _greedy_accuracy(prices: np.ndarray, total: np.ndarray, length: int) -> np.ndarray:
+    """The 0/1 hindsight oracle's accuracy per stream (row of ``prices``, float64 ``[m, length]``).
+
+    ``budgeted_oracle``'s greedy rule with skipping: answer the queries whose cheapest correct
+    model is cheapest first while the running sum fits the budget (same cumulative sums, same bits).
+    """
+    # The prices are float32 costs (or inf): sorting them as float32 gives the same order, faster.
+    ordered = np.sort(prices.astype(np.float32), axis=1)
+    if ordered.shape[0] < _MANY_STREAMS:
+        spent = ordered.astype(np.float64)
+        np.cumsum(spent, axis=1, out=spent)
+        return np.count_nonzero(spent <= total[:, None], axis=1) / length
+    # numpy's cumsum along rows runs one short inner loop per row; for many streams, add the
+    # columns of the transposed prices one by one instead (the same sums in the same order).
+    spent = np.array(ordered.T, dtype=np.float64, order="C")
+    for j in range(1, spent.shape[0]):
+        spent[j] += spent[j - 1]
+    return np.count_nonzero(spent <= total, axis=0) / length
+
+
+# ---------------------------------------------------------------------------- batched streams
+def draw_distinct_rows(rng: np.random.Generator, n: int, length: int, count: int) -> np.ndarray:
+    """``count`` independent rows of ``length`` distinct integers in ``[0, n)``, each uniform.
+
+    Each row is uniformly distributed over the ordered sequences of ``length`` distinct values
+    (the distribution of ``rng.choice(n, length, replace=False)``, not its draws), and the rows
+    are independent; all rows are drawn together.
+
+    For ``length <= n / 4``: rejection of repeats, batched. Every entry is drawn uniformly; then,
+    round after round, entries that repeat a value of their row are drawn again. Which entries are
+    drawn again depends only on positions and on which entries are equal, never on the values, so
+    the result is invariant under any relabeling of the values, row by row; the only such
+    distribution over rows of distinct values is the uniform one (relabelings act transitively).
+    Round 1 sorts ``(row * n + value) * 2**b + position`` per row, which orders the whole batch:
+    the later occurrences of a value are redrawn. Round 2 looks the new values up in that sorted
+    array (and among themselves); later rounds, with few entries left, compare them with their
+    rows. Longer rows, where repeats would need many rounds, are the first ``length`` entries of
+    ``rng.permuted`` rows (a Fisher-Yates shuffle per row).
+
+    Returns ``[count, length]`` integers: int32 when ``count * n`` is small enough, else int64.
+    """
+    if not 1 <= length <= n:
+        raise ValueError(f"length must be in [1, n={n}], got {length}")
+    if count == 0:
+        return np.zeros((0, length), dtype=np.int64)
+    if 4 * length > n:
+        return _permuted_rows(rng, n, length, count)
+    bits = max(int(length - 1).bit_length(), 1)
+    low_bits = (1 << bits) - 1
+    dtype = np.int32 if ((count * n) << bits) < 2**31 else np.int64  # int32 keys sort faster
+    values = rng.integers(0, n, (count, length), dtype=dtype)
+    flat = values.reshape(-1)
+    keys = values << bits
+    keys += _key_offsets(count, length, n, bits, dtype)  # + (row * n) * 2**bits + position
+    keys.sort(axis=1)  # rows are in ascending key ranges: the flat array is sorted too
+    keys = keys.reshape(-1)
+    # Equal (row, value) differ only in the position bits; the earliest position comes first.
+    later = np.flatnonzero((keys[1:] ^ keys[:-1]) <= low_bits) + 1
+    if later.size == 0:
+        return values
+    row = later // length
+    target = row * length + (keys[later] & low_bits)  # flat index of each later occurrence
+
+    # Round 2: each new value against its row's values of round 1 (all still present: a redrawn
+    # entry repeated one that stays) and against the other new values of its row. The probes are
+    # sorted first: searchsorted is much faster on ascending needles, and repeats are neighbours.
+    new = rng.integers(0, n, target.size, dtype=dtype)
+    flat[target] = new
+    probe = (row * n).astype(dtype) + new  # keys' dtype: searchsorted would cast all keys otherwise
+    order = np.argsort(probe)
+    probe = probe[order]
+    at = np.minimum(np.searchsorted(keys, probe << bits), keys.size - 1)
+    hit = (keys[at] >> bits) == probe
+    repeat = probe[1:] == probe[:-1]
+    hit[1:] |= repeat
+    hit[:-1] |= repeat
+    again = np.zeros(target.size, dtype=bool)
+    again[order[hit]] = True  # back in position order: what is redrawn depends on positions only
+    target = target[again]
+
+    while target.size:  # later rounds: few entries, each compared with its row
+        new = rng.integers(0, n, target.size, dtype=dtype)
+        flat[target] = new
+        if target.size * length <= flat.size:
+            equal = values[target // length] == new[:, None]
+            target = target[np.count_nonzero(equal, axis=1) > 1]  # it equals itself once
+        else:
+            rows = np.unique(target // length)
+            keys = (values[rows] << bits) | np.arange(length, dtype=dtype)
+            keys.sort(axis=1)
+            r, c = np.nonzero((keys[:, 1:] ^ keys[:, :-1]) <= low_bits)
+            target = rows[r] * length + (keys[r, c + 1] & low_bits)
+    return values
+
+
+@functools.lru_cache(maxsize=8)
+def _key_offsets(count: int, length: int, n: int, bits: int, dtype: type) -> np.ndarray:
+    """``(row * n) * 2**bits + position`` for ``draw_distinct_rows`` (read-only, reused by the pool)."""
+    rows = np.arange(count, dtype=dtype)[:, None] * n
+    return _read_only((rows << bits) | np.arange(length, dtype=dtype))
+
+
+def _permuted_rows(rng: np.random.Generator, n: int, length: int, count: int) -> np.ndarray:
+    out = np.empty((count, length), dtype=np.int64)
+    chunk = max(1, (1 << 22) // n)  # bounds the [chunk, n] working array
+    for start in range(0, count, chunk):
+        rows = np.tile(np.arange(n, dtype=np.int64), (min(chunk, count - start), 1))
+        out[start : start + chunk] = rng.permuted(rows, axis=1, out=rows)[:, :length]
+    return out
+
+
+class _StreamPool:
+    """``stream_sampling="batched"``: streams (table rows) drawn ahead, ``batch`` at a time.
+
+    Drawing many streams in one :func:`draw_distinct_rows` call costs a fraction of a
+    microsecond per stream; the pool hands them out in order as sub-environments start episodes,
+    so a rollout depends only on the seed and the actions. Each stream has one extra column
+    repeating its last row (the layout of ``MMRRoutingVectorEnv._streams``). With a fixed
+    budget ``total`` and 0/1 correctness the hindsight oracle's accuracy of each stream is
+    computed here too, for the whole batch at once (``oracle``, else NaN: computed at the end).
+    """
+
+    def __init__(self, ctx: RoutingContext, length: int, batch: int, oracle_budget: float | None) -> None:
+        self.ctx = ctx
+        self.length = length
+        self.batch = batch
+        self.oracle_budget = oracle_budget
+        self.rng: np.random.Generator | None = None
+        self._streams = np.zeros((0, length + 1), dtype=np.int64)
+        self._oracle = np.zeros(0)
+        self._next = 0
+
+    def restart(self, rng: np.random.Generator) -> None:
+        """Draw from ``rng`` from now on; streams drawn ahead from the previous generator are dropped."""
+        self.rng = rng
+        self._streams = self._streams[:0]
+        self._oracle = self._oracle[:0]
+        self._next = 0
+
+    def take(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``m`` streams (int64 ``[m, length + 1]``) and their oracle accuracies (float64 ``[m]``)."""
+        start = self._next
+        if start + m <= self._streams.shape[0]:
+            self._next = start + m
+            return self._streams[start : start + m], self._oracle[start : start + m]
+        streams, oracle = [self._streams[start:]], [self._oracle[start:]]
+        need = m - streams[0].shape[0]
+        while need > 0:
+            self._refill()
+            self._next = min(need, self.batch)
+            streams.append(self._streams[: self._next])
+            oracle.append(self._oracle[: self._next])
+            need -= self._next
+        return np.concatenate(streams), np.concatenate(oracle)
+
+    def _refill(self) -> None:
+        length, split = self.length, self.ctx.split_indices
+        positions = draw_distinct_rows(self.rng, split.size, length, self.batch)
+        streams = np.empty((self.batch, length + 1), dtype=np.int64)
+        streams[:, :length] = split.take(positions)
+        streams[:, length] = streams[:, length - 1]
+        self._streams = streams
+        if self.oracle_budget is None:
+            self._oracle = np.full(self.batch, np.nan)
+        else:
+            total = np.full(self.batch, self.oracle_budget)
+            self._oracle = _greedy_accuracy(
+                self.ctx.cheapest_correct_cost.take(streams[:, :length]), total, length
+            )
+        self._next = 0
+
+
+# ---------------------------------------------------------------------------- per-table lookups
 @dataclass(frozen=True)
-class _Rowwise:
+class _Lookups:
     """Per table row facts the step and the oracle look up (read-only, one copy per context)."""
 
-    cheapest_estimate: np.ndarray  # float64: the lowest cost estimate of any model
-    cheapest_correct: np.ndarray  # float64: the cost of the cheapest correct model (inf: none)
-    best_correct: np.ndarray  # float64: the best correctness of any model
-    binary: np.ndarray  # bool: the row's correctness is all 0/1
+    correct: np.ndarray  # float64 [n * K + 1]: flattened correctness, then a 0 (index ``nothing``)
+    cost: np.ndarray  # float64 [n * K + 1]: flattened cost, then a 0
+    nothing: int  # n * K: the entry of sub-environments that are reset instead of stepped
+    query_ids: np.ndarray  # object [n + 1]: the table's, then None (index ``no_query``)
+    datasets: np.ndarray  # object [n + 1]: the table's, then None
+    no_query: int  # n
+    cheapest_estimate: np.ndarray  # float64 [n]: the lowest cost estimate of any model
+    best_correct: np.ndarray  # float64 [n]: the best correctness of any model
+    binary: np.ndarray  # bool [n]: the row's correctness is all 0/1
+    all_binary: bool  # every row is
 
 
 @functools.lru_cache(maxsize=16)
-def _rowwise(ctx: RoutingContext) -> _Rowwise:
+def _lookups(ctx: RoutingContext) -> _Lookups:
     # Cached per context (contexts are cached themselves), so vector envs share it like the table.
-    # float64 as the oracle computes (check_outcomes casts to float64).
-    correct = ctx.table.correct.astype(np.float64)
-    cost = ctx.table.cost.astype(np.float64)
-    return _Rowwise(
+    # float64 as the step charges and as the oracle computes (check_outcomes casts to float64).
+    table = ctx.table
+    correct = table.correct.astype(np.float64)
+    binary = ((correct == 0.0) | (correct == 1.0)).all(axis=1)
+    return _Lookups(
+        correct=_read_only(np.append(correct.reshape(-1), 0.0)),
+        cost=_read_only(np.append(table.cost.astype(np.float64).reshape(-1), 0.0)),
+        nothing=correct.size,
+        query_ids=_read_only(np.append(table.query_ids.astype(object), None)),
+        datasets=_read_only(np.append(table.datasets.astype(object), None)),
+        no_query=table.n_queries,
         cheapest_estimate=_read_only(ctx.cost_estimate.min(axis=1)),
-        cheapest_correct=_read_only(np.where(correct == 1.0, cost, np.inf).min(axis=1)),
         best_correct=_read_only(correct.max(axis=1)),
-        binary=_read_only(((correct == 0.0) | (correct == 1.0)).all(axis=1)),
+        binary=_read_only(binary),
+        all_binary=bool(binary.all()),
     )
 
 
@@ -589,11 +1021,6 @@ def _flat_observations(ctx: RoutingContext) -> np.ndarray:
     n = ctx.query_obs.shape[0]
     budget = np.zeros((n, BUDGET_FEATURES), dtype=np.float32)
     return _read_only(np.concatenate((ctx.query_obs, budget, ctx.model_costs_obs), axis=1))
-
-
-def _overran(spend: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """Where ``Budget.overrun`` is positive: spend beyond the total by more than the tolerance."""
-    return (spend - total) > _TOLERANCE * total  # -inf > inf is False without a budget
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

@@ -58,9 +58,13 @@ TEXT_ONLY = {"ChatGPT3.5-CoT (Text+Image Caption)", "GPT4-CoT (Text Only)"}
 
 # ---------------------------------------------------------------------------------------- real data
 @pytest.fixture(scope="module")
-def feature_cache(request: pytest.FixtureRequest) -> Path:
-    # pytest's own cache directory persists between runs: image statistics are computed once.
-    return Path(request.config.cache.mkdir("mmr-gym-features"))
+def feature_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # pytest's own cache directory persists between runs: image statistics are computed once
+    # (a fresh temporary directory when the cache plugin is disabled).
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("mmr-gym-features")
+    return Path(cache.mkdir("mmr-gym-features"))
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,30 @@ def test_info_keys_restrict_the_per_env_infos(table):
         assert_same(ref_info["episode_metrics"], info["episode_metrics"])
 
 
+def test_batched_stream_sampling_through_the_adapter(table):
+    """stream_sampling="batched" is a choice of the wrapped env; VecEnv.seed(s) seeds its one generator."""
+
+    def rollout(seed):
+        adapter = SB3VecEnvAdapter(
+            MMRRoutingVectorEnv(
+                table, num_envs=N, episode_length=4, stream_sampling="batched", budget_ratio=0.3
+            )
+        )
+        adapter.seed(seed)  # [seed, seed + 1, ...]: SyncVectorEnv's convention, accepted as seed
+        out = [adapter.reset()]
+        for _ in range(10):
+            obs, reward, done, infos = adapter.step(adapter.action_masks().argmax(axis=1))
+            out.append((obs, reward, done, [info.get("terminal_observation") for info in infos]))
+        return out
+
+    first = rollout(3)
+    assert_same(first, rollout(3))
+    assert not np.array_equal(first[0]["query"], rollout(4)[0]["query"])
+    assert sum(int(done.sum()) for _, _, done, _ in first[1:]) >= N
+    for _, _, done, terminal in first[1:]:
+        assert [t is not None for t in terminal] == done.tolist()
+
+
 # ---------------------------------------------------------------------------- VecEnv API
 def test_vec_env_api(table):
     reference, adapter = pair(table, episode_length=6)

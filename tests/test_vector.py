@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from _tables import make_table
+from scipy import stats
 
 import mmr_gym  # noqa: F401  (registers the ids)
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.registration import ENV_IDS
 from mmr_gym.table import RoutingTable
-from mmr_gym.vector import MMRRoutingVectorEnv
+from mmr_gym.vector import MMRRoutingVectorEnv, draw_distinct_rows
 
 N = 4
 K = 4
@@ -331,3 +335,238 @@ def test_matches_single_envs_on_the_bundled_table():
             assert_same(x, y)
         actions = random_actions(rng, out[-1]["action_mask"].astype(bool), p_masked=0.1)
         ref_out, out = reference.step(actions), native.step(actions)
+
+
+# ---------------------------------------------------------------------------- stream_sampling="batched"
+def test_draw_distinct_rows_structure():
+    for n, length, count in [(2074, 100, 64), (50, 12, 40), (40, 10, 1), (12, 5, 30), (9, 9, 4), (3, 1, 5)]:
+        rows = draw_distinct_rows(np.random.default_rng(0), n, length, count)
+        assert rows.shape == (count, length) and rows.dtype.kind == "i"
+        assert rows.min() >= 0 and rows.max() < n
+        ordered = np.sort(rows, axis=1)
+        assert not (ordered[:, 1:] == ordered[:, :-1]).any(), (n, length)  # no repeats within a row
+        again = draw_distinct_rows(np.random.default_rng(0), n, length, count)
+        np.testing.assert_array_equal(rows, again)  # reproducible under a seed
+        if length < n:
+            other = draw_distinct_rows(np.random.default_rng(1), n, length, count)
+            assert not np.array_equal(rows, other)
+    assert draw_distinct_rows(np.random.default_rng(0), 10, 2, 0).shape == (0, 2)
+    with pytest.raises(ValueError, match="length"):
+        draw_distinct_rows(np.random.default_rng(0), 5, 6, 1)
+
+
+@pytest.mark.parametrize(
+    "n, length, count, rounds",
+    [(8, 2, 6000, 1), (6, 3, 6000, 1), (5, 1, 2000, 1), (9, 2, 1, 3000)],
+    ids=["rejection", "permutation", "single", "one-row-calls"],
+)
+def test_draw_distinct_rows_is_uniform_over_ordered_tuples(n, length, count, rounds):
+    """Every ordered tuple of distinct values equally likely (chi-square; fails for a biased sampler)."""
+    rng = np.random.default_rng(12345)
+    rows = np.concatenate([draw_distinct_rows(rng, n, length, count) for _ in range(rounds)])
+    code = (rows * n ** np.arange(length)).sum(axis=1)
+    counts = np.bincount(code, minlength=n**length)
+    possible = [sum(int(v) * n**j for j, v in enumerate(t)) for t in itertools.permutations(range(n), length)]
+    assert counts.sum() == counts[possible].sum()  # only tuples of distinct values occur
+    assert stats.chisquare(counts[possible]).pvalue > 1e-4
+
+
+def test_draw_distinct_rows_positions_are_uniform_with_many_repeats():
+    """Long rows of a small range (many redraw rounds): each position's value uniform, rows independent."""
+    rng = np.random.default_rng(7)
+    n, length = 40, 10  # 4 * length == n: the rejection regime with many repeats to redraw
+    rows = np.concatenate([draw_distinct_rows(rng, n, length, 500) for _ in range(20)])
+    for position in range(length):
+        counts = np.bincount(rows[:, position], minlength=n)
+        assert stats.chisquare(counts).pvalue > 1e-4, position
+    # Consecutive rows are independent: (first value of row r, first value of row r + 1) uniform.
+    pairs = np.bincount(rows[:-1, 0] // 10 * 4 + rows[1:, 0] // 10, minlength=16)
+    assert stats.chisquare(pairs).pvalue > 1e-4
+
+
+def streams_of_batched_env(table, seed, episodes, **kwargs):
+    """Streams (table rows) of the episodes a batched vector env starts, in order of their start."""
+    env = MMRRoutingVectorEnv(table, num_envs=N, stream_sampling="batched", budget_ratio=None, **kwargs)
+    env.reset(seed=seed)
+    streams = list(env.episode_query_indices)
+    actions = np.zeros(N, dtype=np.int64)
+    done = np.zeros(N, dtype=bool)
+    while len(streams) < episodes:
+        _, _, terminated, _, _ = env.step(actions)
+        current = env.episode_query_indices
+        streams += [current[i] for i in np.flatnonzero(done)]
+        done = terminated
+    return env, streams[:episodes]
+
+
+def test_batched_streams_are_uniform_draws_without_replacement(table):
+    env, streams = streams_of_batched_env(table, 3, 600, episode_length=10)
+    split = env.ctx.split_indices
+    for stream in streams:
+        assert stream.size == 10 and np.unique(stream).size == 10
+        assert np.isin(stream, split).all()
+    # Marginal uniformity over the split, and over the first position alone.
+    position = np.searchsorted(np.sort(split), np.concatenate(streams))
+    assert stats.chisquare(np.bincount(position, minlength=split.size)).pvalue > 1e-4
+    first = np.searchsorted(np.sort(split), [s[0] for s in streams])
+    assert stats.chisquare(np.bincount(first, minlength=split.size)).pvalue > 1e-4
+    # Reproducible under a seed; another seed gives other streams.
+    _, same = streams_of_batched_env(table, 3, 600, episode_length=10)
+    _, other = streams_of_batched_env(table, 4, 600, episode_length=10)
+    assert all(np.array_equal(a, b) for a, b in zip(streams, same, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(streams, other, strict=True))
+
+
+def sub_env_view(batched: dict, i: int) -> dict:
+    """What sub-environment i reports in a batched (SyncVectorEnv-style) info dict."""
+    out = {}
+    for key, value in batched.items():
+        if key.startswith("_") or not batched["_" + key][i]:
+            continue
+        out[key] = sub_env_view(value, i) if isinstance(value, dict) else value[i]
+    return out
+
+
+def obs_of(obs, i: int) -> dict:
+    """Sub-environment i's observation, as a dict (``{"flat": row}`` for flat observations)."""
+    return {key: value[i] for key, value in obs.items()} if isinstance(obs, dict) else {"flat": obs[i]}
+
+
+def assert_matches_single(batched, single, where):
+    if isinstance(single, dict):
+        assert isinstance(batched, dict) and batched.keys() == single.keys(), (where, batched, single)
+        for key in single:
+            assert_matches_single(batched[key], single[key], f"{where}/{key}")
+    elif isinstance(single, np.ndarray):
+        assert batched.dtype == single.dtype, where
+        np.testing.assert_array_equal(batched, single, err_msg=where)
+    elif single is None:
+        assert batched is None, where
+    else:
+        assert batched == single, (where, batched, single)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"budget_ratio": (0.05, 1.0), "feedback": "full"},
+        {"budget_ratio": 0.3, "observation": "flat"},
+        {"budget_ratio": 0.1, "cost_weight": 0.25},
+        {"budget_ratio": None, "observation": "flat", "feedback": "full"},
+    ],
+    ids=["range-dict-full", "fixed-flat", "tight-penalty", "none-flat-full"],
+)
+def test_batched_sub_envs_replay_like_single_envs_given_their_streams(table, kwargs):
+    """Only the streams differ from per-env sampling: given its stream and budget ratio, each
+    sub-environment's episode is the single environment's, step for step (infos and metrics too)."""
+    length = 9
+    env = MMRRoutingVectorEnv(table, num_envs=N, stream_sampling="batched", episode_length=length, **kwargs)
+    obs, info = env.reset(seed=5)
+    episodes = [[] for _ in range(N)]  # per sub-env: the current episode's (stream, first obs, steps)
+    for i in range(N):
+        episodes[i].append((env.episode_query_indices[i], obs_of(obs, i), []))
+    rng = np.random.default_rng(5)
+    done = np.zeros(N, dtype=bool)
+    checked = 0
+    for _ in range(60):
+        actions = random_actions(rng, info["action_mask"].astype(bool), p_masked=0.3)
+        obs, reward, terminated, _, info = env.step(actions)
+        for i in range(N):
+            this_obs = obs_of(obs, i)
+            if done[i]:  # reset by this step: a new episode starts
+                episodes[i].append((env.episode_query_indices[i], this_obs, []))
+                continue
+            episodes[i][-1][2].append(
+                (int(actions[i]), this_obs, reward[i], terminated[i], sub_env_view(info, i))
+            )
+            if terminated[i]:
+                checked += replay_in_single_env(table, kwargs, length, *episodes[i][-1])
+        done = terminated
+    assert checked >= 2 * N
+
+
+def replay_in_single_env(table, kwargs, length, stream, first_obs, steps) -> int:
+    single = MMRRoutingEnv(table, episode_length=length, **kwargs)
+    metrics = steps[-1][4]["episode_metrics"]
+    options = {"query_ids": table.query_ids[stream].tolist()}
+    if metrics["budget_ratio"] is not None:
+        options["budget_ratio"] = metrics["budget_ratio"]
+    obs, _ = single.reset(options=options)
+    flat = lambda o: o if isinstance(o, dict) else {"flat": o}  # noqa: E731
+    assert_matches_single(first_obs, flat(obs), "reset")
+    for t, (action, batched_obs, reward, terminated, info) in enumerate(steps):
+        obs, single_reward, single_terminated, _, single_info = single.step(action)
+        assert_matches_single(batched_obs, flat(obs), f"step {t}/obs")
+        assert reward == single_reward and terminated == single_terminated, t
+        assert_matches_single(info, single_info, f"step {t}/info")
+    return 1
+
+
+def test_batched_seeding(table):
+    def rollout(seed, **kwargs):
+        env = MMRRoutingVectorEnv(
+            table, num_envs=N, stream_sampling="batched", episode_length=6, budget_ratio=(0.1, 1.0), **kwargs
+        )
+        obs, info = env.reset(seed=seed)
+        out = [obs["query"]]
+        for _ in range(20):
+            obs, reward, terminated, _, info = env.step(np.argmax(info["action_mask"], axis=1))
+            out += [obs["query"], reward, terminated]
+        return env, out
+
+    env, first = rollout(5)
+    assert env.np_random_seeds == (5,) * N  # one generator for all sub-environments
+    for x, y in zip(first, rollout(5)[1], strict=True):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(first, rollout([5, 6, 7, 8])[1], strict=True):  # SyncVectorEnv's seed + i
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(first[0], rollout(6)[1][0])
+    with pytest.raises(ValueError, match="one generator"):
+        env.reset(seed=[5, 9, 7, 8])
+    env.reset(seed=[None] * N)  # keeps the generator
+    with pytest.raises(ValueError, match="stream_sampling"):
+        MMRRoutingVectorEnv(table, num_envs=2, stream_sampling="shared")
+
+
+def test_batched_mode_through_make_vec_and_many_envs(table):
+    # More sub-environments than a refill batch, and replayed streams through reset options.
+    env = gym.make_vec(
+        "MMRRouting-v0",
+        num_envs=1100,
+        dataset=table,
+        split="all",
+        episode_length=5,
+        stream_sampling="batched",
+    )
+    assert isinstance(env, MMRRoutingVectorEnv) and env.stream_sampling == "batched"
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert len({tuple(s) for s in env.episode_query_indices}) > 1000  # distinct episodes
+    obs, info = env.reset(options={"query_ids": ["q1", "q2", "q3"]}, seed=1)
+    assert all(s.tolist() == [1, 2, 3] for s in env.episode_query_indices)
+    for _ in range(8):
+        obs, *_ = env.step(np.argmax(env.action_masks(), axis=1))
+        assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("stream_sampling", ["per-env", "batched"])
+def test_returned_arrays_never_change_afterwards(table, stream_sampling):
+    """The env reuses internal scratch buffers, never what it returned."""
+    env = MMRRoutingVectorEnv(
+        table,
+        num_envs=N,
+        episode_length=4,
+        budget_ratio=0.2,
+        feedback="full",
+        stream_sampling=stream_sampling,
+    )
+    kept = [env.reset(seed=0)]
+    snapshots = [copy.deepcopy(kept[0])]
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        out = env.step(random_actions(rng, kept[-1][-1]["action_mask"].astype(bool), p_masked=0.3))
+        kept.append(out)
+        snapshots.append(copy.deepcopy(out))
+    for out, snapshot in zip(kept, snapshots, strict=True):
+        for x, y in zip(out, snapshot, strict=True):
+            assert_same(x, y)

@@ -1,0 +1,76 @@
+"""train.py, the main job: the quick run writes every file, and seeds merge as the evaluator merges them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import train
+from agents.baselines import BestSinglePolicy, RandomPolicy
+from agents.rl import load_agent
+from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.evaluate import evaluate_policy
+
+RECORD_KEYS = {"name", "nAUC", "Ps", "QNC", "regret", "overrun_rate", "points"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    assert train.main(["--quick", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    return run_dir
+
+
+def test_quick_run_writes_the_report_files(quick_run):
+    for name in ("results.md", "results.csv", "points.csv", "results.json", "pareto.png"):
+        assert (quick_run / name).stat().st_size > 0, name
+
+
+def test_quick_run_records_every_default_policy(quick_run):
+    records = json.loads((quick_run / "results.json").read_text())["results"]
+    names = [r["name"] for r in records]
+    expected = ["Random", "Cheapest", "BestSingle", "Oracle"]  # the baselines, then the agents
+    expected += ["Paced-LinearMF", "LinearMF (threshold)", "Paced-LinUCB", "RL-MaskablePPO", "RL-DQN"]
+    expected += ["PerQueryOracle"]
+    assert names == expected
+    for record in records:
+        assert set(record) >= RECORD_KEYS, record["name"]
+        assert record["points"], record["name"]
+    rl = records[names.index("RL-MaskablePPO")]
+    assert rl["protocol"] == "budgeted stream" and len(rl["points"]) == len(train.QUICK_BUDGET_RATIOS)
+    assert 0.0 <= rl["nAUC"] <= 1.0
+
+
+def test_quick_run_saves_reloadable_agents_and_tensorboard_logs(quick_run):
+    seed_dir = quick_run / "agents" / "rl-maskable-ppo" / "seed0"
+    model = load_agent(seed_dir / "model.zip")
+    assert type(model).__name__ == "MaskablePPO"
+    assert json.loads((seed_dir / "agent.json").read_text())["env_kwargs"]["split"] == "train"
+    assert list(seed_dir.glob("tb/*/events.out.tfevents.*"))
+
+
+def test_unknown_policy_is_rejected(tmp_path, capsys):
+    assert train.main(["--policies", "random,no-such-agent", "--run-dir", str(tmp_path)]) == 2
+    assert "no-such-agent" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("factory", [RandomPolicy, BestSinglePolicy])
+def test_merging_per_seed_results_equals_evaluating_the_seeds_together(factory):
+    env = MMRRoutingEnv(split="test", episode_length=50)
+    kwargs = {"budget_ratios": (0.05, 0.3, 1.0), "max_queries": 400, "progress": False}
+    together = evaluate_policy(factory, env, seeds=(0, 1, 2), **kwargs)
+    merged = train.merge_seed_results(
+        [evaluate_policy(factory, env, seeds=(s,), **kwargs) for s in (0, 1, 2)]
+    )
+    for key in ("nAUC", "Ps", "QNC", "nAUC_std", "Ps_std", "regret", "overrun_rate"):
+        a, b = getattr(together, key), getattr(merged, key)
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), key
+    assert merged.QNC_per_seed == pytest.approx(together.QNC_per_seed)
+    np.testing.assert_allclose(merged.frontier, together.frontier)
+    for p, q in zip(together.points, merged.points, strict=True):
+        assert (p.cost, p.accuracy, p.accuracy_std, p.regret) == pytest.approx(
+            (q.cost, q.accuracy, q.accuracy_std, q.regret)
+        )
