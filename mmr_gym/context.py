@@ -254,3 +254,22 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     array.setflags(write=False)
     return array
+
+
+class ContextFacts:
+    """Read-only facts every environment over a :class:`RoutingContext` (``self.ctx``) exposes."""
+
+    ctx: RoutingContext
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return self.ctx.table.model_names
+
+    @property
+    def c_ref(self) -> float:
+        """Mean per-query cost of the reference model on the training split, in ``cost_unit``."""
+        return self.ctx.c_ref
+
+    @property
+    def cost_unit(self) -> str:
+        return self.ctx.table.cost_unit

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mmr_gym.budget import BUDGET_FEATURES, Budget
-from mmr_gym.context import RoutingContext, build_context
+from mmr_gym.context import ContextFacts, RoutingContext, build_context
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
 from mmr_gym.table import RoutingTable
 
@@ -26,7 +26,7 @@ OBSERVATIONS = ("dict", "flat")
 INVALID_ACTIONS = ("fallback", "error")
 
 
-class MMRRoutingEnv(gym.Env):
+class MMRRoutingEnv(gym.Env, ContextFacts):
     """Route each query of a stream to one model, under a budget over the whole stream.
 
     Args:
@@ -145,19 +145,6 @@ class MMRRoutingEnv(gym.Env):
         self._mask = np.zeros(self.ctx.n_models, dtype=bool)  # affordable models for the current query
 
     # ------------------------------------------------------------------ public read-only facts
-    @property
-    def model_names(self) -> tuple[str, ...]:
-        return self.ctx.table.model_names
-
-    @property
-    def c_ref(self) -> float:
-        """Mean per-query cost of the reference model on the training split, in ``cost_unit``."""
-        return self.ctx.c_ref
-
-    @property
-    def cost_unit(self) -> str:
-        return self.ctx.table.cost_unit
-
     @property
     def episode_query_indices(self) -> np.ndarray:
         """Table rows of this episode's stream (a copy). For oracles and logging, not for agents."""

@@ -61,7 +61,7 @@ from mmr_gym.budget import (
     overrun_floor,
     spend_per_query_denominator,
 )
-from mmr_gym.context import RoutingContext
+from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.env import MMRRoutingEnv, check_budget_ratio
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
 from mmr_gym.table import RoutingTable
@@ -83,7 +83,7 @@ _MANY_STREAMS = 256  # _greedy_accuracy: from here on, column-wise prefix sums a
 _DEFAULT = "default"  # _start_episodes: the constructor's budget_ratio
 
 
-class MMRRoutingVectorEnv(gym.vector.VectorEnv):
+class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     """``num_envs`` copies of :class:`~mmr_gym.env.MMRRoutingEnv`, vectorized with numpy.
 
     Args:
@@ -216,19 +216,6 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv):
             self._pool = _StreamPool(self.ctx, length, batch, oracle_budget)
 
     # ------------------------------------------------------------------ public read-only facts
-    @property
-    def model_names(self) -> tuple[str, ...]:
-        return self.ctx.table.model_names
-
-    @property
-    def c_ref(self) -> float:
-        """Mean per-query cost of the reference model on the training split, in ``cost_unit``."""
-        return self.ctx.c_ref
-
-    @property
-    def cost_unit(self) -> str:
-        return self.ctx.table.cost_unit
-
     @property
     def budget(self) -> np.ndarray:
         """float64 ``[num_envs]``: each sub-environment's total budget, in ``cost_unit`` (NaN: none)."""
