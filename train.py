@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 import mmr_gym  # noqa: F401  (registers the environments)
@@ -50,14 +48,13 @@ from agents.supervised import ROUTERS, fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import (
     DEFAULT_BUDGET_RATIOS,
-    BudgetPoint,
     PolicyResult,
     evaluate_policy,
     evaluation_rows,
+    merge_seed_results,
     per_query_oracle_result,
     threshold_result,
 )
-from mmr_gym.metrics import curve_summary, pareto_frontier
 from mmr_gym.policy import Policy
 from mmr_gym.report import markdown_table, write_report
 
@@ -211,77 +208,6 @@ DEFAULT_POLICIES = (
     "rl-maskable-ppo",
     "rl-dqn",  # the best RL agent on the validation split (see agents/rl.py)
 )
-
-
-# --------------------------------------------------------------------------------- seeds
-def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
-    """One result from per-seed results of the same policy (each evaluated on its own seed's streams).
-
-    Budgeted-stream results are combined exactly as :func:`~mmr_gym.evaluate.evaluate_policy` combines
-    seeds: points are the mean over seeds (with their spread), nAUC/Ps/QNC come from the mean curve,
-    their spread from the per-seed curves. Threshold-protocol curves have no common grid: the metrics
-    are the mean over seeds and the points those of the first seed.
-    """
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    seeds = [s for r in results for s in r.extra.get("seeds", [])]
-    if first.protocol != "budgeted stream":
-        return replace(
-            first,
-            nAUC=_mean([r.nAUC for r in results]),
-            Ps=_mean([r.Ps for r in results]),
-            QNC=_mean([r.QNC for r in results]),
-            nAUC_std=_std([r.nAUC for r in results]),
-            Ps_std=_std([r.Ps for r in results]),
-            QNC_per_seed=[r.QNC for r in results],
-            extra={**first.extra, "seeds_fitted": len(results), "points_from": "the first seed's fit"},
-        )
-    cost = np.array([[p.cost for p in r.points] for r in results])  # [seeds, budgets]
-    accuracy = np.array([[p.accuracy for p in r.points] for r in results])
-    regret = np.array([[p.regret for p in r.points] for r in results])
-    points = [
-        BudgetPoint(
-            budget_ratio=p.budget_ratio,
-            cost=float(cost[:, b].mean()),
-            accuracy=float(accuracy[:, b].mean()),
-            cost_std=float(cost[:, b].std()),
-            accuracy_std=float(accuracy[:, b].std()),
-            regret=float(regret[:, b].mean()),
-            regret_std=float(regret[:, b].std()),
-            oracle_accuracy=_mean([r.points[b].oracle_accuracy for r in results]),
-            overrun_rate=_mean([r.points[b].overrun_rate for r in results]),
-            unanswered_rate=_mean([r.points[b].unanswered_rate for r in results]),
-        )
-        for b, p in enumerate(first.points)
-    ]
-    mean_curve = np.stack([cost.mean(axis=0), accuracy.mean(axis=0)], axis=1)
-    best = first.best_single
-    summary = curve_summary(mean_curve[:, 0], mean_curve[:, 1], best["accuracy"], best["mean_cost"])
-    return replace(
-        first,
-        points=points,
-        frontier=pareto_frontier(mean_curve).tolist(),
-        nAUC=summary["nAUC"],
-        Ps=summary["Ps"],
-        QNC=summary["QNC"],
-        nAUC_std=_std([r.nAUC for r in results]),
-        Ps_std=_std([r.Ps for r in results]),
-        QNC_per_seed=[r.QNC for r in results],
-        regret=_mean([r.regret for r in results]),
-        overrun_rate=_mean([r.overrun_rate for r in results]),
-        extra={**first.extra, "seeds": seeds, "seeds_fitted": len(results)},
-    )
-
-
-def _mean(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
-def _std(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.std(finite)) if finite else float("nan")
 
 
 def run_agent(run: Run, name: str) -> list[PolicyResult]:

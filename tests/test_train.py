@@ -12,7 +12,7 @@ import train
 from agents.baselines import BestSinglePolicy, RandomPolicy
 from agents.rl import load_agent
 from mmr_gym.env import MMRRoutingEnv
-from mmr_gym.evaluate import evaluate_policy
+from mmr_gym.evaluate import evaluate_policy, merge_seed_results
 
 RECORD_KEYS = {"name", "nAUC", "Ps", "QNC", "regret", "overrun_rate", "points"}
 
@@ -62,9 +62,7 @@ def test_merging_per_seed_results_equals_evaluating_the_seeds_together(factory):
     env = MMRRoutingEnv(split="test", episode_length=50)
     kwargs = {"budget_ratios": (0.05, 0.3, 1.0), "max_queries": 400, "progress": False}
     together = evaluate_policy(factory, env, seeds=(0, 1, 2), **kwargs)
-    merged = train.merge_seed_results(
-        [evaluate_policy(factory, env, seeds=(s,), **kwargs) for s in (0, 1, 2)]
-    )
+    merged = merge_seed_results([evaluate_policy(factory, env, seeds=(s,), **kwargs) for s in (0, 1, 2)])
     for key in ("nAUC", "Ps", "QNC", "nAUC_std", "Ps_std", "regret", "overrun_rate"):
         a, b = getattr(together, key), getattr(merged, key)
         assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), key
