@@ -6,12 +6,16 @@ exactly once per seed. Each budget ratio gives one point: (mean cost per query, 
 over all test queries, unanswered ones counted wrong. From the points of the seed-mean curve come
 the Pareto frontier, nAUC, Ps and QNC (MMR-Bench's definitions, :mod:`mmr_gym.metrics`), with the
 spread of each metric over seeds, the regret to the budgeted hindsight oracle and the overrun rate.
+
+Every episode is also checked against the environment's budget invariant (:func:`unrecorded_overspend`):
+spend may exceed the budget only by the recorded overrun of the call that ended the episode.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -24,6 +28,10 @@ from mmr_gym.oracle import per_query_oracle_curve
 from mmr_gym.policy import Policy
 
 DEFAULT_BUDGET_RATIOS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+# Relative to the budget: spend is summed in float64 from float32 costs, so an episode exactly at its
+# budget may differ from it by rounding; anything beyond this is a broken invariant, not rounding.
+BUDGET_CHECK_TOLERANCE = 1e-6
+_ROUNDING = 1e-12  # spreads below this (relative to the value) are float rounding, reported as 0
 
 
 @dataclass
@@ -33,6 +41,13 @@ class BudgetPoint:
     ``cost`` is the mean spend per test query in the table's cost unit; ``accuracy`` the mean
     correctness over all test queries; ``regret`` the mean over episodes of the hindsight oracle's
     accuracy minus the policy's; ``overrun_rate`` the share of episodes whose last call overshot.
+
+    The budget check, over every episode of every seed: ``max_overrun`` is the largest recorded
+    (final-call) overrun as a fraction of the budget; ``unrecorded_overspend`` the largest spend
+    beyond what the budget and that overrun allow, as a fraction of the budget
+    (:func:`unrecorded_overspend`; 0 when the invariant holds); ``budget_violations`` the number of
+    episodes where it exceeds :data:`BUDGET_CHECK_TOLERANCE` (must be 0). Threshold-protocol
+    points have no budget: NaN, NaN and 0.
     """
 
     budget_ratio: float
@@ -45,11 +60,22 @@ class BudgetPoint:
     oracle_accuracy: float
     overrun_rate: float
     unanswered_rate: float
+    overrun_rate_std: float = float("nan")
+    max_overrun: float = float("nan")
+    unrecorded_overspend: float = float("nan")
+    budget_violations: int = 0
 
 
 @dataclass
 class PolicyResult:
-    """A policy's sweep, summarised. ``to_dict()`` gives the JSON record written by the report."""
+    """A policy's sweep, summarised. ``to_dict()`` gives the JSON record written by the report.
+
+    ``regret`` and ``overrun_rate`` are means over budgets and seeds; ``regret_std`` and
+    ``overrun_rate_std`` their standard deviation over seeds (of the per-seed means over budgets,
+    kept in ``regret_per_seed`` and ``overrun_rate_per_seed``), as ``nAUC_std`` is over the per-seed
+    nAUCs. ``budget_violations`` is the number of episodes, over all points, that spent beyond
+    their budget and recorded overrun (see :class:`BudgetPoint`); it must be 0.
+    """
 
     name: str
     points: list[BudgetPoint]
@@ -67,17 +93,26 @@ class PolicyResult:
     privileged: bool = False
     protocol: str = "budgeted stream"
     extra: dict[str, Any] = field(default_factory=dict)
+    regret_std: float = float("nan")
+    overrun_rate_std: float = float("nan")
+    regret_per_seed: list[float] = field(default_factory=list)
+    overrun_rate_per_seed: list[float] = field(default_factory=list)
+    budget_violations: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["points"] = [asdict(p) for p in self.points]
-        return _json_safe(record)
+        return json_safe(record)
 
 
 def run_stream(
     env: MMRRoutingEnv, policy: Policy, query_ids: Sequence[str], budget_ratio: float | None
 ) -> dict:
-    """One episode over ``query_ids``; returns the environment's ``episode_metrics``."""
+    """One episode over ``query_ids``; returns the environment's ``episode_metrics``.
+
+    The returned dict also holds ``final_call_cost``, the realized cost of the call that ended the
+    episode, so that :func:`unrecorded_overspend` can check that an overrun came from that call.
+    """
     options: dict[str, Any] = {"query_ids": list(query_ids)}
     if budget_ratio is not None:
         options["budget_ratio"] = budget_ratio
@@ -88,7 +123,45 @@ def run_stream(
         obs, reward, terminated, truncated, info = env.step(action)
         policy.observe(action, reward, info)
         if terminated or truncated:
-            return info["episode_metrics"]
+            return {**info["episode_metrics"], "final_call_cost": float(info["cost"])}
+
+
+def unrecorded_overspend(metrics: Mapping[str, Any]) -> float:
+    """Spend beyond what the budget and the recorded final-call overrun allow, as a fraction of the budget.
+
+    The environment's invariant: ``spend - budget <= overrun``, and, when the dict has
+    ``final_call_cost`` (as :func:`run_stream` returns it), the spend before the final call was
+    within the budget, so the overrun came from that call alone. Returns the larger of the two
+    excesses divided by the budget, 0 when both hold; 0 without a budget (nothing to exceed).
+
+    Args:
+        metrics: an episode's ``episode_metrics`` (``spend``, ``budget``, ``overrun``, in the
+            table's cost unit), optionally with ``final_call_cost``.
+    """
+    budget = metrics["budget"]
+    if budget is None or not math.isfinite(budget):
+        return 0.0
+    spend = float(metrics["spend"])
+    excess = spend - budget - float(metrics["overrun"])
+    final_call_cost = metrics.get("final_call_cost")
+    if final_call_cost is not None:
+        excess = max(excess, spend - float(final_call_cost) - budget)
+    if excess <= 0.0:
+        return 0.0
+    return excess / budget if budget > 0 else math.inf
+
+
+def violates_budget(metrics: Mapping[str, Any], tolerance: float = BUDGET_CHECK_TOLERANCE) -> bool:
+    """Whether an episode broke the budget invariant (:func:`unrecorded_overspend` above ``tolerance``)."""
+    return unrecorded_overspend(metrics) > tolerance
+
+
+def _overrun_fraction(metrics: Mapping[str, Any]) -> float:
+    """The recorded overrun as a fraction of the budget (0 without a budget)."""
+    budget = metrics["budget"]
+    if budget is None or not math.isfinite(budget) or budget <= 0:
+        return 0.0
+    return float(metrics["overrun"]) / budget
 
 
 def evaluation_rows(env: MMRRoutingEnv, max_queries: int | None = None) -> np.ndarray:
@@ -138,6 +211,9 @@ def evaluate_policy(
     oracle = np.zeros((n_budgets, n_seeds))
     overruns = np.zeros((n_budgets, n_seeds))
     unanswered = np.zeros((n_budgets, n_seeds))
+    max_overrun = np.zeros((n_budgets, n_seeds))
+    overspend = np.zeros((n_budgets, n_seeds))
+    violations = np.zeros((n_budgets, n_seeds), dtype=np.int64)
     episodes = 0
     bar = tqdm(total=n_budgets * n_seeds, desc="evaluate", disable=not progress, leave=False)
     for s, seed in enumerate(seeds):
@@ -155,6 +231,9 @@ def evaluate_policy(
             oracle[b, s] = float(np.dot([r["oracle_accuracy"] for r in results], lengths) / n_queries)
             overruns[b, s] = float(np.mean([r["overrun"] > 0 for r in results]))
             unanswered[b, s] = sum(r["unanswered"] for r in results) / n_queries
+            max_overrun[b, s] = max(_overrun_fraction(r) for r in results)
+            overspend[b, s] = max(unrecorded_overspend(r) for r in results)
+            violations[b, s] = sum(violates_budget(r) for r in results)
             bar.update()
     bar.close()
 
@@ -175,9 +254,17 @@ def evaluate_policy(
             oracle_accuracy=float(oracle[b].mean()),
             overrun_rate=float(overruns[b].mean()),
             unanswered_rate=float(unanswered[b].mean()),
+            overrun_rate_std=_nanstd(overruns[b].tolist()),
+            max_overrun=float(max_overrun[b].max()),
+            unrecorded_overspend=float(overspend[b].max()),
+            budget_violations=int(violations[b].sum()),
         )
         for b, ratio in enumerate(budget_ratios)
     ]
+    # Per seed: the mean over budgets, so that the mean of these is the policy's regret (overrun rate).
+    regret_per_seed = regret.mean(axis=0).tolist()
+    overrun_per_seed = overruns.mean(axis=0).tolist()
+    _warn_on_violations(agent.name, points)
     return PolicyResult(
         name=agent.name,
         points=points,
@@ -194,6 +281,11 @@ def evaluate_policy(
         cost_unit=env.cost_unit,
         privileged=agent.privileged,
         extra={"seeds": list(seeds), "episodes_per_seed": episodes, "episode_length": env.episode_length},
+        regret_std=_nanstd(regret_per_seed),
+        overrun_rate_std=_nanstd(overrun_per_seed),
+        regret_per_seed=regret_per_seed,
+        overrun_rate_per_seed=overrun_per_seed,
+        budget_violations=int(violations.sum()),
     )
 
 
@@ -226,7 +318,21 @@ def threshold_result(
     index, best_acc, best_cost = best_single(test.correct, test.cost)
     summary = curve_summary(curve[:, 0], curve[:, 1], best_acc, best_cost)
     nan = float("nan")
-    points = [BudgetPoint(nan, float(c), float(a), 0.0, 0.0, nan, nan, nan, nan, 0.0) for c, a in curve]
+    points = [
+        BudgetPoint(
+            budget_ratio=nan,
+            cost=float(c),
+            accuracy=float(a),
+            cost_std=0.0,
+            accuracy_std=0.0,
+            regret=nan,
+            regret_std=nan,
+            oracle_accuracy=nan,
+            overrun_rate=nan,
+            unanswered_rate=0.0,
+        )
+        for c, a in curve
+    ]
     return PolicyResult(
         name=name,
         points=points,
@@ -260,8 +366,10 @@ def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
 
     Budgeted-stream results are combined exactly as :func:`~mmr_gym.evaluate.evaluate_policy` combines
     seeds: points are the mean over seeds (with their spread), nAUC/Ps/QNC come from the mean curve,
-    their spread from the per-seed curves. Threshold-protocol curves have no common grid: the metrics
-    are the mean over seeds and the points those of the first seed.
+    their spread from the per-seed curves; regret and overrun rate are the mean of the per-seed
+    values, their spread the standard deviation of those; the budget check takes the worst case and
+    adds the violations up. Threshold-protocol curves have no common grid: the metrics are the mean
+    over seeds and the points those of the first seed.
     """
     if len(results) == 1:
         return results[0]
@@ -281,6 +389,7 @@ def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
     cost = np.array([[p.cost for p in r.points] for r in results])  # [seeds, budgets]
     accuracy = np.array([[p.accuracy for p in r.points] for r in results])
     regret = np.array([[p.regret for p in r.points] for r in results])
+    overruns = np.array([[p.overrun_rate for p in r.points] for r in results])
     points = [
         BudgetPoint(
             budget_ratio=p.budget_ratio,
@@ -293,9 +402,16 @@ def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
             oracle_accuracy=_nanmean([r.points[b].oracle_accuracy for r in results]),
             overrun_rate=_nanmean([r.points[b].overrun_rate for r in results]),
             unanswered_rate=_nanmean([r.points[b].unanswered_rate for r in results]),
+            overrun_rate_std=_nanstd(overruns[:, b].tolist()),
+            max_overrun=_nanmax([r.points[b].max_overrun for r in results]),
+            unrecorded_overspend=_nanmax([r.points[b].unrecorded_overspend for r in results]),
+            budget_violations=sum(r.points[b].budget_violations for r in results),
         )
         for b, p in enumerate(first.points)
     ]
+    # Results that each cover several seeds carry their per-seed values; older ones only their mean.
+    regret_per_seed = [v for r in results for v in (r.regret_per_seed or [r.regret])]
+    overrun_per_seed = [v for r in results for v in (r.overrun_rate_per_seed or [r.overrun_rate])]
     mean_curve = np.stack([cost.mean(axis=0), accuracy.mean(axis=0)], axis=1)
     best = first.best_single
     summary = curve_summary(mean_curve[:, 0], mean_curve[:, 1], best["accuracy"], best["mean_cost"])
@@ -309,10 +425,34 @@ def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
         nAUC_std=_nanstd([r.nAUC for r in results]),
         Ps_std=_nanstd([r.Ps for r in results]),
         QNC_per_seed=[r.QNC for r in results],
-        regret=_nanmean([r.regret for r in results]),
-        overrun_rate=_nanmean([r.overrun_rate for r in results]),
+        regret=_nanmean(regret_per_seed),
+        overrun_rate=_nanmean(overrun_per_seed),
         extra={**first.extra, "seeds": seeds, "seeds_fitted": len(results)},
+        regret_std=_nanstd(regret_per_seed),
+        overrun_rate_std=_nanstd(overrun_per_seed),
+        regret_per_seed=regret_per_seed,
+        overrun_rate_per_seed=overrun_per_seed,
+        budget_violations=sum(p.budget_violations for p in points),
     )
+
+
+def _warn_on_violations(name: str, points: Sequence[BudgetPoint]) -> None:
+    """A broken budget invariant is a bug in the environment: say so at once, not only in the report."""
+    bad = [p for p in points if p.budget_violations]
+    if bad:
+        worst = max(bad, key=lambda p: p.unrecorded_overspend)
+        warnings.warn(
+            f"{name}: {sum(p.budget_violations for p in bad)} episodes spent beyond their budget and "
+            f"recorded final-call overrun (worst {worst.unrecorded_overspend:.3g} of the budget at "
+            f"budget ratio {worst.budget_ratio:g})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _nanmax(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(max(finite)) if finite else float("nan")
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -326,15 +466,19 @@ def _best_single_record(env: MMRRoutingEnv, index: int, accuracy: float, cost: f
 
 def _nanstd(values: Sequence[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
-    return float(np.std(finite)) if finite else float("nan")
+    if not finite:
+        return float("nan")
+    spread = float(np.std(finite))
+    # Seeds with equal figures summed in another order differ by float rounding (~1e-17): no spread.
+    return 0.0 if spread <= _ROUNDING * max(1.0, abs(float(np.mean(finite)))) else spread
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Floats that JSON cannot hold (inf, nan) become the strings "inf", "-inf", "nan"."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         value = float(value)
         return value if math.isfinite(value) else str(value)

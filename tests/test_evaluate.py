@@ -7,11 +7,21 @@ import math
 
 import numpy as np
 import pytest
+from _results import hand_result
 from _tables import make_table
 
 from agents.baselines import BestSinglePolicy, CheapestPolicy, OraclePolicy, RandomPolicy
+from mmr_gym import evaluate as evaluate_module
 from mmr_gym.env import MMRRoutingEnv
-from mmr_gym.evaluate import evaluate_policy, per_query_oracle_result, run_stream, split_streams
+from mmr_gym.evaluate import (
+    evaluate_policy,
+    merge_seed_results,
+    per_query_oracle_result,
+    run_stream,
+    split_streams,
+    unrecorded_overspend,
+    violates_budget,
+)
 from mmr_gym.metrics import best_single, curve_summary
 from mmr_gym.report import markdown_table, write_report
 
@@ -119,3 +129,105 @@ def test_threshold_result_with_true_outcomes_as_predictions_matches_the_oracle(e
     # A router that predicts the same for every model routes everything to model 0 (first argmax).
     flat = threshold_result("flat", env, np.zeros((rows.size, 4)), np.zeros((rows.size, 4)))
     assert flat.Ps == pytest.approx(float(table.correct[rows, 0].mean()))
+
+
+# ------------------------------------------------------------------- spread of regret and overrun rate
+def test_regret_and_overrun_spread_is_the_std_of_the_per_seed_values(results, env):
+    random = results["Random"]
+    alone = [
+        evaluate_policy(RandomPolicy, env, budget_ratios=BUDGETS, seeds=(s,), progress=False) for s in (0, 1)
+    ]
+    assert random.regret_per_seed == pytest.approx([r.regret for r in alone])
+    assert random.overrun_rate_per_seed == pytest.approx([r.overrun_rate for r in alone])
+    assert random.regret == pytest.approx(np.mean(random.regret_per_seed))
+    assert random.regret_std == pytest.approx(np.std([r.regret for r in alone]))
+    assert random.overrun_rate_std == pytest.approx(np.std([r.overrun_rate for r in alone]))
+    assert random.regret_std > 0  # two shuffles of a random policy do differ
+    for b, point in enumerate(random.points):
+        rates = [r.points[b].overrun_rate for r in alone]
+        assert point.overrun_rate_std == pytest.approx(np.std(rates), abs=1e-12)
+    # A single seed has no spread.
+    assert alone[0].regret_std == alone[0].overrun_rate_std == 0.0
+
+
+def test_merge_seed_results_gives_the_spreads_from_known_per_seed_values():
+    # Per seed, regret and overrun rate are the means over the budgets: 0.2 and 0.4; 0.25 and 0.5.
+    seed0 = hand_result("P", [0.3, 0.4, 0.5], regrets=[0.1, 0.2, 0.3], overrun_rates=[0.0, 0.25, 0.5])
+    seed1 = hand_result("P", [0.3, 0.4, 0.5], regrets=[0.3, 0.4, 0.5], overrun_rates=[0.5, 0.5, 0.5], seed=1)
+    merged = merge_seed_results([seed0, seed1])
+    assert merged.regret_per_seed == pytest.approx([0.2, 0.4])
+    assert (merged.regret, merged.regret_std) == pytest.approx((0.3, 0.1))
+    assert merged.overrun_rate_per_seed == pytest.approx([0.25, 0.5])
+    assert (merged.overrun_rate, merged.overrun_rate_std) == pytest.approx((0.375, 0.125))
+    assert [p.overrun_rate_std for p in merged.points] == pytest.approx([0.25, 0.125, 0.0])
+    # A result that already covers two seeds counts as two seeds, not as one mean.
+    seed2 = hand_result("P", [0.3, 0.4, 0.5], regrets=[0.6] * 3, overrun_rates=[0.0] * 3, seed=2)
+    again = merge_seed_results([merged, seed2])
+    assert again.regret_per_seed == pytest.approx([0.2, 0.4, 0.6])
+    assert (again.regret, again.regret_std) == pytest.approx((0.4, np.std([0.2, 0.4, 0.6])))
+    assert again.extra["seeds"] == [0, 1, 2]
+
+
+def test_merging_per_seed_evaluations_gives_the_spreads_of_evaluating_them_together(results, env):
+    together = results["BestSingle"]
+    merged = merge_seed_results(
+        [
+            evaluate_policy(BestSinglePolicy, env, budget_ratios=BUDGETS, seeds=(s,), progress=False)
+            for s in (0, 1)
+        ]
+    )
+    for key in ("regret", "regret_std", "overrun_rate", "overrun_rate_std", "budget_violations"):
+        assert getattr(merged, key) == pytest.approx(getattr(together, key)), key
+    assert merged.regret_per_seed == pytest.approx(together.regret_per_seed)
+    for p, q in zip(together.points, merged.points, strict=True):
+        keys = ("overrun_rate_std", "max_overrun", "unrecorded_overspend", "budget_violations")
+        assert [getattr(p, k) for k in keys] == pytest.approx([getattr(q, k) for k in keys])
+
+
+# ------------------------------------------------------------------- the budget invariant
+def test_unrecorded_overspend_holds_for_a_final_call_overrun_and_fails_otherwise():
+    within = {"spend": 9.0, "budget": 10.0, "overrun": 0.0, "final_call_cost": 1.0}
+    final_overrun = {"spend": 12.0, "budget": 10.0, "overrun": 2.0, "final_call_cost": 3.0}
+    rounding = {"spend": 10.0 * (1 + 1e-9), "budget": 10.0, "overrun": 0.0}
+    unrecorded = {"spend": 12.0, "budget": 10.0, "overrun": 0.0}
+    # The overrun is recorded, but the budget was already spent before the final call.
+    early = {"spend": 12.0, "budget": 10.0, "overrun": 2.0, "final_call_cost": 0.5}
+    no_budget = {"spend": 50.0, "budget": None, "overrun": 0.0}
+    for metrics in (within, final_overrun, rounding, no_budget):
+        assert not violates_budget(metrics), metrics
+    assert unrecorded_overspend(within) == unrecorded_overspend(final_overrun) == 0.0
+    assert violates_budget(unrecorded) and unrecorded_overspend(unrecorded) == pytest.approx(0.2)
+    assert violates_budget(early) and unrecorded_overspend(early) == pytest.approx(0.15)
+
+
+def test_evaluation_records_overruns_and_no_violation_in_real_episodes(results, env):
+    for r in results.values():
+        assert r.budget_violations == 0, r.name
+        for p in r.points:
+            assert p.budget_violations == 0 and p.unrecorded_overspend == 0.0, (r.name, p.budget_ratio)
+            assert (p.max_overrun > 0) == (p.overrun_rate > 0), (r.name, p.budget_ratio)
+    assert max(p.max_overrun for p in results["Random"].points) > 0  # the check saw real overruns
+    metrics = run_stream(env, RandomPolicy(seed=0), split_streams(env, seed=0)[0], 0.05)
+    assert metrics["final_call_cost"] > 0
+    assert metrics["spend"] - metrics["final_call_cost"] <= metrics["budget"] * (1 + 1e-9)
+
+
+def test_evaluation_counts_and_warns_about_a_violating_episode(env, monkeypatch, tmp_path):
+    real_run_stream = evaluate_module.run_stream
+    calls = []
+
+    def leaky(*args, **kwargs):
+        metrics = real_run_stream(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # one episode spends 30% of its budget beyond it, unrecorded
+            metrics = {**metrics, "spend": metrics["budget"] * 1.3, "overrun": 0.0}
+        return metrics
+
+    monkeypatch.setattr(evaluate_module, "run_stream", leaky)
+    with pytest.warns(RuntimeWarning, match="1 episodes spent beyond their budget"):
+        r = evaluate_policy(CheapestPolicy, env, budget_ratios=(0.2, 0.5), seeds=(0,), progress=False)
+    assert r.budget_violations == 1
+    assert [p.budget_violations for p in r.points] == [1, 0]
+    assert r.points[0].unrecorded_overspend == pytest.approx(0.3)
+    markdown = write_report([r], tmp_path)["markdown"].read_text()
+    assert any(line.startswith("VIOLATION: Cheapest: 1 episodes") for line in markdown.splitlines())
