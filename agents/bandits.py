@@ -19,10 +19,17 @@ learners start from nothing (a cold start).
 The linear learners share :class:`RidgeStatistics`: per model ``k`` the ridge design matrix
 ``A_k = ridge * I + sum x x^T`` over the queries where ``k`` was called (features plus a constant
 1), kept as its inverse by Sherman-Morrison rank-1 updates, and the response sums ``b_k``.
+
+Saving (:mod:`agents.persistence`): every learner has ``get_params()`` (its constructor arguments,
+each kept as the attribute of its name) and ``state_dict()`` / ``load_state_dict()``: everything that
+changes as it learns, including its random generator's state, so that a reloaded learner continues
+exactly as the original would.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -41,6 +48,8 @@ class RidgeStatistics:
         b_perf, b_cost: float64 ``[K, p]``, sums of ``correct * z`` and ``cost * z``.
         theta_perf, theta_cost: float64 ``[K, p]``, the ridge solutions ``A_inv @ b``.
     """
+
+    _ARRAYS = ("A_inv", "b_perf", "b_cost", "theta_perf", "theta_cost")
 
     def __init__(self, n_models: int, dim: int, ridge: float = 1.0) -> None:
         if not ridge > 0:
@@ -99,6 +108,30 @@ class RidgeStatistics:
         """``sqrt(z^T A_k^-1 z)`` for every model ``k`` (``[K]``): the confidence width of each estimate."""
         return np.sqrt(np.maximum(np.einsum("i,kij,j->k", z, self.A_inv, z), 0.0))
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The five statistics arrays by attribute name (references, not copies)."""
+        return {name: getattr(self, name) for name in self._ARRAYS}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Replace the statistics by ``state`` (as :meth:`state_dict` returns it); shapes must match."""
+        for name in self._ARRAYS:
+            value = np.asarray(state[name])
+            expected = getattr(self, name).shape
+            if value.shape != expected:
+                raise ValueError(f"RidgeStatistics.{name}: expected shape {expected}, got {value.shape}")
+            setattr(self, name, np.array(value, dtype=np.float64))  # a copy: updates write in place
+
+
+def _init_params(learner: Any) -> dict[str, Any]:
+    """A learner's constructor arguments, each kept as the attribute of its name."""
+    names = [name for name in inspect.signature(type(learner).__init__).parameters if name != "self"]
+    return {name: getattr(learner, name) for name in names}
+
+
+def _prefixed(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries of ``state`` whose key starts with ``prefix``, with the prefix removed."""
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+
 
 class _LinearBandit:
     """Shared parts of the linear learners: ridge statistics on the raw query features."""
@@ -106,8 +139,26 @@ class _LinearBandit:
     name = "linear-bandit"
 
     def __init__(self, n_models: int, dim: int, *, ridge: float = 10.0, seed: int = 0) -> None:
+        self.n_models, self.dim, self.ridge, self.seed = n_models, dim, ridge, seed
         self.stats = RidgeStatistics(n_models, dim, ridge)
         self.rng = np.random.default_rng(seed)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments: ``type(self)(**learner.get_params())`` is this learner unlearned."""
+        return _init_params(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What changed since construction: ``"stats.<array>"`` (numpy) and ``"rng"`` (the
+        generator's state, a JSON-able dict)."""
+        return {
+            **{f"stats.{key}": value for key, value in self.stats.state_dict().items()},
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (as :meth:`state_dict` returns it, for the same constructor arguments)."""
+        self.stats.load_state_dict(_prefixed(state, "stats."))
+        self.rng.bit_generator.state = state["rng"]
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
@@ -264,10 +315,13 @@ class NeuralUCBBandit:
     ) -> None:
         self.n_models, self.dim = n_models, dim
         self.alpha = alpha
+        self.hidden, self.features = hidden, features
         self.train_every = train_every
         self.train_steps = train_steps
         self.batch_size = batch_size
+        self.lr, self.ridge = lr, ridge
         self.cost_scale = cost_scale
+        self.seed = seed
         torch.manual_seed(seed)
         self.net = _FeatureNet(dim, n_models, hidden, features)
         self.optimiser = torch.optim.Adam(self.net.parameters(), lr=lr)
@@ -280,6 +334,77 @@ class NeuralUCBBandit:
         self._n = 0
         self._since_training = 0
         self._last: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments: ``type(self)(**learner.get_params())`` is this learner unlearned."""
+        return _init_params(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What changed since construction (references, not copies).
+
+        ``"stats.<array>"``, the replay ``"replay.X"`` / ``"replay.models"`` / ``"replay.correct"`` /
+        ``"replay.cost"`` (numpy, one row per observation), ``"net.<parameter>"`` and
+        ``"optimiser.state.<i>.<name>"`` (torch tensors), and the JSON-able ``"rng"`` (the
+        generator's state), ``"optimiser.param_groups"`` and ``"since_training"``.
+        """
+        optimiser = self.optimiser.state_dict()
+        n = self._n
+        return {
+            **{f"stats.{key}": value for key, value in self.stats.state_dict().items()},
+            "replay.X": self._X[:n],
+            "replay.models": self._models[:n],
+            "replay.correct": self._correct[:n],
+            "replay.cost": self._cost[:n],
+            **{f"net.{key}": tensor for key, tensor in self.net.state_dict().items()},
+            **{
+                f"optimiser.state.{index}.{key}": tensor
+                for index, moments in optimiser["state"].items()
+                for key, tensor in moments.items()
+            },
+            "optimiser.param_groups": optimiser["param_groups"],
+            "rng": self.rng.bit_generator.state,
+            "since_training": self._since_training,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (as :meth:`state_dict` returns it, for the same constructor arguments)."""
+        self.stats.load_state_dict(_prefixed(state, "stats."))
+        X = np.array(state["replay.X"], dtype=np.float32)
+        n = X.shape[0]
+        if X.shape != (n, self.dim):
+            raise ValueError(f"replay.X: expected shape [n, {self.dim}], got {X.shape}")
+        for key in ("replay.models", "replay.correct", "replay.cost"):
+            if np.shape(state[key]) != (n,):
+                raise ValueError(
+                    f"{key}: expected shape ({n},) like replay.X's rows, got {np.shape(state[key])}"
+                )
+        self._X, self._n = X, n
+        self._models = np.array(state["replay.models"], dtype=np.int64)
+        self._correct = np.array(state["replay.correct"], dtype=np.float64)
+        self._cost = np.array(state["replay.cost"], dtype=np.float64)
+        net = _prefixed(state, "net.")
+        expected = self.net.state_dict()
+        if set(net) != set(expected) or any(net[k].shape != expected[k].shape for k in expected):
+            shapes = {k: tuple(v.shape) for k, v in expected.items()}
+            got = {k: tuple(v.shape) for k, v in net.items()}
+            raise ValueError(f"net: expected tensors {shapes}, got {got}")
+        self.net.load_state_dict(net)
+        params = list(self.net.parameters())
+        moments: dict[int, dict[str, Any]] = {}
+        for key, tensor in _prefixed(state, "optimiser.state.").items():
+            index, name = key.split(".", 1)
+            if not 0 <= int(index) < len(params) or tensor.ndim and tensor.shape != params[int(index)].shape:
+                raise ValueError(f"optimiser.state.{key}: no parameter {index} of that shape in the net")
+            moments.setdefault(int(index), {})[name] = tensor
+        groups = [
+            {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+            for group in state["optimiser.param_groups"]
+        ]  # JSON turned tuples (Adam's betas) into lists
+        self.optimiser.load_state_dict({"state": moments, "param_groups": groups})
+        self.rng.bit_generator.state = state["rng"]
+        self._since_training = int(state["since_training"])
+        # The features cached by act_scores for the next update: recomputed from the same net.
+        self._last = (np.zeros(0), np.zeros(0))
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -21,8 +21,9 @@ are clipped at 0 (a call never pays back).
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,16 @@ class Router:
     ``fit(X, correct, cost)`` takes query features ``X`` float ``[n, d]``, correctness ``[n, K]`` in
     [0, 1] and cost ``[n, K]`` >= 0 (the table's cost unit); ``predict(X)`` returns
     ``(perf, cost)``, float64 ``[m, K]`` each, cost in the same unit (clipped at 0).
+
+    Saving (:mod:`agents.persistence`): ``get_params()`` gives the constructor arguments, each kept
+    as the attribute of its name (the scikit-learn convention); ``state_dict()`` /
+    ``load_state_dict()`` what ``fit`` learned, the attributes listed in ``_fitted``.
     """
 
     name: str = "router"
+    # What fit() sets besides n_features_ and n_models_: numpy arrays (each per model, last axis K),
+    # scikit-learn estimators, or torch modules (those built fresh by _new_modules() on loading).
+    _fitted: tuple[str, ...] = ()
 
     def fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> Router:
         """Fit on ``n`` labelled queries; returns ``self``."""
@@ -65,8 +73,7 @@ class Router:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(perf, cost)`` for queries ``X`` ``[m, d]``: float64 ``[m, K]`` each (cost in the table's unit)."""
-        if not hasattr(self, "n_features_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"X must be [queries, {self.n_features_}], got shape {X.shape}")
@@ -78,11 +85,83 @@ class Router:
         """Constructor arguments that :func:`fit_router` derives from the environment (none by default)."""
         return {}
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments: ``type(self)(**router.get_params())`` is this router unfitted."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What ``fit`` learned, by name (references, not copies).
+
+        Values: ``n_features_`` and ``n_models_`` (ints), numpy arrays, scikit-learn estimators, and
+        the tensors of each torch module ``m`` as ``"m.<parameter>"`` (its ``state_dict()``).
+        """
+        self._check_fitted()
+        state: dict[str, Any] = {"n_features_": self.n_features_, "n_models_": self.n_models_}
+        for name in self._fitted:
+            value = getattr(self, name)
+            if isinstance(value, nn.Module):
+                state.update({f"{name}.{key}": tensor for key, tensor in value.state_dict().items()})
+            else:
+                state[name] = value
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make this (unfitted) router the fitted one whose :meth:`state_dict` ``state`` is.
+
+        Raises:
+            KeyError: an entry is missing.
+            ValueError: an array or tensor does not have the shape the constructor arguments and
+                ``n_models_`` imply.
+        """
+        self.n_features_, self.n_models_ = int(state["n_features_"]), int(state["n_models_"])
+        modules = self._new_modules()
+        for name in self._fitted:
+            if name in modules:
+                prefix = f"{name}."
+                tensors = {
+                    key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)
+                }
+                _load_module_state(modules[name], tensors, name)
+                setattr(self, name, modules[name])
+                continue
+            value = state[name]
+            if isinstance(value, np.ndarray) and (value.ndim == 0 or value.shape[-1] != self.n_models_):
+                raise ValueError(
+                    f"{name}: expected an array per model (last axis {self.n_models_}), got shape {value.shape}"
+                )
+            setattr(self, name, value)
+
+    def _new_modules(self) -> dict[str, nn.Module]:
+        """Fresh torch modules for the fitted shape (``n_features_``, ``n_models_``), by attribute name."""
+        return {}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_features_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
     def _fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         raise NotImplementedError
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+
+def _load_module_state(module: nn.Module, tensors: Mapping[str, Any], name: str) -> None:
+    """Load ``tensors`` into ``module`` (strict: same names and shapes) and put it in evaluation mode."""
+    expected = module.state_dict()
+    if set(tensors) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise ValueError(
+            f"{name}: tensors do not match the module: missing {missing}, unexpected {unexpected}"
+        )
+    for key, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ValueError(
+                f"{name}.{key}: expected shape {tuple(expected[key].shape)}, got {tuple(tensor.shape)}"
+            )
+    module.load_state_dict(dict(tensors))
+    module.eval()  # as after training: dropout off
 
 
 # ---------------------------------------------------------------------------------------------- linear
@@ -97,6 +176,7 @@ class LinearRouter(Router):
     """
 
     name = "Linear"
+    _fitted = ("perf_model_", "cost_model_")
 
     def __init__(self, alpha: float = 1.0, seed: int = 0) -> None:
         self.alpha = alpha
@@ -125,6 +205,7 @@ class LinearMFRouter(Router):
     """
 
     name = "LinearMF"
+    _fitted = ("svd_", "perf_model_", "cost_model_")
 
     def __init__(self, rank: int = 128, alpha: float = 1.0, seed: int = 0) -> None:
         self.rank = rank
@@ -154,6 +235,7 @@ class KNNRouter(Router):
     """
 
     name = "KNN"
+    _fitted = ("neighbours_", "correct_", "cost_")
 
     def __init__(self, k: int = 50, metric: str = "cosine", seed: int = 0) -> None:
         self.k = k
@@ -178,6 +260,7 @@ class KMeansRouter(Router):
     """
 
     name = "KMeans"
+    _fitted = ("kmeans_", "cluster_correct_", "cluster_cost_")
 
     def __init__(self, n_clusters: int = 20, seed: int = 0) -> None:
         self.n_clusters = n_clusters
@@ -215,6 +298,7 @@ class MLPRouter(Router):
     """
 
     name = "MLP"
+    _fitted = ("cost_scale_", "perf_model_", "cost_model_")
 
     def __init__(
         self,
@@ -351,6 +435,7 @@ class MLPMFRouter(_TorchRouter):
     """
 
     name = "MLPMF"
+    _fitted = ("cost_scale_", "perf_net_", "cost_net_")
 
     def __init__(
         self,
@@ -367,11 +452,18 @@ class MLPMFRouter(_TorchRouter):
         self.hidden = tuple(hidden)
         self.latent = latent
 
+    def _new_modules(self):
+        # Performance first, then cost: the order in which the seeded initial weights are drawn.
+        return {
+            name: _FactorNet(self.n_features_, self.n_models_, self.hidden, self.latent)
+            for name in ("perf_net_", "cost_net_")
+        }
+
     def _fit(self, X, correct, cost):
         self.cost_scale_ = _cost_scale(cost)
         torch.manual_seed(self.seed)
-        self.perf_net_ = _FactorNet(X.shape[1], correct.shape[1], self.hidden, self.latent)
-        self.cost_net_ = _FactorNet(X.shape[1], correct.shape[1], self.hidden, self.latent)
+        nets = self._new_modules()
+        self.perf_net_, self.cost_net_ = nets["perf_net_"], nets["cost_net_"]
         self._train(self.perf_net_, X, [correct])
         self._train(self.cost_net_, X, [cost / self.cost_scale_])
 
@@ -444,6 +536,7 @@ class CMRRouter(_TorchRouter):
     """
 
     name = "CMR"
+    _fitted = ("cost_scale_", "net_")
 
     def __init__(
         self,
@@ -472,29 +565,38 @@ class CMRRouter(_TorchRouter):
     def env_kwargs(cls, ctx: RoutingContext) -> dict[str, Any]:
         return {"channel_dims": channel_dims(ctx)}
 
-    def _fit(self, X, correct, cost):
+    def _token_dims(self) -> tuple[int, ...]:
+        """The channel widths the network cuts the query into: the whole vector without a layout."""
         dims = self.channel_dims
-        if dims is None or len(dims) < 2:
+        return (self.n_features_,) if dims is None or len(dims) < 2 else dims
+
+    def _new_modules(self):
+        return {
+            "net_": _CrossModalNet(
+                self._token_dims(),
+                self.n_models_,
+                self.tokens_per_channel,
+                self.d_model,
+                self.n_heads,
+                self.n_layers,
+                self.dropout,
+            )
+        }
+
+    def _fit(self, X, correct, cost):
+        if self.channel_dims is None or len(self.channel_dims) < 2:
             warnings.warn(
                 "CMRRouter: no text/image channel layout for the query vector (an obs_dim projection mixes "
                 "the channels, or the table has fewer than two feature channels); the whole vector is one "
                 "token, so this router is a single-token MLP, not a cross-modal one",
                 stacklevel=3,
             )
-            dims = (X.shape[1],)
+        dims = self._token_dims()
         if sum(dims) != X.shape[1]:
             raise ValueError(f"channel_dims {dims} sum to {sum(dims)}, but X has {X.shape[1]} features")
         self.cost_scale_ = _cost_scale(cost)
         torch.manual_seed(self.seed)
-        self.net_ = _CrossModalNet(
-            dims,
-            correct.shape[1],
-            self.tokens_per_channel,
-            self.d_model,
-            self.n_heads,
-            self.n_layers,
-            self.dropout,
-        )
+        self.net_ = self._new_modules()["net_"]
         self._train(self.net_, X, [correct, cost / self.cost_scale_])
 
     def _predict(self, X):
