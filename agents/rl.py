@@ -51,6 +51,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import mmr_gym  # noqa: F401  (registers MMRRouting-v0)
+from mmr_gym.budget import BUDGET_SAMPLINGS
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import PolicyResult, evaluate_policy
 from mmr_gym.policy import Policy
@@ -93,7 +94,7 @@ TRAIN_BUDGET_RATIOS: tuple[float, float] = (0.02, 1.5)
 #   A2C 0.653 | DQN 0.702 (seed 1: 0.704; 300k steps: 0.656)
 # What it says: gamma 0.99 (an effective horizon of ~100 steps, the episode) pays for pacing, where
 # gamma 1.0 gives noisy returns and 0.95 stops seeing the end of the budget; log-uniform budget draws
-# (LogUniformBudget) are needed for the agent to learn the tight budgets at all; log-scaled budget
+# (budget_sampling="log-uniform") are needed for the agent to learn the tight budgets at all; log-scaled budget
 # and cost features help every algorithm (+0.02 to +0.07); the action mask is worth ~0.05 nAUC
 # (MaskablePPO vs PPO); returns flatten after ~150k steps (DQN degrades when trained twice as long,
 # which checkpoint selection on the validation split guards against). One seed per candidate:
@@ -166,30 +167,6 @@ def training_env_kwargs(env_kwargs: Mapping[str, Any] | None = None) -> dict[str
     return kwargs
 
 
-class LogUniformBudget(gym.Wrapper):
-    """Draws each episode's budget ratio log-uniformly from ``(low, high)`` (a reset option).
-
-    The environment draws a ``(low, high)`` range uniformly, which leaves few episodes at the
-    small budgets where pacing matters most (under uniform draws from 0.02-1.5, 5% of episodes
-    fall below 0.1; log-uniform, 41%). An explicit ``options["budget_ratio"]`` wins.
-    """
-
-    def __init__(self, env: gym.Env, low: float, high: float) -> None:
-        super().__init__(env)
-        if not 0 < low <= high:
-            raise ValueError(f"need 0 < low <= high, got ({low!r}, {high!r})")
-        self._log_low, self._log_high = math.log(low), math.log(high)
-        self._rng = np.random.default_rng()
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            # Its own stream, derived from the seed: the environment's generator stays untouched.
-            self._rng = np.random.default_rng([seed, 0x5EED])
-        options = dict(options or {})
-        options.setdefault("budget_ratio", float(math.exp(self._rng.uniform(self._log_low, self._log_high))))
-        return self.env.reset(seed=seed, options=options)
-
-
 # Costs and budgets span three decades (a 3B model costs ~0.003 c_ref per call, GPT-5 ~1; budgets run
 # from 0.02 to 1.5 c_ref per query). On the observation's linear scale the network can hardly tell the
 # cheap models, or the tight budgets, apart; their logarithms spread them out. Floor of the log:
@@ -243,7 +220,7 @@ def make_vec_env(
     env_kwargs: Mapping[str, Any],
     n_envs: int,
     seed: int,
-    backend: str = "dummy",
+    backend: str = "native",
     budget_sampling: str = "uniform",
     log_features: bool = False,
 ) -> VecEnv:
@@ -252,43 +229,36 @@ def make_vec_env(
     Args:
         env_kwargs: keyword arguments of :class:`~mmr_gym.env.MMRRoutingEnv` (used as given).
         n_envs: number of sub-environments.
-        seed: sub-environment ``i`` is seeded with ``seed + i`` at the first reset.
-        backend: ``"dummy"`` (SB3's ``DummyVecEnv`` of single environments, each in a ``Monitor``)
-            or ``"native"`` (the numpy-vectorized :class:`mmr_gym.vector.MMRRoutingVectorEnv`
-            behind :class:`mmr_gym.sb3.SB3VecEnvAdapter`, with a ``VecMonitor``).
+        seed: seeds the first reset (``VecEnv.seed``): with ``"dummy"`` sub-environment ``i``
+            gets ``seed + i``; with ``"native"`` it seeds the vector env's one stream generator.
+        backend: ``"native"`` (default: the numpy-vectorized
+            :class:`mmr_gym.vector.MMRRoutingVectorEnv` behind :class:`mmr_gym.sb3.SB3VecEnvAdapter`,
+            with a ``VecMonitor``; its infos hold only ``episode_metrics``, what the callbacks read)
+            or ``"dummy"`` (SB3's ``DummyVecEnv`` of single environments, each in a ``Monitor``).
         budget_sampling: how a ``(low, high)`` budget ratio range is drawn per episode:
-            ``"uniform"`` (the environment's own rule) or ``"log-uniform"`` (:class:`LogUniformBudget`).
+            ``"uniform"`` or ``"log-uniform"`` (the environment's ``budget_sampling``; it
+            overrides one in ``env_kwargs``).
         log_features: add :func:`add_log_features` to the observations (:class:`VecLogFeatures`).
     """
-    ratio = env_kwargs.get("budget_ratio")
-    log_uniform = budget_sampling == "log-uniform" and isinstance(ratio, (tuple, list))
-    if budget_sampling not in ("uniform", "log-uniform"):
-        raise ValueError(f"unknown budget_sampling {budget_sampling!r}; allowed: ['uniform', 'log-uniform']")
+    if budget_sampling not in BUDGET_SAMPLINGS:
+        raise ValueError(f"unknown budget_sampling {budget_sampling!r}; allowed: {list(BUDGET_SAMPLINGS)}")
+    env_kwargs = {**env_kwargs, "budget_sampling": budget_sampling}
     if backend == "dummy":
 
         def make() -> gym.Env:
             env = gym.make(ENV_ID, disable_env_checker=True, **env_kwargs)
-            if log_uniform:
-                env = LogUniformBudget(env, *ratio)
             # The Monitor gives SB3 its ep_rew_mean/ep_len_mean and EvalCallback its episode
             # rewards; the environment's routing figures travel in info["episode_metrics"].
             return Monitor(env)
 
         vec: VecEnv = DummyVecEnv([make] * n_envs)
     elif backend == "native":
-        if log_uniform:
-            # The native env resets finished sub-environments itself, without reset options.
-            raise ValueError(
-                "budget_sampling='log-uniform' draws each episode's budget in a reset option, which the "
-                "native vector env's autoreset does not take; use backend='dummy' or budget_sampling='uniform'"
-            )
         from mmr_gym.sb3 import SB3VecEnvAdapter
         from mmr_gym.vector import MMRRoutingVectorEnv
 
-        # Only the keys the callbacks read: building every info dict would undo part of the speed-up.
-        adapter = SB3VecEnvAdapter(
-            MMRRoutingVectorEnv(num_envs=n_envs, **env_kwargs), info_keys=("episode_metrics",)
-        )
+        # Only the keys the callbacks read: building every info would undo part of the speed-up.
+        keys = ("episode_metrics",)
+        adapter = SB3VecEnvAdapter(MMRRoutingVectorEnv(num_envs=n_envs, info_keys=keys, **env_kwargs), keys)
         vec = VecMonitor(adapter)
     else:
         raise ValueError(f"unknown vec env backend {backend!r}; allowed: {list(VEC_ENV_BACKENDS)}")
@@ -434,7 +404,7 @@ def train_agent(
     select_best: bool = True,
     budget_sampling: str = "log-uniform",
     log_features: bool = True,
-    vec_env: str = "dummy",
+    vec_env: str = "native",
     progress: bool = False,
     torch_threads: int | None = 1,
     verbose: int = 0,

@@ -26,13 +26,25 @@ import numpy as np
 ENV_ID = "MMRRouting-v0"
 PEER_ID = "CartPole-v1"
 VECTOR_SIZES = (1, 64, 1024, 4096)
-# Sizes at which the native vector env is also timed with stream_sampling="batched" (one
-# generator draws all streams in batches; sub-envs no longer replay single envs' streams).
-BATCHED_SIZES = (1024, 4096)
+# The native vector env's variants, timed beside the default at VARIANT_SIZES: section ->
+# (constructor kwargs, what the report calls it).
+VECTOR_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "vector-lean": (
+        {"info_keys": ("episode_metrics",)},
+        'MMRRoutingVectorEnv(info_keys=("episode_metrics",))',
+    ),
+    "vector-per-env": ({"stream_sampling": "per-env"}, 'MMRRoutingVectorEnv(stream_sampling="per-env")'),
+}
+VARIANT_SIZES = (1024, 4096)
 SB3_SIZES = (8, 64)
 # The bars set by the project's issue 5: (section, num_envs) -> minimum ratio to the peer. The
-# vector bar is shown for both stream samplings.
-BARS = {("single", 1): 0.5, ("vector", 1024): 1.0, ("vector-batched", 1024): 1.0, ("sb3", 64): 5.0}
+# vector bar is shown for the default and for each variant.
+BARS = {
+    ("single", 1): 0.5,
+    ("vector", 1024): 1.0,
+    **{(section, 1024): 1.0 for section in VECTOR_VARIANTS},
+    ("sb3", 64): 5.0,
+}
 _POOL = 1 << 16  # precomputed uniform actions, reused cyclically
 
 
@@ -298,7 +310,7 @@ def run_benchmark(
     seconds: float = 1.0,
     repeats: int = 3,
     vector_sizes: Sequence[int] = VECTOR_SIZES,
-    batched_sizes: Sequence[int] = BATCHED_SIZES,
+    variant_sizes: Sequence[int] = VARIANT_SIZES,
     sb3_sizes: Sequence[int] = SB3_SIZES,
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[str], None] = print,
@@ -348,27 +360,23 @@ def run_benchmark(
     record("single", 1, best["ours"], best["peer"], f'gym.make("{ENV_ID}")', f'gym.make("{PEER_ID}")')
 
     progress("native vector environments (gym.make_vec, vector_entry_point) ...")
-    for n in sorted(set(vector_sizes) | set(batched_sizes)):
+    for n in sorted(set(vector_sizes) | set(variant_sizes)):
+        configs = {"vector": ({}, "MMRRoutingVectorEnv")} if n in vector_sizes else {}
+        if n in variant_sizes:
+            configs.update(VECTOR_VARIANTS)
         runs, starts = {}, {}  # starts: seconds in episode starts, seconds stepping
-        samplings = [s for s, sizes in (("per-env", vector_sizes), ("batched", batched_sizes)) if n in sizes]
-        for sampling in samplings:
+        for section, (kwargs, _) in configs.items():
             ours = gym.make_vec(
-                ENV_ID,
-                num_envs=n,
-                vectorization_mode="vector_entry_point",
-                stream_sampling=sampling,
-                **env_kwargs,
+                ENV_ID, num_envs=n, vectorization_mode="vector_entry_point", **kwargs, **env_kwargs
             )
-            starts[sampling] = [0.0, 0.0]
-            runs[sampling] = _vector_runner(ours, k, masked=True, starts=starts[sampling])
+            starts[section] = [0.0, 0.0]
+            runs[section] = _vector_runner(ours, k, masked=True, starts=starts[section])
         peer = gym.make_vec(PEER_ID, num_envs=n, vectorization_mode="vector_entry_point")
         runs["peer"] = _vector_runner(peer, 2, masked=False)
-        best = _interleaved(runs, seconds, repeats)  # every sampling against the same peer
-        for sampling in samplings:
-            section = "vector" if sampling == "per-env" else "vector-batched"
-            name = "MMRRoutingVectorEnv" + ("" if sampling == "per-env" else '(stream_sampling="batched")')
-            record(section, n, best[sampling] * n, best["peer"] * n, name, "CartPoleVectorEnv")
-            rows[-1]["episode_start_share"] = starts[sampling][0] / starts[sampling][1]
+        best = _interleaved(runs, seconds, repeats)  # every variant against the same peer
+        for section, (_, name) in configs.items():
+            record(section, n, best[section] * n, best["peer"] * n, name, "CartPoleVectorEnv")
+            rows[-1]["episode_start_share"] = starts[section][0] / starts[section][1]
 
     progress("stable-baselines3 VecEnv ...")
     mask_fetch = {}
@@ -431,10 +439,12 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"Timed: `step` (and the resets it triggers) only; best of {results['timing']['repeats']} interleaved "
         f"runs of >= {results['timing']['seconds']:g} s. Actions: uniform among the affordable models (rejection "
         "from a precomputed pool; CartPole: uniform), drawn outside the timed region. SB3 rows fetch masks "
-        "with sb3-contrib's `get_action_masks`, untimed. `vector-batched` rows: the same native vector env with "
-        '`stream_sampling="batched"` (one generator draws the streams of many episodes at once; each stream is '
-        "still uniform without replacement, but sub-envs no longer replay single envs' streams), timed in the "
-        "same interleaved runs and against the same peer as the `vector` row of that size.",
+        "with sb3-contrib's `get_action_masks`, untimed. `vector`: the native vector env as `gym.make_vec` "
+        "builds it (one generator draws the streams of many episodes at once, full SyncVectorEnv-style infos); "
+        "`vector-lean`: the same with infos holding only `action_mask` and `episode_metrics` (what a training "
+        "loop reads; CartPole's infos are empty); `vector-per-env`: one generator per sub-env, which replays "
+        "single environments' streams exactly (and pays one `Generator.choice` call per episode). The variants "
+        "run interleaved with the default and against the same peer as the `vector` row of that size.",
         "",
         "| comparison | num_envs | ours | peer | ours env-steps/s | peer env-steps/s | ratio | bar | "
         "ours: time in episode starts |",
@@ -457,8 +467,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"{_si(b['gather_bound_env_steps_per_s'])} env-steps/s.",
         f"- drawing each episode's stream exactly as `MMRRoutingEnv.reset` does (one `Generator.choice` per "
         f"episode): {_si(b['episode_start_draws_per_s'])} draws/s -> at most "
-        f"{_si(b['episode_start_bound_env_steps_per_s'])} env-steps/s from the draws alone; batched "
-        f'(`stream_sampling="batched"`, 1024 streams per call): {_si(b["batched_draws_per_s"])} streams/s -> '
+        f"{_si(b['episode_start_bound_env_steps_per_s'])} env-steps/s from the draws alone (`vector-per-env`); "
+        f"batched (the default, 1024 streams per call): {_si(b['batched_draws_per_s'])} streams/s -> "
         f"{_si(b['batched_bound_env_steps_per_s'])} env-steps/s.",
         "",
         "| SB3 masks (`get_action_masks`) | adapter calls/s | DummyVecEnv calls/s |",
@@ -508,11 +518,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-envs", type=int, nargs="+", default=list(VECTOR_SIZES), help="vector env sizes"
     )
     parser.add_argument(
-        "--batched-num-envs",
+        "--variant-num-envs",
         type=int,
         nargs="*",
-        default=list(BATCHED_SIZES),
-        help='vector env sizes also timed with stream_sampling="batched"',
+        default=list(VARIANT_SIZES),
+        help=f"vector env sizes also timed as {', '.join(VECTOR_VARIANTS)}",
     )
     parser.add_argument(
         "--sb3-num-envs", type=int, nargs="+", default=list(SB3_SIZES), help="SB3 VecEnv sizes"
@@ -527,7 +537,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         repeats=args.repeats,
         vector_sizes=args.num_envs,
-        batched_sizes=args.batched_num_envs,
+        variant_sizes=args.variant_num_envs,
         sb3_sizes=args.sb3_num_envs,
         env_kwargs=env_kwargs,
     )

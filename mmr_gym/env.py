@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mmr_gym.budget import BUDGET_FEATURES, Budget
+from mmr_gym.budget import BUDGET_FEATURES, BUDGET_SAMPLINGS, Budget, draw_budget_ratios
 from mmr_gym.context import ContextFacts, RoutingContext, build_context
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
 from mmr_gym.table import RoutingTable
@@ -45,6 +45,9 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             is the mean per-query cost of the reference model (the most accurate single model on the
             training split). A float, a ``(low, high)`` range drawn uniformly per episode, or ``None``
             for no budget.
+        budget_sampling: how a ``(low, high)`` range is drawn: ``"uniform"`` or ``"log-uniform"``
+            (uniform in log space: as many episodes per decade of budget, so tight budgets are
+            not rare; see :func:`mmr_gym.budget.draw_budget_ratios`).
         cost_weight: reward penalty per unit of ``cost / c_ref`` (0 by default: with a budget the
             reward is plain correctness).
         modality: ``"mm"`` (every feature channel), ``"text"`` or ``"image"`` (the other channel is
@@ -76,6 +79,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         test_datasets: Sequence[str] | None = None,
         episode_length: int = 100,
         budget_ratio: float | tuple[float, float] | None = 0.5,
+        budget_sampling: str = "uniform",
         cost_weight: float = 0.0,
         modality: str = "mm",
         feedback: str = "bandit",
@@ -90,6 +94,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         _check_choice("feedback", feedback, FEEDBACKS)
         _check_choice("observation", observation, OBSERVATIONS)
         _check_choice("invalid_action", invalid_action, INVALID_ACTIONS)
+        _check_choice("budget_sampling", budget_sampling, BUDGET_SAMPLINGS)
         if render_mode is not None:
             _check_choice("render_mode", render_mode, tuple(self.metadata["render_modes"]))
         if not np.isfinite(cost_weight) or cost_weight < 0:
@@ -114,6 +119,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             )
         self.episode_length = int(episode_length)
         self.budget_ratio = check_budget_ratio(budget_ratio, self.ctx.min_budget_ratio(self.episode_length))
+        self.budget_sampling = budget_sampling
         self.cost_weight = float(cost_weight)
         self.feedback = feedback
         self.observation_mode = observation
@@ -171,7 +177,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         if "budget_ratio" in options:
             ratio = check_budget_ratio(ratio, self.ctx.min_budget_ratio(length))
         if isinstance(ratio, tuple):
-            ratio = float(self.np_random.uniform(*ratio))
+            ratio = float(draw_budget_ratios(self.np_random, ratio, self.budget_sampling))
         self._budget = Budget(ratio, length, self.ctx.c_ref)
         self._t = 0
         self._correct_sum = 0.0

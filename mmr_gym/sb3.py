@@ -6,7 +6,8 @@ goes to ``info["terminal_observation"]``), ``done`` merges termination and trunc
 reported as ``info["TimeLimit.truncated"]``), infos are a list of one dict per sub-environment,
 rewards are float32, and seeds and options are set ahead of ``reset()``. This adapter gives
 :class:`~mmr_gym.vector.MMRRoutingVectorEnv` that API without giving up its batched step: it
-returns what a ``DummyVecEnv`` of :class:`~mmr_gym.env.MMRRoutingEnv` seeded alike returns.
+returns what a ``DummyVecEnv`` of :class:`~mmr_gym.env.MMRRoutingEnv` returns (seeded alike, the
+same, step for step, when the vector env replays single environments: ``stream_sampling="per-env"``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class SB3VecEnvAdapter(VecEnv):
     the result of one call of its method) once per requested index. ``set_attr`` sets an
     attribute of the vectorized environment, so only for all sub-environments at once.
 
-    Episode streams follow the wrapped environment's ``stream_sampling``: with ``"per-env"``
-    (default) the adapter matches a ``DummyVecEnv`` seeded alike, step for step; with
-    ``"batched"`` (faster for many sub-environments) :meth:`seed` ``(s)`` seeds its one generator.
+    Episode streams follow the wrapped environment's ``stream_sampling``: with ``"batched"`` (its
+    default, faster for many sub-environments) :meth:`seed` ``(s)`` seeds its one generator; with
+    ``"per-env"`` the adapter matches a ``DummyVecEnv`` seeded alike, step for step.
     """
 
     def __init__(self, venv: MMRRoutingVectorEnv, info_keys: Sequence[str] | None = None) -> None:

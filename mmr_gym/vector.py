@@ -9,17 +9,20 @@ numpy expressions, whatever ``num_envs`` is. They replay one shared
 Where the randomness comes from (the only randomness is at the start of an episode: its query
 stream and, for a ``(low, high)`` budget range, its budget ratio) is chosen by ``stream_sampling``:
 
-- ``"per-env"`` (default, exact): sub-environment ``i`` owns one ``np.random.Generator`` and
-  makes the calls of ``MMRRoutingEnv.reset``, in the same order. After ``reset(seed=s)``
-  sub-environment ``i`` behaves step for step like an ``MMRRoutingEnv`` reset with ``seed=s + i``
-  and auto-reset with ``seed=None``, i.e. like ``gymnasium.vector.SyncVectorEnv`` of single
-  environments given the same seed. Each episode start costs one ``Generator.choice`` call.
-- ``"batched"`` (fast): one generator for the whole vector environment draws the streams of many
-  episodes in one batched operation (:func:`draw_distinct_rows`, ahead of need) and the budget
-  ratios of all sub-environments starting together in one call. Sub-environments no longer
-  replay single environments' streams, but every stream is still a uniform draw without
+- ``"batched"`` (default, fast): one generator for the whole vector environment, as in
+  Gymnasium's own ``CartPoleVectorEnv``, draws the streams of many episodes in one batched
+  operation (:func:`draw_distinct_rows`, ahead of need) and the budget ratios of all
+  sub-environments starting together in one call. Every stream is a uniform draw without
   replacement from the split (uniform over ordered sequences of distinct queries, independent
-  across episodes), and the environment is reproducible: same seed and actions, same rollout.
+  across episodes), as a single environment's is, and the environment is reproducible: same
+  seed and actions, same rollout; but sub-environment ``i`` does not replay the streams of a
+  single environment seeded ``s + i``.
+- ``"per-env"`` (exact): sub-environment ``i`` owns one ``np.random.Generator`` and makes the
+  calls of ``MMRRoutingEnv.reset``, in the same order. After ``reset(seed=s)`` sub-environment
+  ``i`` behaves step for step like an ``MMRRoutingEnv`` reset with ``seed=s + i`` and auto-reset
+  with ``seed=None``, i.e. like ``gymnasium.vector.SyncVectorEnv`` of single environments given
+  the same seed. Each episode start costs one ``Generator.choice`` call (a Python-level loop
+  over the sub-environments that start), which bounds the speed at many sub-environments.
 
 Autoreset follows ``AutoresetMode.NEXT_STEP`` (like Gymnasium's ``CartPoleVectorEnv``): a
 sub-environment that terminated is reset by the *next* ``step``, which ignores its action and
@@ -56,6 +59,7 @@ from mmr_gym.budget import (
     BUDGET_FEATURES,
     affordable,
     affordable_limit,
+    draw_budget_ratios,
     fill_budget_features,
     fraction_denominator,
     overrun_floor,
@@ -68,6 +72,20 @@ from mmr_gym.table import RoutingTable
 
 RESET_OPTIONS = ("budget_ratio", "query_ids")
 STREAM_SAMPLINGS = ("per-env", "batched")
+#: The keys of ``MMRRoutingEnv``'s step info (``action_mask`` aside, which is always there), in its order.
+INFO_KEYS = (
+    "model",
+    "model_index",
+    "action_replaced",
+    "correct",
+    "cost",
+    "query_id",
+    "dataset",
+    "rewards",
+    "budget_remaining",
+    "outcomes",
+    "episode_metrics",
+)
 
 # Streams drawn ahead in "batched" mode: num_envs clipped to [_MIN_BATCH, _MAX_BATCH], and at most
 # _MAX_BATCH_ENTRIES queries. Larger batches save nothing per stream, and their temporaries (a few
@@ -89,11 +107,18 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     Args:
         dataset: as for :class:`~mmr_gym.env.MMRRoutingEnv` (a bundled name, a path or a table).
         num_envs: number of sub-environments (>= 1).
-        stream_sampling: ``"per-env"`` (default): one generator per sub-environment, which then
-            replays ``MMRRoutingEnv`` exactly; ``"batched"``: one generator draws the streams and
-            budget ratios of all sub-environments in batches, several times faster for many
-            sub-environments; each stream is still uniform without replacement from the split,
-            but no longer a single environment's (module docstring).
+        stream_sampling: ``"batched"`` (default): one generator draws the streams and budget
+            ratios of all sub-environments in batches; each stream is uniform without replacement
+            from the split, as a single environment's, but not a given single environment's.
+            ``"per-env"``: one generator per sub-environment, which then replays
+            ``MMRRoutingEnv`` (and ``SyncVectorEnv``) exactly, at several times the cost of an
+            episode start (module docstring).
+        info_keys: which keys of :data:`INFO_KEYS` the infos hold (``action_mask`` is always
+            there). ``None`` (default): all of them, exactly as ``SyncVectorEnv`` gives.
+            A training loop that reads only the episode statistics passes
+            ``("episode_metrics",)``: the per-step string arrays (``model``, ``query_id``,
+            ``dataset``) are then never built, which is most of what a step costs beyond the
+            observation. ``outcomes`` is reported only with ``feedback="full"``.
         **kwargs: every keyword argument of :class:`~mmr_gym.env.MMRRoutingEnv` (``split``,
             ``episode_length``, ``budget_ratio``, ``cost_weight``, ``feedback``, ``observation``,
             ``invalid_action``, ...), with the same meaning and the same validation.
@@ -129,11 +154,18 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         dataset: str | RoutingTable | None = None,
         *,
         num_envs: int = 1,
-        stream_sampling: str = "per-env",
+        stream_sampling: str = "batched",
+        info_keys: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if isinstance(info_keys, str):
+            raise ValueError(f"info_keys must be a sequence of key names, got the string {info_keys!r}")
+        keys = set(INFO_KEYS if info_keys is None else info_keys)
+        unknown = sorted(keys - set(INFO_KEYS))
+        if unknown:
+            raise ValueError(f"unknown info_keys {unknown}; allowed: {list(INFO_KEYS)}")
         if stream_sampling not in STREAM_SAMPLINGS:
             raise ValueError(
                 f"unknown stream_sampling {stream_sampling!r}; allowed: {list(STREAM_SAMPLINGS)}"
@@ -144,8 +176,12 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self.ctx: RoutingContext = prototype.ctx
         self.num_envs = n = int(num_envs)
         self.stream_sampling = stream_sampling
+        self.info_keys = tuple(key for key in INFO_KEYS if key in keys)
+        self._step_keys = frozenset(keys - {"episode_metrics"})
+        self._report_episodes = "episode_metrics" in keys
         self.episode_length = length = prototype.episode_length
         self.budget_ratio = prototype.budget_ratio
+        self.budget_sampling = prototype.budget_sampling
         self.cost_weight = prototype.cost_weight
         self.feedback = prototype.feedback
         self.observation_mode = prototype.observation_mode
@@ -158,15 +194,17 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
 
         k = self.ctx.n_models
         self._lookups = _lookups(self.ctx)
-        self._flat_obs = _flat_observations(self.ctx) if self.observation_mode == "flat" else None
+        self._obs_rows = _observation_rows(self.ctx)
+        self._query_dim = self.ctx.query_obs.shape[1]
         self._model_names = np.array([*self.ctx.table.model_names, None], dtype=object)  # K: none
         self._model_offset = np.arange(n) * k  # entry (i, a) of a C-ordered [n, K] array is i * K + a
         self._everyone = _read_only(np.ones(n, dtype=bool))
         self._no_replacement = _read_only(np.zeros(n, dtype=bool))
         # With cost_weight 0 the penalty is -0.0 * cost / c_ref = -0.0 for every call: one constant.
         self._no_penalty = _read_only(np.full(n, -0.0)) if self.cost_weight == 0 else None
-        # remaining steps -> remaining steps / episode_length, as true_divide computes it
-        self._steps_fraction = np.true_divide(np.arange(length + 1), length)
+        # remaining steps -> remaining steps / episode_length, as true_divide computes it, in float32
+        # as the observation holds it (rounding once, the same bits as the single env's)
+        self._steps_fraction = np.true_divide(np.arange(length + 1), length).astype(np.float32)
 
         # Episode state, one entry (row) per sub-environment; set by reset(). Streams hold table
         # rows with one extra column repeating the last query: after the last step the current
@@ -330,15 +368,15 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         flat += chosen
         if any_done:
             flat[done] = lookups.nothing  # correct 0 and cost 0 for the sub-environments reset
-        correct = lookups.correct.take(flat)
-        cost = lookups.cost.take(flat)
+        outcome = lookups.outcomes.take(flat, axis=0)  # fresh [n, 2]: each call's (correct, cost)
+        correct, cost = outcome[:, 0], outcome[:, 1]
         if any_done:
             self._pos += stepping
             self._steps_left -= stepping
         else:
             self._pos += 1
             self._steps_left -= 1
-        # The float64 operations of MMRRoutingEnv and Budget, in the same order: same bits.
+        # The float64 additions of MMRRoutingEnv and Budget: same bits.
         self._spend += cost
         self._correct_sum += correct
         if self._no_penalty is not None:
@@ -352,10 +390,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         balance = self._total - self._spend
         overran = balance < self._overrun_floor  # the last call overshot (budget.overrun_floor)
         remaining = np.maximum(balance, 0.0, out=balance)
-        limit = affordable_limit(remaining, nonnegative=True)
+        limit = affordable_limit(remaining)
         # mode="clip" (rows are valid): with mode="raise" take() would buffer its output
         estimates = self.ctx.cost_estimate.take(next_rows, axis=0, out=self._estimates, mode="clip")
-        self._mask = estimates <= limit[:, None]
+        # Into the mask's own buffer: it is internal state, only ever handed out as copies.
+        self._mask = np.less_equal(estimates, limit[:, None], out=self._mask)
         # Terminated: the last call overshot the budget, or not even the cheapest model fits the
         # rest of it (the remaining queries go unanswered; one column instead of K), or the
         # stream is over.
@@ -375,17 +414,21 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             "action_mask": self._mask.view(np.int8).copy(),
             "_action_mask": self._everyone,
         }
-        if not any_done:
+        if self._step_keys and not (any_done and np.count_nonzero(stepping) == 0):
             info.update(
-                self._step_info(rows, chosen, requested, replaced, correct, cost, cost_penalty, remaining)
-            )
-        elif np.count_nonzero(stepping):
-            info.update(
-                self._step_info_some(
-                    rows, chosen, requested, replaced, correct, cost, cost_penalty, remaining, done, stepping
+                self._step_info(
+                    rows,
+                    chosen,
+                    requested,
+                    replaced,
+                    correct,
+                    cost,
+                    cost_penalty,
+                    remaining,
+                    stepping if any_done else None,
                 )
             )
-        if finished:
+        if finished and self._report_episodes:
             mask = _read_only(terminated.copy())
             info["episode_metrics"] = self._episode_metrics(np.flatnonzero(terminated), mask)
             info["_episode_metrics"] = mask
@@ -504,11 +547,16 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                 rows = np.empty((m, length + 1), dtype=np.int64)
                 rows[:, :length] = self.ctx.split_indices.take(positions.reshape(m, length))
                 rows[:, length] = rows[:, length - 1]
-            ratios = np.array([rng.uniform(*ratio) for rng in rngs]) if isinstance(ratio, tuple) else None
+            ratios = None
+            if isinstance(ratio, tuple):
+                sampling = self.budget_sampling
+                ratios = np.array([draw_budget_ratios(rng, ratio, sampling) for rng in rngs])
         else:
             if stream is None:
                 rows, oracle = self._pool.take(m)
-            ratios = self._rng.uniform(ratio[0], ratio[1], m) if isinstance(ratio, tuple) else None
+            ratios = None
+            if isinstance(ratio, tuple):
+                ratios = draw_budget_ratios(self._rng, ratio, self.budget_sampling, m)
 
         # Started now, they step from the next step on: their streams run out `length` steps later.
         self._stream_ends.add(self._step_count + length)
@@ -568,31 +616,29 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self._streams_flat = streams.reshape(-1)  # a view: C-contiguous
 
     def _observation(self, remaining: np.ndarray, envs: np.ndarray | None = None) -> Any:
-        """Fresh observations of every sub-environment (or of ``envs``); ``remaining`` is theirs."""
+        """Fresh observations of every sub-environment (or of ``envs``); ``remaining`` is theirs.
+
+        One gather of ``[query, 0, 0, 0, model_costs]`` rows, then the budget features in place;
+        a ``Dict`` observation holds views of that one fresh array (its keys never overlap).
+        """
         if envs is None:
             rows, steps_left, denominator = self._rows, self._steps_left, self._fraction_denominator
-            length = None if self._all_default_length else self._length
         else:
             rows, steps_left = self._rows[envs], self._steps_left[envs]
-            denominator, length = self._fraction_denominator[envs], self._length[envs]
-        steps_fraction = (
-            self._steps_fraction.take(steps_left) if length is None else np.true_divide(steps_left, length)
-        )
+            denominator = self._fraction_denominator[envs]
+        obs = self._obs_rows.take(rows, axis=0)
+        d = self._query_dim
+        budget = obs[:, d : d + BUDGET_FEATURES]
+        if envs is None and self._all_default_length:
+            self._steps_fraction.take(steps_left, out=budget[:, 1], mode="clip")
+            steps_fraction = None
+        else:
+            steps_fraction = np.true_divide(steps_left, self._length if envs is None else self._length[envs])
         per_query = self._per_query_denominator.take(steps_left)
-        if self._flat_obs is not None:
-            # One gather of [query, 0, 0, 0, model_costs] rows, then the budget features in place.
-            obs = self._flat_obs.take(rows, axis=0)
-            d = self.ctx.query_obs.shape[1]
-            budget = obs[:, d : d + BUDGET_FEATURES]
-            fill_budget_features(budget, remaining, denominator, steps_fraction, per_query)
-            return obs
-        budget = np.empty((rows.size, BUDGET_FEATURES), dtype=np.float32)
         fill_budget_features(budget, remaining, denominator, steps_fraction, per_query)
-        return {
-            "query": self.ctx.query_obs.take(rows, axis=0),
-            "budget": budget,
-            "model_costs": self.ctx.model_costs_obs.take(rows, axis=0),
-        }
+        if self.observation_mode == "flat":
+            return obs
+        return {"query": obs[:, :d], "budget": budget, "model_costs": obs[:, d + BUDGET_FEATURES :]}
 
     def _step_info(
         self,
@@ -604,83 +650,59 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         cost: np.ndarray,
         cost_penalty: np.ndarray,
         remaining: np.ndarray,
+        stepping: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """The keys ``MMRRoutingEnv.step`` adds to the info, when every sub-environment stepped.
+        """The keys of ``info_keys`` that ``MMRRoutingEnv.step`` adds to the info, batched.
 
-        ``remaining`` becomes the info's ``budget_remaining``: the caller must not write to it.
+        ``stepping``: the sub-environments that stepped (None: all of them). The others were
+        reset instead; they hold SyncVectorEnv's fill values (0, or None for strings: the padded
+        lookups' last entries) and False in the ``_key`` masks. ``remaining`` becomes the info's
+        ``budget_remaining``: the caller must not write to it.
         """
-        table = self.ctx.table
-        info: dict[str, Any] = {
-            "model": self._model_names.take(chosen),
-            # requested may be the caller's own array: never hand it back
-            "model_index": chosen if replaced else chosen.copy(),
-            "action_replaced": chosen != requested if replaced else self._no_replacement,
-            "correct": correct,
-            "cost": cost,
-            "query_id": table.query_ids.take(rows),
-            "dataset": table.datasets.take(rows),
-            "rewards": {
-                "correct": correct.copy(),
-                "_correct": self._everyone,
-                "cost_penalty": cost_penalty,
-                "_cost_penalty": self._everyone,
-            },
-            "budget_remaining": remaining,
-        }
-        if self.feedback == "full":
-            info["outcomes"] = {
-                "correct": table.correct.take(rows, axis=0),
-                "_correct": self._everyone,
-                "cost": table.cost.take(rows, axis=0),
-                "_cost": self._everyone,
-            }
-        for key in list(info):
-            info["_" + key] = self._everyone
-        return info
-
-    def _step_info_some(
-        self,
-        rows: np.ndarray,
-        chosen: np.ndarray,
-        requested: np.ndarray,
-        replaced: bool,
-        correct: np.ndarray,
-        cost: np.ndarray,
-        cost_penalty: np.ndarray,
-        remaining: np.ndarray,
-        done: np.ndarray,
-        stepping: np.ndarray,
-    ) -> dict[str, Any]:
-        """:meth:`_step_info` when the sub-environments ``done`` were reset instead of stepped.
-
-        Those hold SyncVectorEnv's fill values (0, or None for strings: the padded lookups'
-        last entries) and False in the ``_key`` masks.
-        """
+        keys = self._step_keys
         lookups = self._lookups
-        info_rows = np.where(done, lookups.no_query, rows)
-        mask = _read_only(stepping)
-        info: dict[str, Any] = {
-            "model": self._model_names.take(np.where(done, self.ctx.n_models, chosen)),
-            "model_index": chosen,  # a fresh array (np.where)
-            "action_replaced": (chosen != requested) & stepping if replaced else self._no_replacement,
-            "correct": correct,
-            "cost": cost,
-            "query_id": lookups.query_ids.take(info_rows),
-            "dataset": lookups.datasets.take(info_rows),
-            "rewards": {
+        done = None if stepping is None else ~stepping
+        mask = self._everyone if stepping is None else _read_only(stepping)
+        info: dict[str, Any] = {}
+        if "model" in keys:
+            names = chosen if done is None else np.where(done, self.ctx.n_models, chosen)
+            info["model"] = self._model_names.take(names)
+        if "model_index" in keys:
+            # requested may be the caller's own array: never hand it back (np.where made a fresh one)
+            info["model_index"] = chosen if replaced or done is not None else chosen.copy()
+        if "action_replaced" in keys:
+            if not replaced:
+                info["action_replaced"] = self._no_replacement
+            else:
+                info["action_replaced"] = (
+                    chosen != requested if done is None else (chosen != requested) & mask
+                )
+        if "correct" in keys:
+            info["correct"] = correct
+        if "cost" in keys:
+            info["cost"] = cost
+        if "query_id" in keys or "dataset" in keys:
+            info_rows = rows if done is None else np.where(done, lookups.no_query, rows)
+            if "query_id" in keys:
+                info["query_id"] = lookups.query_ids.take(info_rows)
+            if "dataset" in keys:
+                info["dataset"] = lookups.datasets.take(info_rows)
+        if "rewards" in keys:
+            info["rewards"] = {
                 "correct": correct.copy(),
                 "_correct": mask,
                 "cost_penalty": cost_penalty,
                 "_cost_penalty": mask,
-            },
-            "budget_remaining": np.where(done, 0.0, remaining),
-        }
-        if self.feedback == "full":
+            }
+        if "budget_remaining" in keys:
+            info["budget_remaining"] = remaining if done is None else np.where(done, 0.0, remaining)
+        if "outcomes" in keys and self.feedback == "full":
             table = self.ctx.table
             outcome_correct = table.correct.take(rows, axis=0)
             outcome_cost = table.cost.take(rows, axis=0)
-            outcome_correct[done] = 0.0
-            outcome_cost[done] = 0.0
+            if done is not None:
+                outcome_correct[done] = 0.0
+                outcome_cost[done] = 0.0
             info["outcomes"] = {
                 "correct": outcome_correct,
                 "_correct": mask,
@@ -969,8 +991,8 @@ class _StreamPool:
 class _Lookups:
     """Per table row facts the step and the oracle look up (read-only, one copy per context)."""
 
-    correct: np.ndarray  # float64 [n * K + 1]: flattened correctness, then a 0 (index ``nothing``)
-    cost: np.ndarray  # float64 [n * K + 1]: flattened cost, then a 0
+    # float64 [n * K + 1, 2]: (correct, cost) of row * K + model, then (0, 0) at index ``nothing``
+    outcomes: np.ndarray
     nothing: int  # n * K: the entry of sub-environments that are reset instead of stepped
     query_ids: np.ndarray  # object [n + 1]: the table's, then None (index ``no_query``)
     datasets: np.ndarray  # object [n + 1]: the table's, then None
@@ -989,8 +1011,15 @@ def _lookups(ctx: RoutingContext) -> _Lookups:
     correct = table.correct.astype(np.float64)
     binary = ((correct == 0.0) | (correct == 1.0)).all(axis=1)
     return _Lookups(
-        correct=_read_only(np.append(correct.reshape(-1), 0.0)),
-        cost=_read_only(np.append(table.cost.astype(np.float64).reshape(-1), 0.0)),
+        outcomes=_read_only(
+            np.stack(
+                (
+                    np.append(correct.reshape(-1), 0.0),
+                    np.append(table.cost.astype(np.float64).reshape(-1), 0.0),
+                ),
+                axis=1,
+            )
+        ),
         nothing=correct.size,
         query_ids=_read_only(np.append(table.query_ids.astype(object), None)),
         datasets=_read_only(np.append(table.datasets.astype(object), None)),
@@ -1003,7 +1032,7 @@ def _lookups(ctx: RoutingContext) -> _Lookups:
 
 
 @functools.lru_cache(maxsize=16)
-def _flat_observations(ctx: RoutingContext) -> np.ndarray:
+def _observation_rows(ctx: RoutingContext) -> np.ndarray:
     """float32 ``[n, d + 3 + K]``: each row's flat observation with zeros for the budget part."""
     n = ctx.query_obs.shape[0]
     budget = np.zeros((n, BUDGET_FEATURES), dtype=np.float32)

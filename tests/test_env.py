@@ -237,6 +237,23 @@ def test_budget_range_is_drawn_per_episode_and_visible(table):
     assert len(ratios) == 5
 
 
+def test_log_uniform_budget_sampling_spreads_the_draws_over_decades(table):
+    def ratios(sampling: str) -> np.ndarray:
+        env = MMRRoutingEnv(table, episode_length=20, budget_ratio=(0.02, 2.0), budget_sampling=sampling)
+        out = []
+        for seed in range(400):
+            env.reset(seed=seed)
+            out.append(env.budget / (20 * env.c_ref))
+        return np.array(out)
+
+    log_uniform, uniform = ratios("log-uniform"), ratios("uniform")
+    assert log_uniform.min() >= 0.02 and log_uniform.max() <= 2.0
+    # log-uniform: each decade gets half of [0.02, 2]; uniform: P(< 0.2) = 0.18 / 1.98 = 0.09.
+    assert 0.43 < np.mean(log_uniform < 0.2) < 0.57
+    assert np.mean(uniform < 0.2) < 0.15
+    np.testing.assert_array_equal(log_uniform, ratios("log-uniform"))  # seeded
+
+
 def test_c_ref_is_the_best_single_models_training_mean_cost(table):
     env = MMRRoutingEnv(table, episode_length=20)
     train = table.subset(env.ctx.train_indices)
@@ -386,6 +403,7 @@ def test_table_without_features_observes_the_dataset(table):
         ({"split_mode": "out", "test_datasets": ["gamma"]}, "unknown test dataset"),
         ({"obs_dim": 100}, "obs_dim must be in"),
         ({"cost_weight": -1.0}, "cost_weight"),
+        ({"budget_sampling": "beta"}, r"allowed: \['uniform', 'log-uniform'\]"),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_allowed_values(table, kwargs, message):

@@ -54,7 +54,9 @@ def assert_same(a, b, where=""):
 
 def pair(table, num_envs=N, **kwargs):
     reference = DummyVecEnv([lambda: MMRRoutingEnv(table, **kwargs) for _ in range(num_envs)])
-    adapter = SB3VecEnvAdapter(MMRRoutingVectorEnv(table, num_envs=num_envs, **kwargs))
+    adapter = SB3VecEnvAdapter(
+        MMRRoutingVectorEnv(table, num_envs=num_envs, stream_sampling="per-env", **kwargs)
+    )
     return reference, adapter
 
 

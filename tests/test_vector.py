@@ -56,7 +56,7 @@ def random_actions(rng: np.random.Generator, mask: np.ndarray, p_masked: float =
 def run_both(table, steps, seed=0, p_masked=0.2, options=None, **kwargs):
     """Step a SyncVectorEnv of single envs and the native env alike; assert equal; return the infos."""
     reference = gym.vector.SyncVectorEnv([lambda: MMRRoutingEnv(table, **kwargs) for _ in range(N)])
-    native = MMRRoutingVectorEnv(table, num_envs=N, **kwargs)
+    native = MMRRoutingVectorEnv(table, num_envs=N, stream_sampling="per-env", **kwargs)
     ref_out = reference.reset(seed=seed, options=options)
     out = native.reset(seed=seed, options=options)
     for x, y, name in zip(ref_out, out, ("obs", "info"), strict=True):
@@ -126,6 +126,14 @@ def test_matches_single_envs_when_budgets_run_out(table, cost_observed):
         assert any(m["overrun"] > 0 for m in finished)  # a realized cost overshot its estimate
 
 
+def test_matches_single_envs_with_log_uniform_budgets(table):
+    infos = run_both(
+        table, steps=40, budget_ratio=(0.03, 1.2), budget_sampling="log-uniform", episode_length=7
+    )
+    ratios = [m["budget_ratio"] for m in episode_metrics(infos)]
+    assert len(set(ratios)) == len(ratios) >= 2 * N and min(ratios) >= 0.03 and max(ratios) <= 1.2
+
+
 def test_matches_single_envs_on_graded_scores():
     graded = make_table(n=150, k=3, graded=True, seed=2)
     infos = run_both(graded, steps=30, budget_ratio=0.3, episode_length=8)
@@ -193,7 +201,7 @@ def test_same_seed_same_rollout_and_seed_lists(table):
 
 
 def test_reset_without_seed_continues_each_generator(table):
-    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=10)
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=10, stream_sampling="per-env")
     singles = [MMRRoutingEnv(table, episode_length=10) for _ in range(N)]
     env.reset(seed=[10, None, 12, 13])
     assert env.np_random_seeds[0] == 10 and env.np_random_seeds[1] is not None
@@ -252,6 +260,38 @@ def test_returned_arrays_are_fresh(table):
     assert not terminated3.any()
     with pytest.raises(ValueError):
         info3["_model"][0] = False  # masks are shared between keys, hence read-only
+
+
+@pytest.mark.parametrize("keys", [("episode_metrics",), ("model", "rewards", "outcomes"), ()])
+def test_info_keys_build_only_the_requested_keys(table, keys):
+    kwargs = dict(num_envs=N, episode_length=4, budget_ratio=0.2, feedback="full")
+    full = MMRRoutingVectorEnv(table, **kwargs)
+    lean = MMRRoutingVectorEnv(table, info_keys=keys, **kwargs)
+    assert lean.info_keys == tuple(
+        k for k in ("model", "rewards", "outcomes", "episode_metrics") if k in keys
+    )
+    for x, y in zip(full.reset(seed=3), lean.reset(seed=3), strict=True):
+        assert_same(x, y, "reset")
+    rng = np.random.default_rng(3)
+    ended = 0
+    for t in range(14):
+        actions = random_actions(rng, full.action_masks(), p_masked=0.3)
+        *out, info = full.step(actions)
+        *lean_out, lean_info = lean.step(actions)
+        for x, y in zip(out, lean_out, strict=True):
+            assert_same(x, y, f"step {t}")  # obs, rewards, flags: unchanged
+        expected = {key: info[key] for key in ("action_mask", *keys) if key in info}
+        expected.update({"_" + key: info["_" + key] for key in list(expected)})
+        assert_same(expected, lean_info, f"step {t}/info")
+        ended += "episode_metrics" in info
+    assert ended >= 2  # the comparison covered episode ends and autoresets
+
+
+def test_info_keys_are_checked(table):
+    with pytest.raises(ValueError, match=r"unknown info_keys \['episode'\]; allowed: \['model'"):
+        MMRRoutingVectorEnv(table, num_envs=2, info_keys=("episode", "model"))
+    with pytest.raises(ValueError, match="sequence of key names"):
+        MMRRoutingVectorEnv(table, num_envs=2, info_keys="episode_metrics")
 
 
 # ---------------------------------------------------------------------------- registration and wrappers
@@ -327,7 +367,7 @@ def test_matches_single_envs_on_the_bundled_table():
     except (FileNotFoundError, ValueError) as error:  # the bundled table is generated separately
         pytest.skip(f"bundled default table unavailable: {error}")
     reference = gym.vector.SyncVectorEnv([lambda: MMRRoutingEnv(episode_length=40) for _ in range(N)])
-    native = gym.make_vec("MMRRouting-v0", num_envs=N, episode_length=40)
+    native = gym.make_vec("MMRRouting-v0", num_envs=N, episode_length=40, stream_sampling="per-env")
     ref_out, out = reference.reset(seed=11), native.reset(seed=11)
     rng = np.random.default_rng(0)
     for _ in range(100):
@@ -453,8 +493,9 @@ def assert_matches_single(batched, single, where):
         {"budget_ratio": 0.3, "observation": "flat"},
         {"budget_ratio": 0.1, "cost_weight": 0.25},
         {"budget_ratio": None, "observation": "flat", "feedback": "full"},
+        {"budget_ratio": (0.05, 1.0), "budget_sampling": "log-uniform"},
     ],
-    ids=["range-dict-full", "fixed-flat", "tight-penalty", "none-flat-full"],
+    ids=["range-dict-full", "fixed-flat", "tight-penalty", "none-flat-full", "log-uniform-range"],
 )
 def test_batched_sub_envs_replay_like_single_envs_given_their_streams(table, kwargs):
     """Only the streams differ from per-env sampling: given its stream and budget ratio, each
