@@ -10,7 +10,9 @@ import pytest
 
 import train
 from agents.baselines import BestSinglePolicy, RandomPolicy
+from agents.persistence import load_scorer, read_manifest
 from agents.rl import load_agent
+from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import evaluate_policy, merge_seed_results
 
@@ -52,6 +54,26 @@ def test_quick_run_saves_reloadable_agents_and_tensorboard_logs(quick_run):
     assert list(seed_dir.glob("tb/*/events.out.tfevents.*"))
 
 
+def test_quick_run_saves_reloadable_routers_and_bandit_learners(quick_run):
+    router = load_scorer(quick_run / "agents" / "linear-mf" / "seed0")
+    refit = fit_router("linear-mf", MMRRoutingEnv(split="train", episode_length=100), seed=0)
+    X = MMRRoutingEnv(split="test", episode_length=100).ctx.query_obs[:500]
+    for saved, fresh in zip(router.predict(X), refit.predict(X), strict=True):
+        np.testing.assert_array_equal(saved, fresh)
+
+    records = json.loads((quick_run / "results.json").read_text())["results"]
+    points = next(r for r in records if r["name"] == "Paced-LinUCB")["points"]
+    for ratio, point in zip(train.QUICK_BUDGET_RATIOS, points, strict=True):
+        directory = quick_run / "agents" / "linucb" / "seed0" / f"budget{float(ratio)}"
+        learner = load_scorer(directory)
+        assert read_manifest(directory)["metadata"]["budget_ratio"] == ratio
+        # Saved after its streams: one update per answered test query (A_k's constant entry is
+        # ridge + the number of calls of model k).
+        calls = np.linalg.inv(learner.stats.A_inv)[:, -1, -1] - learner.stats.ridge
+        answered = train.QUICK_MAX_QUERIES * (1 - point["unanswered_rate"])
+        assert calls.sum() == pytest.approx(answered, abs=1e-6), ratio
+
+
 def test_unknown_policy_is_rejected(tmp_path, capsys):
     assert train.main(["--policies", "random,no-such-agent", "--run-dir", str(tmp_path)]) == 2
     assert "no-such-agent" in capsys.readouterr().err
@@ -63,7 +85,18 @@ def test_merging_per_seed_results_equals_evaluating_the_seeds_together(factory):
     kwargs = {"budget_ratios": (0.05, 0.3, 1.0), "max_queries": 400, "progress": False}
     together = evaluate_policy(factory, env, seeds=(0, 1, 2), **kwargs)
     merged = merge_seed_results([evaluate_policy(factory, env, seeds=(s,), **kwargs) for s in (0, 1, 2)])
-    for key in ("nAUC", "Ps", "QNC", "nAUC_std", "Ps_std", "regret", "overrun_rate"):
+    keys = (
+        "nAUC",
+        "Ps",
+        "QNC",
+        "nAUC_std",
+        "Ps_std",
+        "regret",
+        "overrun_rate",
+        "regret_std",
+        "overrun_rate_std",
+    )
+    for key in (*keys, "budget_violations"):
         a, b = getattr(together, key), getattr(merged, key)
         assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), key
     assert merged.QNC_per_seed == pytest.approx(together.QNC_per_seed)
