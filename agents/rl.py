@@ -94,8 +94,8 @@ TRAIN_BUDGET_RATIOS: tuple[float, float] = (0.02, 1.5)
 #   A2C 0.653 | DQN 0.702 (seed 1: 0.704; 300k steps: 0.656)
 # What it says: gamma 0.99 (an effective horizon of ~100 steps, the episode) pays for pacing, where
 # gamma 1.0 gives noisy returns and 0.95 stops seeing the end of the budget; log-uniform budget draws
-# (budget_sampling="log-uniform") are needed for the agent to learn the tight budgets at all; log-scaled budget
-# and cost features help every algorithm (+0.02 to +0.07); the action mask is worth ~0.05 nAUC
+# (budget_sampling="log-uniform") are needed for the agent to learn the tight budgets at all;
+# log-scaled budget and cost features help every algorithm (+0.02 to +0.07); the action mask is worth ~0.05 nAUC
 # (MaskablePPO vs PPO); returns flatten after ~150k steps (DQN degrades when trained twice as long,
 # which checkpoint selection on the validation split guards against). One seed per candidate:
 # differences under ~0.03 are within the noise (compare the seeds above); nothing is tuned finer.

@@ -43,8 +43,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         episode_length: queries per episode, drawn without replacement from the split.
         budget_ratio: budget per episode as a multiple of ``episode_length * c_ref``, where ``c_ref``
             is the mean per-query cost of the reference model (the most accurate single model on the
-            training split). A float, a ``(low, high)`` range drawn uniformly per episode, or ``None``
-            for no budget.
+            training split). A float, a ``(low, high)`` range drawn per episode (by ``budget_sampling``),
+            or ``None`` for no budget.
         budget_sampling: how a ``(low, high)`` range is drawn: ``"uniform"`` or ``"log-uniform"``
             (uniform in log space: as many episodes per decade of budget, so tight budgets are
             not rare; see :func:`mmr_gym.budget.draw_budget_ratios`).
