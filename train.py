@@ -89,8 +89,13 @@ class Run:
     vec_env: str
     progress: bool
 
-    def evaluate(self, policy: Policy | Callable[[], Policy], seeds: Sequence[int]) -> PolicyResult:
-        """``policy`` over the budget sweep on the test split, streams of ``seeds``."""
+    def evaluate(
+        self,
+        policy: Policy | Callable[[], Policy],
+        seeds: Sequence[int],
+        on_point: Callable[[Policy, float, int], None] | None = None,
+    ) -> PolicyResult:
+        """``policy`` over the budget sweep on the test split, streams of ``seeds`` (``on_point``: see evaluate_policy)."""
         return evaluate_policy(
             policy,
             self.test_env,
@@ -98,6 +103,7 @@ class Run:
             seeds=seeds,
             max_queries=self.max_queries,
             progress=self.progress,
+            on_point=on_point,
         )
 
 
@@ -149,30 +155,22 @@ def _bandit_agent(bandit: str, warm_start: bool = False) -> FitFn:
     directory_name = f"{bandit}-warm" if warm_start else bandit
 
     def fit(run: Run, seed: int) -> dict[str, Scorable]:
-        policies: list[PacedPolicy] = []
-
         def make() -> Policy:
-            policy = paced_bandit(bandit, run.train_env, warm_start=warm_start, seed=seed)
-            policies.append(policy)
-            return policy
+            return paced_bandit(bandit, run.train_env, warm_start=warm_start, seed=seed)
 
-        # Scored here, not by the runner, so that the learners can be saved after their streams.
-        result = run.evaluate(make, [seed])
-        # For one seed, the evaluator builds one policy per budget ratio, in the sweep's order.
-        if len(policies) != len(run.budget_ratios):
-            raise RuntimeError(
-                f"expected one learner per budget ratio ({len(run.budget_ratios)}), the evaluator built {len(policies)}"
-            )
-        for ratio, policy in zip(run.budget_ratios, policies, strict=True):
+        def save(policy: PacedPolicy, ratio: float, point_seed: int) -> None:  # make() built it
             metadata = {
-                "seed": seed,
+                "seed": point_seed,
                 "budget_ratio": ratio,
                 "warm_start": warm_start,
                 "env_kwargs": {**run.env_kwargs, "split": "train"},  # what the learner was sized for
-                "answered": f"the test streams of seed {seed} at budget ratio {ratio}",
+                "answered": f"the test streams of seed {point_seed} at budget ratio {ratio}",
             }
-            directory = run.run_dir / "agents" / directory_name / f"seed{seed}" / f"budget{ratio}"
+            directory = run.run_dir / "agents" / directory_name / f"seed{point_seed}" / f"budget{ratio}"
             save_scorer(policy.scorer, directory, metadata=metadata)
+
+        # Scored here, not by the runner, so that each learner is saved once it has answered its streams.
+        result = run.evaluate(make, [seed], on_point=save)
         return {result.name: result}
 
     return fit

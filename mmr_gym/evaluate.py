@@ -190,6 +190,7 @@ def evaluate_policy(
     seeds: Sequence[int] = (0, 1, 2),
     max_queries: int | None = None,
     progress: bool = True,
+    on_point: Callable[[Policy, float, int], None] | None = None,
 ) -> PolicyResult:
     """Evaluate ``policy`` on ``env``'s split over ``budget_ratios`` x ``seeds``.
 
@@ -200,6 +201,8 @@ def evaluate_policy(
         seeds: one shuffle of the split per seed.
         max_queries: evaluate a fixed random subset of this many queries of the split (quick runs).
         progress: show a progress bar.
+        on_point: called as ``on_point(policy, budget_ratio, seed)`` once that policy has answered
+            the streams of that (budget, seed), e.g. to save an online learner as it then stands.
     """
     env = env.unwrapped
     make = policy if callable(policy) and not isinstance(policy, Policy) else (lambda: policy)
@@ -234,6 +237,8 @@ def evaluate_policy(
             max_overrun[b, s] = max(_overrun_fraction(r) for r in results)
             overspend[b, s] = max(unrecorded_overspend(r) for r in results)
             violations[b, s] = sum(violates_budget(r) for r in results)
+            if on_point is not None:
+                on_point(agent, float(ratio), seed)
             bar.update()
     bar.close()
 

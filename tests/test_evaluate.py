@@ -95,6 +95,25 @@ def test_evaluation_is_deterministic(env):
     assert a.to_dict() == b.to_dict()
 
 
+def test_on_point_hands_over_each_policy_after_its_streams(env):
+    built, points = [], []
+
+    def make():
+        built.append(RandomPolicy(seed=len(built)))
+        return built[-1]
+
+    def on_point(policy, ratio, seed):
+        # Called after that policy answered its streams: nothing is built before the hook runs.
+        points.append((policy, ratio, seed, len(built)))
+
+    evaluate_policy(
+        make, env, budget_ratios=(0.1, 0.5), seeds=(4, 5), max_queries=200, progress=False, on_point=on_point
+    )
+    assert [(r, s) for _, r, s, _ in points] == [(0.1, 4), (0.5, 4), (0.1, 5), (0.5, 5)]
+    assert [p for p, *_ in points] == built  # each built policy, once, with its own point
+    assert [n for *_, n in points] == [1, 2, 3, 4]
+
+
 def test_per_query_oracle_result_reaches_the_oracle_accuracy(env):
     r = per_query_oracle_result(env)
     test = env.ctx.table.subset(env.ctx.split_indices)
