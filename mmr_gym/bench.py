@@ -235,7 +235,7 @@ def _memory(env_kwargs: dict[str, Any], copies: int = 64) -> dict[str, Any]:
         env.reset(seed=i)
     per_single = (tracemalloc.get_traced_memory()[0] - base) / copies
     vectors, vector_bytes = [], []
-    for _ in range(2):  # the first also builds per-table lookups; the second shows the marginal cost
+    for _ in range(2):  # the first also builds the per-split lookups; the second shows the marginal cost
         base = tracemalloc.get_traced_memory()[0]
         vectors.append(
             gym.make_vec(ENV_ID, num_envs=copies, vectorization_mode="vector_entry_point", **env_kwargs)
@@ -483,7 +483,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"- first single env (loads the table, builds the shared context): {_bytes(m['first_single_env_bytes'])}",
         f"- each further single env ({m['copies']} made): {_bytes(m['per_additional_single_env_bytes'])}",
         f"- a native vector env of {m['copies']} sub-envs: {_bytes(m['vector_env_bytes'])} "
-        f"({_bytes(m['vector_env_bytes_per_sub_env'])} per sub-env; the first one also builds per-table "
+        f"({_bytes(m['vector_env_bytes_per_sub_env'])} per sub-env; the first one also builds the per-split "
         f"lookups shared by all: {_bytes(m['first_vector_env_bytes'])})",
         f"- shared read-only arrays, held once: {_bytes(m['shared_total_bytes'])} ("
         + ", ".join(f"{k} {_bytes(v)}" for k, v in m["shared_array_bytes"].items())

@@ -28,6 +28,11 @@ Autoreset follows ``AutoresetMode.NEXT_STEP`` (like Gymnasium's ``CartPoleVector
 sub-environment that terminated is reset by the *next* ``step``, which ignores its action and
 returns its first observation, reward 0 and only ``action_mask`` in its part of the info.
 
+Streams and the current queries are held as *slots*: positions in the environment's split
+(``ctx.split_indices``), which index per-split lookup tables (:class:`_Lookups`): the rows an
+episode can visit lie together in memory, and a drawn position is its own slot. Table rows
+appear only where they are handed out (``episode_query_indices``).
+
 In ``"batched"`` mode the streams are drawn ahead in batches of up to 1024 (with, for a fixed
 budget and 0/1 correctness, the hindsight oracle's accuracy of each, computed for the batch at
 once); reseeding drops the streams drawn ahead.
@@ -194,7 +199,6 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
 
         k = self.ctx.n_models
         self._lookups = _lookups(self.ctx)
-        self._obs_rows = _observation_rows(self.ctx)
         self._query_dim = self.ctx.query_obs.shape[1]
         self._model_names = np.array([*self.ctx.table.model_names, None], dtype=object)  # K: none
         self._model_offset = np.arange(n) * k  # entry (i, a) of a C-ordered [n, K] array is i * K + a
@@ -206,9 +210,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         # as the observation holds it (rounding once, the same bits as the single env's)
         self._steps_fraction = np.true_divide(np.arange(length + 1), length).astype(np.float32)
 
-        # Episode state, one entry (row) per sub-environment; set by reset(). Streams hold table
-        # rows with one extra column repeating the last query: after the last step the current
-        # row is read there without clipping (MMRRoutingEnv shows the last query again).
+        # Episode state, one entry (row) per sub-environment; set by reset(). Streams hold slots
+        # (module docstring) with one extra column repeating the last query: after the last step
+        # the current slot is read there without clipping (MMRRoutingEnv shows the last query again).
         self._set_width(length)
         self._streams = np.zeros((n, length + 1), dtype=np.int64)
         self._pos = self._stream_offset.copy()  # position of the current query in _streams, flattened
@@ -231,7 +235,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self._overrun_floor = self._episode[:, _OVERRUN_FLOOR]
         fixed_ratio = not isinstance(self.budget_ratio, tuple)
         self._default_episode = self._episode_rows(self.budget_ratio, length) if fixed_ratio else None
-        self._rows = np.zeros(n, dtype=np.int64)  # table row of the current query
+        self._slots = np.zeros(n, dtype=np.int64)  # slot of the current query
         self._mask = np.zeros((n, k), dtype=bool)  # affordable models for the current query
         # Scratch for the estimates of the current queries: never handed out, so reused (a fresh
         # [n, K] float64 array per step costs page faults when malloc trims the freed heap).
@@ -251,7 +255,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             # The oracle of a default episode depends on its stream only when its budget is fixed.
             greedy = fixed_ratio and self.budget_ratio is not None and self._lookups.all_binary
             oracle_budget = float(self._default_episode[0, _TOTAL]) if greedy else None
-            self._pool = _StreamPool(self.ctx, length, batch, oracle_budget)
+            self._pool = _StreamPool(self._lookups, length, batch, oracle_budget)
 
     # ------------------------------------------------------------------ public read-only facts
     @property
@@ -267,7 +271,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     @property
     def episode_query_indices(self) -> list[np.ndarray]:
         """Table rows of each sub-environment's stream (copies). For oracles and logging, not agents."""
-        return [self._streams[i, : self._length[i]].copy() for i in range(self.num_envs)]
+        rows = self._lookups.table_rows
+        return [rows.take(self._streams[i, : self._length[i]]) for i in range(self.num_envs)]
 
     @property
     def np_random_seeds(self) -> tuple[int | None, ...]:
@@ -323,7 +328,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(RESET_OPTIONS)}")
-        stream = self.ctx.stream_from_ids(options["query_ids"]) if "query_ids" in options else None
+        stream = None
+        if "query_ids" in options:
+            stream = self._lookups.slot_of_row.take(self.ctx.stream_from_ids(options["query_ids"]))
         ratio: Any = _DEFAULT
         if "budget_ratio" in options:
             length = self.episode_length if stream is None else stream.size
@@ -335,7 +342,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self._prev_any_done = False
         self._started = True
         remaining = np.maximum(self._total - self._spend, 0.0)
-        self._mask = affordable(self.ctx.cost_estimate.take(self._rows, axis=0), remaining)
+        self._mask = affordable(self._lookups.cost_estimate.take(self._slots, axis=0), remaining)
         return self._observation(remaining), {
             "action_mask": self._mask.view(np.int8).copy(),
             "_action_mask": self._everyone,
@@ -359,12 +366,12 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         chosen = self._replace_invalid(requested, ~valid) if replaced else requested
         self._step_count += 1  # only now: an invalid action may have raised, changing nothing
 
-        rows = self._rows
+        slots = self._slots
         if any_done:
             stepping = ~done
-            self._start_episodes(np.flatnonzero(done))  # writes their first query into rows
+            self._start_episodes(np.flatnonzero(done))  # writes their first query into slots
             chosen = np.where(done, 0, chosen)  # SyncVectorEnv's fill value for model_index
-        flat = rows * k
+        flat = slots * k
         flat += chosen
         if any_done:
             flat[done] = lookups.nothing  # correct 0 and cost 0 for the sub-environments reset
@@ -386,19 +393,19 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             cost_penalty = -self.cost_weight * cost / self.ctx.c_ref
             reward = correct + cost_penalty
 
-        self._rows = next_rows = self._streams_flat.take(self._pos)
+        self._slots = next_slots = self._streams_flat.take(self._pos)
         balance = self._total - self._spend
         overran = balance < self._overrun_floor  # the last call overshot (budget.overrun_floor)
         remaining = np.maximum(balance, 0.0, out=balance)
         limit = affordable_limit(remaining)
-        # mode="clip" (rows are valid): with mode="raise" take() would buffer its output
-        estimates = self.ctx.cost_estimate.take(next_rows, axis=0, out=self._estimates, mode="clip")
+        # mode="clip" (slots are valid): with mode="raise" take() would buffer its output
+        estimates = lookups.cost_estimate.take(next_slots, axis=0, out=self._estimates, mode="clip")
         # Into the mask's own buffer: it is internal state, only ever handed out as copies.
         self._mask = np.less_equal(estimates, limit[:, None], out=self._mask)
         # Terminated: the last call overshot the budget, or not even the cheapest model fits the
         # rest of it (the remaining queries go unanswered; one column instead of K), or the
         # stream is over.
-        terminated = lookups.cheapest_estimate.take(next_rows) > limit
+        terminated = lookups.cheapest_estimate.take(next_slots) > limit
         terminated |= overran
         if self._step_count in self._stream_ends:
             self._stream_ends.discard(self._step_count)
@@ -417,7 +424,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if self._step_keys and not (any_done and np.count_nonzero(stepping) == 0):
             info.update(
                 self._step_info(
-                    rows,
+                    slots,
                     chosen,
                     requested,
                     replaced,
@@ -451,7 +458,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._prev_any_done = False
             remaining = np.maximum(self._total[envs] - self._spend[envs], 0.0)
             # A new episode is never over, so no sub-environment needs the end-of-stream rule.
-            self._mask[envs] = affordable(self.ctx.cost_estimate.take(self._rows[envs], axis=0), remaining)
+            estimates = self._lookups.cost_estimate.take(self._slots[envs], axis=0)
+            self._mask[envs] = affordable(estimates, remaining)
         mask = self._mask[envs].view(np.int8)  # fancy indexing made a fresh array
         return envs, self._observation(remaining, envs), {"action_mask": mask}
 
@@ -503,16 +511,16 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     def _replace_invalid(self, actions: np.ndarray, invalid: np.ndarray) -> np.ndarray:
         """Apply ``invalid_action`` to the sub-environments whose action is masked."""
         envs = np.flatnonzero(invalid)
-        rows = self._rows[envs]
+        estimates = self._lookups.cost_estimate[self._slots[envs]]
         if self.invalid_action == "error":
             i, a = int(envs[0]), int(actions[envs[0]])
             raise ValueError(
                 f"sub-environment {i}: action {a} ({self.model_names[a]!r}) is masked: its estimated cost "
-                f"{self.ctx.cost_estimate[rows[0], a]:.6g} {self.cost_unit} exceeds the remaining budget "
+                f"{estimates[0, a]:.6g} {self.cost_unit} exceeds the remaining budget "
                 f"{self.budget_remaining[i]:.6g}; affordable actions: {np.flatnonzero(self._mask[i]).tolist()} "
                 f"(masked actions in sub-environments {envs.tolist()})"
             )
-        estimates = np.where(self._mask[envs], self.ctx.cost_estimate[rows], np.inf)
+        estimates = np.where(self._mask[envs], estimates, np.inf)
         chosen = actions.copy()
         chosen[envs] = estimates.argmin(axis=1)
         return chosen
@@ -537,7 +545,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if self._pool is None:
             # The one loop over sub-environments: each one's generator makes the calls of
             # MMRRoutingEnv.reset, in its order (stream, then budget ratio). choice() over
-            # positions, then indexing the split, equals choice() over the split.
+            # positions in the split (slots), then indexing the split, equals choice() over it.
             rngs = [self._rngs[i] for i in envs.tolist()]
             if stream is None:
                 n_split = self.ctx.split_indices.size
@@ -545,7 +553,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                     [rng.choice(n_split, length, replace=False) for rng in rngs], dtype=np.int64
                 )
                 rows = np.empty((m, length + 1), dtype=np.int64)
-                rows[:, :length] = self.ctx.split_indices.take(positions.reshape(m, length))
+                rows[:, :length] = positions.reshape(m, length)
                 rows[:, length] = rows[:, length - 1]
             ratios = None
             if isinstance(ratio, tuple):
@@ -566,7 +574,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._streams[envs, : length + 1] = rows
         self._counts[envs] = length  # length and steps left
         self._pos[envs] = self._stream_offset.take(envs)
-        self._rows[envs] = self._streams[envs, 0]
+        self._slots[envs] = self._streams[envs, 0]
         if ratios is None and default and length == self.episode_length:
             self._episode[envs] = self._default_episode  # the common case: one precomputed row
             if oracle is not None:
@@ -622,11 +630,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         a ``Dict`` observation holds views of that one fresh array (its keys never overlap).
         """
         if envs is None:
-            rows, steps_left, denominator = self._rows, self._steps_left, self._fraction_denominator
+            slots, steps_left, denominator = self._slots, self._steps_left, self._fraction_denominator
         else:
-            rows, steps_left = self._rows[envs], self._steps_left[envs]
+            slots, steps_left = self._slots[envs], self._steps_left[envs]
             denominator = self._fraction_denominator[envs]
-        obs = self._obs_rows.take(rows, axis=0)
+        obs = self._lookups.observations.take(slots, axis=0)
         d = self._query_dim
         budget = obs[:, d : d + BUDGET_FEATURES]
         if envs is None and self._all_default_length:
@@ -642,7 +650,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
 
     def _step_info(
         self,
-        rows: np.ndarray,
+        slots: np.ndarray,
         chosen: np.ndarray,
         requested: np.ndarray,
         replaced: bool,
@@ -682,11 +690,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if "cost" in keys:
             info["cost"] = cost
         if "query_id" in keys or "dataset" in keys:
-            info_rows = rows if done is None else np.where(done, lookups.no_query, rows)
+            info_slots = slots if done is None else np.where(done, lookups.no_query, slots)
             if "query_id" in keys:
-                info["query_id"] = lookups.query_ids.take(info_rows)
+                info["query_id"] = lookups.query_ids.take(info_slots)
             if "dataset" in keys:
-                info["dataset"] = lookups.datasets.take(info_rows)
+                info["dataset"] = lookups.datasets.take(info_slots)
         if "rewards" in keys:
             info["rewards"] = {
                 "correct": correct.copy(),
@@ -697,7 +705,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if "budget_remaining" in keys:
             info["budget_remaining"] = remaining if done is None else np.where(done, 0.0, remaining)
         if "outcomes" in keys and self.feedback == "full":
-            table = self.ctx.table
+            table, rows = self.ctx.table, self._lookups.table_rows.take(slots)
             outcome_correct = table.correct.take(rows, axis=0)
             outcome_cost = table.cost.take(rows, axis=0)
             if done is not None:
@@ -791,21 +799,21 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         oracle = known.copy()
         todo = np.isnan(oracle)
         full_length = self.episode_length
-        rows = self._streams[envs, :full_length]
+        slots = self._streams[envs, :full_length]
         full = todo & (length == full_length)
         budgeted = np.isfinite(total)
-        binary = full if lookups.all_binary else full & lookups.binary.take(rows).all(axis=1)
+        binary = full if lookups.all_binary else full & lookups.binary.take(slots).all(axis=1)
         greedy = binary & budgeted
         unbudgeted = full & ~budgeted
         if np.count_nonzero(greedy):
-            prices = self.ctx.cheapest_correct_cost.take(rows[greedy])
+            prices = lookups.cheapest_correct_cost.take(slots[greedy])
             oracle[greedy] = _greedy_accuracy(prices, total[greedy], full_length)
         if np.count_nonzero(unbudgeted):
-            oracle[unbudgeted] = lookups.best_correct.take(rows[unbudgeted]).mean(axis=1)
+            oracle[unbudgeted] = lookups.best_correct.take(slots[unbudgeted]).mean(axis=1)
         table = self.ctx.table
         for j in np.flatnonzero(todo & ~(unbudgeted | greedy)).tolist():
             i = envs[j]
-            stream = self._streams[i, : self._length[i]]
+            stream = lookups.table_rows.take(self._streams[i, : self._length[i]])
             correct, cost = table.correct[stream], table.cost[stream]
             if budgeted[j]:
                 oracle[j] = budgeted_oracle(correct, cost, float(total[j]), allow_skip=True).accuracy
@@ -936,8 +944,8 @@ class _StreamPool:
     computed here too, for the whole batch at once (``oracle``, else NaN: computed at the end).
     """
 
-    def __init__(self, ctx: RoutingContext, length: int, batch: int, oracle_budget: float | None) -> None:
-        self.ctx = ctx
+    def __init__(self, lookups: _Lookups, length: int, batch: int, oracle_budget: float | None) -> None:
+        self.lookups = lookups
         self.length = length
         self.batch = batch
         self.oracle_budget = oracle_budget
@@ -954,7 +962,7 @@ class _StreamPool:
         self._next = 0
 
     def take(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next ``m`` streams (int64 ``[m, length + 1]``) and their oracle accuracies (float64 ``[m]``)."""
+        """The next ``m`` streams (slots, int64 ``[m, length + 1]``) and their oracle accuracies (float64 ``[m]``)."""
         start = self._next
         if start + m <= self._streams.shape[0]:
             self._next = start + m
@@ -970,10 +978,9 @@ class _StreamPool:
         return np.concatenate(streams), np.concatenate(oracle)
 
     def _refill(self) -> None:
-        length, split = self.length, self.ctx.split_indices
-        positions = draw_distinct_rows(self.rng, split.size, length, self.batch)
+        length, lookups = self.length, self.lookups
         streams = np.empty((self.batch, length + 1), dtype=np.int64)
-        streams[:, :length] = split.take(positions)
+        streams[:, :length] = draw_distinct_rows(self.rng, lookups.table_rows.size, length, self.batch)
         streams[:, length] = streams[:, length - 1]
         self._streams = streams
         if self.oracle_budget is None:
@@ -981,62 +988,81 @@ class _StreamPool:
         else:
             total = np.full(self.batch, self.oracle_budget)
             self._oracle = _greedy_accuracy(
-                self.ctx.cheapest_correct_cost.take(streams[:, :length]), total, length
+                lookups.cheapest_correct_cost.take(streams[:, :length]), total, length
             )
         self._next = 0
 
 
-# ---------------------------------------------------------------------------- per-table lookups
+# ---------------------------------------------------------------------------- per-split lookups
 @dataclass(frozen=True)
 class _Lookups:
-    """Per table row facts the step and the oracle look up (read-only, one copy per context)."""
+    """What the step and the oracle look up per query, indexed by slot (read-only, one copy per context).
 
-    # float64 [n * K + 1, 2]: (correct, cost) of row * K + model, then (0, 0) at index ``nothing``
+    A slot is a position in the split (``ctx.split_indices``): an episode visits only the split's
+    queries, so these tables hold those rows alone, contiguous (a fraction of the table for a
+    test split: fewer cache lines and pages per random gather).
+    """
+
+    table_rows: np.ndarray  # int64 [m]: the table row of each slot (ctx.split_indices)
+    slot_of_row: np.ndarray  # int64 [n]: the slot of each table row (-1: not in the split)
+    observations: np.ndarray  # float32 [m, d + 3 + K]: flat observation, zeros for the budget part
+    cost_estimate: np.ndarray  # float64 [m, K]
+    cheapest_estimate: np.ndarray  # float64 [m]: the lowest cost estimate of any model
+    # float64 [m * K + 1, 2]: (correct, cost) of slot * K + model, then (0, 0) at index ``nothing``
     outcomes: np.ndarray
-    nothing: int  # n * K: the entry of sub-environments that are reset instead of stepped
-    query_ids: np.ndarray  # object [n + 1]: the table's, then None (index ``no_query``)
-    datasets: np.ndarray  # object [n + 1]: the table's, then None
-    no_query: int  # n
-    cheapest_estimate: np.ndarray  # float64 [n]: the lowest cost estimate of any model
-    best_correct: np.ndarray  # float64 [n]: the best correctness of any model
-    binary: np.ndarray  # bool [n]: the row's correctness is all 0/1
-    all_binary: bool  # every row is
+    nothing: int  # m * K: the entry of sub-environments that are reset instead of stepped
+    query_ids: np.ndarray  # object [m + 1]: the table's, then None (index ``no_query``)
+    datasets: np.ndarray  # object [m + 1]: the table's, then None
+    no_query: int  # m
+    cheapest_correct_cost: np.ndarray  # float64 [m]: the oracle's price of each query
+    best_correct: np.ndarray  # float64 [m]: the best correctness of any model
+    binary: np.ndarray  # bool [m]: the query's correctness is all 0/1
+    all_binary: bool  # every query's is
 
 
 @functools.lru_cache(maxsize=16)
 def _lookups(ctx: RoutingContext) -> _Lookups:
     # Cached per context (contexts are cached themselves), so vector envs share it like the table.
     # float64 as the step charges and as the oracle computes (check_outcomes casts to float64).
-    table = ctx.table
-    correct = table.correct.astype(np.float64)
+    table, rows = ctx.table, ctx.split_indices
+    slot_of_row = np.full(table.n_queries, -1, dtype=np.int64)
+    slot_of_row[rows] = np.arange(rows.size)
+    correct = table.correct.take(rows, axis=0).astype(np.float64)
+    cost = table.cost.take(rows, axis=0).astype(np.float64)
+    estimates = ctx.cost_estimate.take(rows, axis=0)
+    budget = np.zeros((rows.size, BUDGET_FEATURES), dtype=np.float32)
+    observations = np.concatenate(
+        (ctx.query_obs.take(rows, axis=0), budget, ctx.model_costs_obs.take(rows, axis=0)), axis=1
+    )
     binary = ((correct == 0.0) | (correct == 1.0)).all(axis=1)
     return _Lookups(
+        table_rows=_read_only(np.asarray(rows, dtype=np.int64)),
+        slot_of_row=_read_only(slot_of_row),
+        observations=_read_only(observations),
+        cost_estimate=_read_only(estimates),
+        cheapest_estimate=_read_only(estimates.min(axis=1)),
         outcomes=_read_only(
-            np.stack(
-                (
-                    np.append(correct.reshape(-1), 0.0),
-                    np.append(table.cost.astype(np.float64).reshape(-1), 0.0),
-                ),
-                axis=1,
-            )
+            np.stack((np.append(correct.reshape(-1), 0.0), np.append(cost.reshape(-1), 0.0)), axis=1)
         ),
         nothing=correct.size,
-        query_ids=_read_only(np.append(table.query_ids.astype(object), None)),
-        datasets=_read_only(np.append(table.datasets.astype(object), None)),
-        no_query=table.n_queries,
-        cheapest_estimate=_read_only(ctx.cost_estimate.min(axis=1)),
+        query_ids=_read_only(np.append(table.query_ids.take(rows).astype(object), None)),
+        datasets=_read_only(np.append(_shared_strings(table.datasets.take(rows)), None)),
+        no_query=rows.size,
+        cheapest_correct_cost=_read_only(ctx.cheapest_correct_cost.take(rows)),
         best_correct=_read_only(correct.max(axis=1)),
         binary=_read_only(binary),
         all_binary=bool(binary.all()),
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _observation_rows(ctx: RoutingContext) -> np.ndarray:
-    """float32 ``[n, d + 3 + K]``: each row's flat observation with zeros for the budget part."""
-    n = ctx.query_obs.shape[0]
-    budget = np.zeros((n, BUDGET_FEATURES), dtype=np.float32)
-    return _read_only(np.concatenate((ctx.query_obs, budget, ctx.model_costs_obs), axis=1))
+def _shared_strings(values: np.ndarray) -> np.ndarray:
+    """``values`` (object array of str) with one str object per distinct value.
+
+    Taking from an object array increments each taken object's reference count: over a few
+    shared objects that touches a few cache lines, over one object per row a line per row.
+    """
+    unique: dict[str, str] = {}
+    return np.array([unique.setdefault(v, v) for v in values.tolist()], dtype=object)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

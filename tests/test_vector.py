@@ -147,6 +147,19 @@ def test_matches_single_envs_with_reset_options(table):
     run_both(table, steps=25, options={"budget_ratio": (0.2, 0.9)}, episode_length=8)
 
 
+def test_replayed_stream_from_a_shuffled_split(table):
+    # On the train split the split's positions (the lookups' slots) are not table rows.
+    rows = MMRRoutingEnv(table, episode_length=6).ctx.split_indices
+    assert not np.array_equal(rows, np.arange(rows.size))
+    ids = table.query_ids[rows[[7, 0, 31, 12]]].tolist()
+    run_both(
+        table, steps=20, options={"query_ids": ids, "budget_ratio": 0.4}, episode_length=6, feedback="full"
+    )
+    env = MMRRoutingVectorEnv(table, num_envs=N, episode_length=6)
+    env.reset(seed=0, options={"query_ids": ids})
+    assert all(table.query_ids[s].tolist() == ids for s in env.episode_query_indices)
+
+
 def test_replayed_stream_longer_than_episode_length(table):
     ids = [f"q{i}" for i in range(0, 60, 3)]
     run_both(table, steps=30, options={"query_ids": ids}, split="all", episode_length=5, budget_ratio=None)
