@@ -175,7 +175,7 @@ class Budget:
 
     def affordable(self, estimates: np.ndarray) -> np.ndarray:
         # The scalar form of affordable(): a Python float threshold costs no extra numpy call.
-        return estimates <= self.remaining * _SLACK
+        return np.less_equal(estimates, self.remaining * _SLACK)
 
     def charge(self, cost: float) -> None:
         self.spend += cost
