@@ -222,6 +222,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self._counts = np.zeros((n, 2), dtype=np.int64, order="F")
         self._length, self._steps_left = self._counts[:, _LENGTH], self._counts[:, _STEPS_LEFT]
         self._all_default_length = True  # every current episode has episode_length queries
+        self._all_budgeted = False  # every current episode has a (finite) budget
         # Step counts at which some stream may run out (t reaching its length); other steps skip
         # that check. Entries of episodes that ended early are harmless and dropped when reached.
         self._step_count = 0
@@ -502,8 +503,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             actions = array.astype(np.int64)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
-        # Seen as unsigned, a negative action is huge: one comparison checks both bounds.
-        if np.count_nonzero(actions.view(np.uint64) >= self.ctx.n_models):
+        # Seen as unsigned, a negative action is huge: the largest checks both bounds.
+        if np.maximum.reduce(actions.view(np.uint64)) >= self.ctx.n_models:
             bad = actions[(actions < 0) | (actions >= self.ctx.n_models)]
             raise ValueError(f"actions must be integers in [0, {self.ctx.n_models}), got {bad.tolist()}")
         return actions
@@ -585,6 +586,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._all_default_length = False
         elif not self._all_default_length:
             self._all_default_length = not np.count_nonzero(self._length != length)
+        self._all_budgeted = bool(np.isfinite(self._total).all())
 
     def _episode_rows(self, ratio: float | np.ndarray | None, length: int) -> np.ndarray:
         """Float state rows at the start of an episode with ``ratio`` (None or NaN: no budget)."""
@@ -643,7 +645,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         else:
             steps_fraction = np.true_divide(steps_left, self._length if envs is None else self._length[envs])
         per_query = self._per_query_denominator.take(steps_left)
-        fill_budget_features(budget, remaining, denominator, steps_fraction, per_query)
+        all_budgeted = self._all_budgeted if envs is None else bool(np.isfinite(self._total[envs]).all())
+        fill_budget_features(budget, remaining, denominator, steps_fraction, per_query, all_budgeted)
         if self.observation_mode == "flat":
             return obs
         return {"query": obs[:, :d], "budget": budget, "model_costs": obs[:, d + BUDGET_FEATURES :]}

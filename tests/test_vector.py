@@ -145,6 +145,9 @@ def test_matches_single_envs_with_reset_options(table):
     ids = ["q10", "q3", "q77", "q150", "q42"]
     run_both(table, steps=25, options={"query_ids": ids, "budget_ratio": 0.4}, split="all", episode_length=8)
     run_both(table, steps=25, options={"budget_ratio": (0.2, 0.9)}, episode_length=8)
+    # A budget for the first episodes only: budgeted and unbudgeted sub-environments side by side.
+    infos = run_both(table, steps=25, options={"budget_ratio": 0.3}, budget_ratio=None, episode_length=5)
+    assert {m["budget"] is None for m in episode_metrics(infos)} == {True, False}
 
 
 def test_replayed_stream_from_a_shuffled_split(table):
