@@ -142,8 +142,12 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
                 dtype=np.float32,
             )
 
+        self._n_models = self.ctx.n_models
+        self._query_dim = self.ctx.query_obs.shape[1]
+
         # Episode state; set by reset().
         self._stream = np.zeros(0, dtype=np.int64)
+        self._rows: list[int] = []
         self._t = 0
         self._budget = Budget(None, self.episode_length, self.ctx.c_ref)
         self._correct_sum = 0.0
@@ -172,7 +176,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             self._stream = self.ctx.stream_from_ids(options["query_ids"])
         else:
             self._stream = self.np_random.choice(self.ctx.split_indices, self.episode_length, replace=False)
-        length = self._stream.size
+        self._rows = self._stream.tolist()  # the step reads Python ints: cheaper than numpy scalars
+        length = len(self._rows)
         ratio = options.get("budget_ratio", self.budget_ratio)
         if "budget_ratio" in options:
             ratio = check_budget_ratio(ratio, self.ctx.min_budget_ratio(length))
@@ -182,14 +187,14 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._t = 0
         self._correct_sum = 0.0
         self._ended = False
-        self._mask = self._affordable(int(self._stream[0]))
+        self._mask = self._affordable(self._rows[0])
         return self._observation(), {"action_mask": self._mask.astype(np.int8)}
 
     def step(self, action):
         if self._ended:
             raise RuntimeError("step() called after the episode ended; call reset() first")
-        requested = _as_action(action, self.action_space.n)
-        q = int(self._stream[self._t])
+        requested = _as_action(action, self._n_models)
+        q = self._rows[self._t]
         mask = self._mask  # computed once, when this query became current
         chosen = requested
         if not mask[requested]:
@@ -209,8 +214,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._t += 1
         rewards = {"correct": correct, "cost_penalty": -self.cost_weight * cost / self.ctx.c_ref}
 
-        if self._t < self._stream.size:
-            self._mask = self._affordable(int(self._stream[self._t]))
+        if self._t < len(self._rows):
+            self._mask = self._affordable(self._rows[self._t])
             # Nothing fits the rest of the budget: the remaining queries go unanswered.
             terminated = self._budget.overrun > 0.0 or not np.count_nonzero(self._mask)  # any(): slower
         else:
@@ -251,7 +256,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
 
     # ------------------------------------------------------------------ internals
     def _current_row(self) -> int:
-        return int(self._stream[min(self._t, self._stream.size - 1)])
+        return self._rows[min(self._t, len(self._rows) - 1)]
 
     def _affordable(self, q: int) -> np.ndarray:
         return self._budget.affordable(self.ctx.cost_estimate[q])
@@ -262,15 +267,18 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
 
     def _observation(self):
         q = self._current_row()
-        remaining_steps = self._stream.size - self._t
-        parts = (
-            self.ctx.query_obs[q],
-            self._budget.features(remaining_steps),
-            self.ctx.model_costs_obs[q],
-        )
+        remaining_steps = len(self._rows) - self._t
+        budget = self._budget.features(remaining_steps)
+        flat = np.concatenate((self.ctx.query_obs[q], budget, self.ctx.model_costs_obs[q]))
         if self.observation_mode == "flat":
-            return np.concatenate(parts)
-        return {"query": parts[0].copy(), "budget": parts[1], "model_costs": parts[2].copy()}
+            return flat
+        # Views of the one fresh array: one allocation instead of three (the keys never overlap).
+        d = self._query_dim
+        return {
+            "query": flat[:d],
+            "budget": flat[d : d + budget.size],
+            "model_costs": flat[d + budget.size :],
+        }
 
     def _episode_metrics(self) -> dict[str, Any]:
         rows = self._stream
