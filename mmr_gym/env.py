@@ -276,8 +276,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         d = self._query_dim
         return {
             "query": flat[:d],
-            "budget": flat[d : d + budget.size],
-            "model_costs": flat[d + budget.size :],
+            "budget": flat[d : d + BUDGET_FEATURES],
+            "model_costs": flat[d + BUDGET_FEATURES :],
         }
 
     def _episode_metrics(self) -> dict[str, Any]:

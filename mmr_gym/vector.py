@@ -533,7 +533,10 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         stream: np.ndarray | None = None,
         ratio: float | tuple[float, float] | None | str = _DEFAULT,
     ) -> None:
-        """Draw a stream and a budget for the sub-environments ``envs``, as ``MMRRoutingEnv.reset`` does."""
+        """Draw a stream and a budget for the sub-environments ``envs``, as ``MMRRoutingEnv.reset`` does.
+
+        ``stream``: a replayed stream (slots) for all of them instead of drawn ones.
+        """
         default = isinstance(ratio, str)
         ratio = self.budget_ratio if default else ratio
         length = self.episode_length if stream is None else stream.size
@@ -542,7 +545,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         m = envs.size
         oracle = None
         if stream is not None:
-            rows = np.append(stream, stream[-1])  # the same stream (and end column) for all
+            streams = np.append(stream, stream[-1])  # the same stream (and end column) for all
         if self._pool is None:
             # The one loop over sub-environments: each one's generator makes the calls of
             # MMRRoutingEnv.reset, in its order (stream, then budget ratio). choice() over
@@ -552,17 +555,15 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                 n_split = self.ctx.split_indices.size
                 positions = np.array(
                     [rng.choice(n_split, length, replace=False) for rng in rngs], dtype=np.int64
-                )
-                rows = np.empty((m, length + 1), dtype=np.int64)
-                rows[:, :length] = positions.reshape(m, length)
-                rows[:, length] = rows[:, length - 1]
+                ).reshape(m, length)
+                streams = np.concatenate((positions, positions[:, -1:]), axis=1)
             ratios = None
             if isinstance(ratio, tuple):
                 sampling = self.budget_sampling
                 ratios = np.array([draw_budget_ratios(rng, ratio, sampling) for rng in rngs])
         else:
             if stream is None:
-                rows, oracle = self._pool.take(m)
+                streams, oracle = self._pool.take(m)
             ratios = None
             if isinstance(ratio, tuple):
                 ratios = draw_budget_ratios(self._rng, ratio, self.budget_sampling, m)
@@ -570,9 +571,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         # Started now, they step from the next step on: their streams run out `length` steps later.
         self._stream_ends.add(self._step_count + length)
         if length == self._width:
-            self._streams[envs] = rows
+            self._streams[envs] = streams
         else:
-            self._streams[envs, : length + 1] = rows
+            self._streams[envs, : length + 1] = streams
         self._counts[envs] = length  # length and steps left
         self._pos[envs] = self._stream_offset.take(envs)
         self._slots[envs] = self._streams[envs, 0]
