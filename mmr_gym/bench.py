@@ -6,7 +6,10 @@ precomputed pool of uniform model indices (exact for uniform-over-affordable, a 
 operations per batch). Each figure is the best of ``repeats`` interleaved runs of at least
 ``seconds`` each, so a busy machine slows both sides of a ratio alike.
 
-Run it as ``mmr-gym bench`` or ``python benchmarks/bench_env.py``.
+Run it as ``mmr-gym bench`` or ``python benchmarks/bench_env.py``. ``--runs N`` repeats the whole
+benchmark in N fresh processes, one after another, and reports each comparison's ratio in every
+run and in how many runs it met its bar: on a shared machine one run's verdict is at the mercy of
+the noise (the same code's ratio moved by a third between runs on the project's machine).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -423,12 +429,12 @@ def _bytes(x: float) -> str:
     return f"{x:.0f} B"
 
 
-def format_markdown(results: dict[str, Any]) -> str:
-    """The results as a markdown report: setting, throughput table with ratios and bars, memory."""
+def format_markdown(results: dict[str, Any], title: str = "# MMRRouting benchmark") -> str:
+    """One run's results as a markdown report: setting, throughput table with ratios and bars, memory."""
     s, m, b = results["setting"], results["memory"], results["bounds"]
     parts = s["observation_parts"]
     lines = [
-        "# MMRRouting benchmark",
+        title,
         "",
         f"Table `{s['table']}`: {s['queries']:,} queries ({s['split_queries']:,} in the episode split), "
         f"K = {s['models']} models. Observation dim {s['observation_dim']} (query {parts['query']} + budget "
@@ -492,14 +498,66 @@ def format_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summarize_runs(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per comparison (section, num_envs) of several runs' results: its ratio in each run, and bar.
+
+    Each entry holds ``ratios`` (in run order), their ``median``, ``min`` and ``max``, the ``bar``
+    and ``runs_meeting_bar`` (None without a bar), in the order of the first run's rows.
+    """
+    summary: dict[tuple[str, int], dict[str, Any]] = {}
+    for results in runs:
+        for row in results["rows"]:
+            entry = summary.setdefault(
+                (row["section"], row["num_envs"]),
+                {key: row[key] for key in ("section", "num_envs", "ours", "peer", "bar")} | {"ratios": []},
+            )
+            entry["ratios"].append(row["ratio"])
+    for entry in summary.values():
+        ratios, bar = entry["ratios"], entry["bar"]
+        entry["median"] = float(np.median(ratios))
+        entry["min"], entry["max"] = min(ratios), max(ratios)
+        entry["runs_meeting_bar"] = None if bar is None else sum(ratio >= bar for ratio in ratios)
+    return list(summary.values())
+
+
+def format_summary_markdown(summary: Sequence[dict[str, Any]]) -> str:
+    """The table of :func:`summarize_runs`: every comparison's ratio per run and how many runs met its bar."""
+    runs = len(summary[0]["ratios"]) if summary else 0
+    lines = [
+        f"## Across {runs} runs (each a fresh process, one after another)",
+        "",
+        "| comparison | num_envs | ours | ratio per run | median | bar | met in |",
+        "|---|---:|---|---|---:|---|---|",
+    ]
+    for entry in summary:
+        per_run = ", ".join(f"{ratio:.2f}x" for ratio in entry["ratios"])
+        bar = "" if entry["bar"] is None else f">= {entry['bar']:g}x"
+        met = "" if entry["bar"] is None else f"{entry['runs_meeting_bar']} of {len(entry['ratios'])} runs"
+        lines.append(
+            f"| {entry['section']} | {entry['num_envs']} | {entry['ours']} | {per_run} | "
+            f"{entry['median']:.2f}x | {bar} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """Markdown for one run's results, or for several (``{"runs": [...], "summary": [...]}``)."""
+    if "runs" not in results:
+        return format_markdown(results)
+    n = len(results["runs"])
+    parts = ["# MMRRouting benchmark\n", format_summary_markdown(results["summary"])]
+    parts += [format_markdown(run, f"## Run {i} of {n}") for i, run in enumerate(results["runs"], 1)]
+    return "\n".join(parts)
+
+
 def write_results(results: dict[str, Any], path: str | Path) -> None:
-    """Write ``results`` to ``path``: JSON if it ends in ``.json``, markdown otherwise."""
+    """Write ``results`` (one run's or several) to ``path``: JSON if it ends in ``.json``, else markdown."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
         path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     else:
-        path.write_text(format_markdown(results), encoding="utf-8")
+        path.write_text(format_report(results), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------- command line
@@ -528,25 +586,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sb3-num-envs", type=int, nargs="+", default=list(SB3_SIZES), help="SB3 VecEnv sizes"
     )
     parser.add_argument("--dataset", default=None, help="table to benchmark (default: the bundled default)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat the whole benchmark in this many fresh processes and report every ratio (default 1)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark with parsed arguments, print the report, write ``--out``; return the exit code."""
-    env_kwargs = {} if args.dataset is None else {"dataset": args.dataset}
-    results = run_benchmark(
-        seconds=args.seconds,
-        repeats=args.repeats,
-        vector_sizes=args.num_envs,
-        variant_sizes=args.variant_num_envs,
-        sb3_sizes=args.sb3_num_envs,
-        env_kwargs=env_kwargs,
-    )
-    print()
-    print(format_markdown(results))
+    if args.runs < 1:
+        raise SystemExit(f"--runs must be >= 1, got {args.runs}")
+    if args.runs > 1:
+        results = _run_in_processes(args)
+        print()
+        print(format_summary_markdown(results["summary"]))  # each run has printed its own report
+    else:
+        env_kwargs = {} if args.dataset is None else {"dataset": args.dataset}
+        results = run_benchmark(
+            seconds=args.seconds,
+            repeats=args.repeats,
+            vector_sizes=args.num_envs,
+            variant_sizes=args.variant_num_envs,
+            sb3_sizes=args.sb3_num_envs,
+            env_kwargs=env_kwargs,
+        )
+        print()
+        print(format_markdown(results))
     if args.out is not None:
         write_results(results, args.out)
         print(f"written to {args.out}")
     return 0
+
+
+def _run_in_processes(args: argparse.Namespace) -> dict[str, Any]:
+    """``args.runs`` single runs, each in a fresh process (``mmr-gym bench``), one after another.
+
+    Fresh processes, not repeats in this one: the memory section measures the first environment
+    loading the table, which only a fresh process does.
+    """
+    argv = ["--seconds", str(args.seconds), "--repeats", str(args.repeats)]
+    argv += ["--num-envs", *map(str, args.num_envs), "--variant-num-envs", *map(str, args.variant_num_envs)]
+    argv += ["--sb3-num-envs", *map(str, args.sb3_num_envs)]
+    if args.dataset is not None:
+        argv += ["--dataset", str(args.dataset)]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(1, args.runs + 1):
+            print(f"run {i} of {args.runs} (a fresh process) ...", flush=True)
+            out = Path(tmp) / f"run{i}.json"
+            subprocess.run(
+                [sys.executable, "-m", "mmr_gym.cli", "bench", *argv, "--out", str(out)], check=True
+            )
+            runs.append(json.loads(out.read_text(encoding="utf-8")))
+    return {"runs": runs, "summary": summarize_runs(runs)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
