@@ -34,6 +34,7 @@ class RoutingContext:
     reference_model: int  # most accurate model on the training split (ties: cheaper)
     c_ref: float  # its mean per-query cost on the training split, in the table's cost unit
     cost_estimate: np.ndarray  # float64 [n, K]: what the agent and the mask know of each call's cost
+    cost_observed: bool  # cost_estimate is the true per-query cost, not a training-split mean
     query_obs: np.ndarray  # float32 [n, d]: the query part of the observation, per table row
     query_low: np.ndarray
     query_high: np.ndarray
@@ -180,6 +181,7 @@ def _build(
         reference_model=reference,
         c_ref=c_ref,
         cost_estimate=_frozen(cost_estimate),
+        cost_observed=cost_observed,
         query_obs=_frozen(query_obs),
         query_low=low.astype(np.float32),
         query_high=high.astype(np.float32),

@@ -17,6 +17,7 @@ from gymnasium import spaces
 from mmr_gym.budget import BUDGET_FEATURES, BUDGET_SAMPLINGS, Budget, draw_budget_ratios
 from mmr_gym.context import ContextFacts, RoutingContext, build_context
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
+from mmr_gym.render import FrameRenderer, FrameState
 from mmr_gym.table import RoutingTable
 
 SPLITS = ("train", "test", "all")
@@ -62,10 +63,12 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             (their concatenation in that order, for ``MlpPolicy``).
         invalid_action: what a masked (unaffordable) action does: ``"fallback"`` calls the cheapest
             affordable model instead (``info["action_replaced"]`` is True), ``"error"`` raises.
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` (one line of text) or ``"rgb_array"`` (a frame of
+            :data:`mmr_gym.render.FRAME_SHAPE`: the budget, the current query's cost estimates
+            and mask, the last call; see :mod:`mmr_gym.render`).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -125,6 +128,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self.observation_mode = observation
         self.invalid_action = invalid_action
         self.render_mode = render_mode
+        self._renderer = FrameRenderer(self.ctx.cost_estimate) if render_mode == "rgb_array" else None
 
         k = self.ctx.n_models
         self.action_space = spaces.Discrete(k)
@@ -153,6 +157,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._correct_sum = 0.0
         self._ended = True
         self._mask = np.zeros(self.ctx.n_models, dtype=bool)  # affordable models for the current query
+        self._last_call: tuple[int, float, float] | None = None  # (model, correct, cost), for frames
 
     # ------------------------------------------------------------------ public read-only facts
     @property
@@ -187,6 +192,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._t = 0
         self._correct_sum = 0.0
         self._ended = False
+        self._last_call = None
         self._mask = self._affordable(self._rows[0])
         return self._observation(), {"action_mask": self._mask.astype(np.int8)}
 
@@ -212,6 +218,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._budget.charge(cost)
         self._correct_sum += correct
         self._t += 1
+        self._last_call = (chosen, correct, cost)
         rewards = {"correct": correct, "cost_penalty": -self.cost_weight * cost / self.ctx.c_ref}
 
         if self._t < len(self._rows):
@@ -245,16 +252,43 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         """The affordable models for the current query, as booleans (sb3-contrib's MaskablePPO)."""
         return self._mask.copy()
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
             return None
+        if self._stream.size == 0:
+            raise RuntimeError("render() called before reset()")
+        if self.render_mode == "rgb_array":
+            return self._renderer(self._frame_state())
         length = self._stream.size
         head = f"query {min(self._t + 1, length)}/{length}"
         if self._budget.total is not None:
             head += f", spent {self._budget.spend:.4g} of {self._budget.total:.4g} {self.cost_unit}"
         return f"{head}, correct so far {self._correct_sum:g}"
 
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+        super().close()
+
     # ------------------------------------------------------------------ internals
+    def _frame_state(self) -> FrameState:
+        budget, last = self._budget, self._last_call
+        return FrameState(
+            model_names=self.model_names,
+            estimates=self.ctx.cost_estimate[self._current_row()],
+            mask=self._mask,
+            cost_label="cost" if self.ctx.cost_observed else "cost estimate",
+            cost_unit=self.cost_unit,
+            answered=self._t,
+            length=self._stream.size,
+            correct_sum=self._correct_sum,
+            spend=budget.spend,
+            total=budget.total,
+            remaining=None if budget.total is None else budget.remaining,
+            last_call=None if last is None else (self.model_names[last[0]], last[1], last[2]),
+            ended=self._ended,
+        )
+
     def _current_row(self) -> int:
         return self._rows[min(self._t, len(self._rows) - 1)]
 

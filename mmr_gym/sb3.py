@@ -12,6 +12,7 @@ same, step for step, when the vector env replays single environments: ``stream_s
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
@@ -137,7 +138,15 @@ class SB3VecEnvAdapter(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        raise NotImplementedError("MMRRouting environments render text (render_mode='ansi'), not images")
+        """One frame per sub-environment (``render_mode="rgb_array"``), for ``render()`` and ``VecVideoRecorder``."""
+        if self.render_mode != "rgb_array":
+            # DummyVecEnv's answer, for the same call
+            warnings.warn(
+                f"The render mode is {self.render_mode}, but this method assumes it is `rgb_array` to obtain images.",
+                stacklevel=2,
+            )
+            return [None] * self.num_envs
+        return list(self.venv.render())
 
     # ------------------------------------------------------------------ internals
     def _per_env_infos(self, info: dict[str, Any], time_limit: np.ndarray) -> list[dict[str, Any]]:

@@ -73,6 +73,7 @@ from mmr_gym.budget import (
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.env import MMRRoutingEnv, check_budget_ratio
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
+from mmr_gym.render import FrameRenderer, FrameState
 from mmr_gym.table import RoutingTable
 
 RESET_OPTIONS = ("budget_ratio", "query_ids")
@@ -137,6 +138,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     read-only bool mask of the sub-environments that report ``key`` (nested for ``rewards``,
     ``outcomes`` and ``episode_metrics``); unreported entries are 0 (None for strings).
     ``info["action_mask"]`` is int8 ``[num_envs, K]``; :meth:`action_masks` gives it as bool.
+    :meth:`render` gives a tuple of what each sub-environment's ``MMRRoutingEnv.render`` gives
+    (``render_mode="ansi"``: lines, ``"rgb_array"``: frames, the same pixels).
     Arrays whose content never changes are shared and read-only (module docstring).
 
     A masked action in a sub-environment that is not being reset raises ``ValueError`` before any
@@ -145,7 +148,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     """
 
     metadata = {
-        "render_modes": ["ansi"],
+        "render_modes": ["ansi", "rgb_array"],
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -244,6 +247,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self._prev_done = np.zeros(n, dtype=bool)
         self._prev_any_done = False
         self._started = False
+        # Frames show each sub-environment's last call: kept only when rendering them (-1: none yet).
+        self._renderer = FrameRenderer(self.ctx.cost_estimate) if self.render_mode == "rgb_array" else None
+        if self._renderer is not None:
+            self._last_model = np.full(n, -1)
+            self._last_correct, self._last_cost = np.zeros(n), np.zeros(n)
 
         # Randomness (module docstring): one generator per sub-environment, or one for all of
         # them plus the streams it drew ahead.
@@ -378,6 +386,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             flat[done] = lookups.nothing  # correct 0 and cost 0 for the sub-environments reset
         outcome = lookups.outcomes.take(flat, axis=0)  # fresh [n, 2]: each call's (correct, cost)
         correct, cost = outcome[:, 0], outcome[:, 1]
+        if self._renderer is not None:
+            self._last_model[:] = np.where(done, -1, chosen) if any_done else chosen
+            self._last_correct[:], self._last_cost[:] = correct, cost
         if any_done:
             self._pos += stepping
             self._steps_left -= stepping
@@ -464,10 +475,14 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         mask = self._mask[envs].view(np.int8)  # fancy indexing made a fresh array
         return envs, self._observation(remaining, envs), {"action_mask": mask}
 
-    def render(self) -> tuple[str, ...] | None:
-        """``render_mode="ansi"``: one line per sub-environment (as ``MMRRoutingEnv.render``)."""
-        if self.render_mode != "ansi":
+    def render(self) -> tuple[str, ...] | tuple[np.ndarray, ...] | None:
+        """One line (``"ansi"``) or one frame (``"rgb_array"``) per sub-environment, as ``MMRRoutingEnv.render``."""
+        if self.render_mode is None:
             return None
+        if not self._started:
+            raise RuntimeError("render() called before reset()")
+        if self.render_mode == "rgb_array":
+            return tuple(self._renderer(self._frame_state(i)) for i in range(self.num_envs))
         lines = []
         for i in range(self.num_envs):
             length = int(self._length[i])
@@ -478,7 +493,36 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             lines.append(f"{head}, correct so far {self._correct_sum[i]:g}")
         return tuple(lines)
 
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+
     # ------------------------------------------------------------------ internals
+    def _frame_state(self, i: int) -> FrameState:
+        """What sub-environment ``i``'s frame shows (:meth:`MMRRoutingEnv._frame_state`'s fields)."""
+        total = float(self._total[i]) if np.isfinite(self._total[i]) else None
+        spend, model = float(self._spend[i]), int(self._last_model[i])
+        last = (
+            None
+            if model < 0
+            else (self.model_names[model], float(self._last_correct[i]), float(self._last_cost[i]))
+        )
+        return FrameState(
+            model_names=self.model_names,
+            estimates=self._lookups.cost_estimate[self._slots[i]],
+            mask=self._mask[i],
+            cost_label="cost" if self.ctx.cost_observed else "cost estimate",
+            cost_unit=self.cost_unit,
+            answered=int(self._length[i] - self._steps_left[i]),
+            length=int(self._length[i]),
+            correct_sum=float(self._correct_sum[i]),
+            spend=spend,
+            total=total,
+            remaining=None if total is None else max(total - spend, 0.0),
+            last_call=last,
+            ended=bool(self._prev_done[i]),
+        )
+
     def _seed_shared_generator(self, seeds: list[int | None]) -> None:
         """``stream_sampling="batched"``: (re)seed the one generator and drop the streams drawn ahead."""
         base = seeds[0]
@@ -575,6 +619,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         else:
             self._streams[envs, : length + 1] = streams
         self._counts[envs] = length  # length and steps left
+        if self._renderer is not None:
+            self._last_model[envs] = -1
         self._pos[envs] = self._stream_offset.take(envs)
         self._slots[envs] = self._streams[envs, 0]
         if ratios is None and default and length == self.episode_length:

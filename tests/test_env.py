@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import gymnasium as gym
@@ -309,15 +310,7 @@ def test_nothing_of_the_current_outcome_leaks_before_the_action(table, cost_obse
         correct[q] = correct[q, perm]
         if not cost_observed:  # observed costs are visible by design; permute only what is hidden
             cost[q] = cost[q, perm]
-    permuted = RoutingTable(
-        correct=correct,
-        cost=cost,
-        query_ids=table.query_ids,
-        datasets=table.datasets,
-        model_names=table.model_names,
-        features=dict(table.features),
-        meta=dict(table.meta),
-    )
+    permuted = dataclasses.replace(table, correct=correct, cost=cost)  # validated again
     env_b = MMRRoutingEnv(permuted, split="test", episode_length=20, cost_observed=cost_observed)
     obs_a, info_a = env.reset(seed=5)
     obs_b, info_b = env_b.reset(seed=5)
