@@ -69,6 +69,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    # Set in __init__ once the arguments are checked; a class default for close() after a failed __init__.
+    _renderer: FrameRenderer | None = None
 
     def __init__(
         self,

@@ -153,6 +153,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
 
+    # Set in __init__ once the arguments are checked; a class default for close() after a failed __init__.
+    _renderer: FrameRenderer | None = None
+
     #: Attributes and methods whose value has one entry per sub-environment (the SB3 adapter
     #: hands entry ``i`` to sub-environment ``i``; every other attribute is shared).
     per_env_attributes = ("budget", "budget_remaining", "episode_query_indices", "action_masks", "render")
