@@ -204,8 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate on this many test queries")
     parser.add_argument("--out", default="runs/rllib", help="directory for history.json and results.*")
     args = parser.parse_args(argv)
-
-    import ray
+    try:
+        import ray
+    except ImportError:
+        parser.error("Ray RLlib is not installed: pip install 'mmr-gym[rllib]'")
 
     from mmr_gym.report import markdown_table, write_report
 

@@ -4,6 +4,7 @@ installed ray; the environment RLlib samples from is tested everywhere."""
 from __future__ import annotations
 
 import json
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +42,13 @@ def test_training_config_keeps_off_the_test_split():
     with pytest.raises(ValueError, match="observation"):
         training_env_config({"observation": "dict"})
     assert training_env_config({"episode_length": 5})["split"] == "train"
+
+
+def test_main_without_ray_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(SystemExit):
+        main(["--iterations", "1"])
+    assert "pip install 'mmr-gym[rllib]'" in capsys.readouterr().err
 
 
 def test_the_training_env_shows_what_the_policy_computes(dataset):
