@@ -188,7 +188,9 @@ def evaluate(module: Any, env_kwargs: Mapping[str, Any] | None = None, **kwargs:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m agents.rllib",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--iterations", type=int, default=20, help="PPO training iterations")
     parser.add_argument("--env-runners", type=int, default=0, help="sampling workers (0: the driver samples)")
