@@ -159,7 +159,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._correct_sum = 0.0
         self._ended = True
         self._mask = np.zeros(self.ctx.n_models, dtype=bool)  # affordable models for the current query
-        self._last_call: tuple[int, float, float] | None = None  # (model, correct, cost), for frames
+        # (model called, correct, cost, model asked for) of the last step, for frames
+        self._last_call: tuple[int, float, float, int] | None = None
 
     # ------------------------------------------------------------------ public read-only facts
     @property
@@ -220,7 +221,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._budget.charge(cost)
         self._correct_sum += correct
         self._t += 1
-        self._last_call = (chosen, correct, cost)
+        self._last_call = (chosen, correct, cost, requested)
         rewards = {"correct": correct, "cost_penalty": -self.cost_weight * cost / self.ctx.c_ref}
 
         if self._t < len(self._rows):
@@ -289,6 +290,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             remaining=None if budget.total is None else budget.remaining,
             last_call=None if last is None else (self.model_names[last[0]], last[1], last[2]),
             ended=self._ended,
+            replaced=None if last is None or last[3] == last[0] else self.model_names[last[3]],
         )
 
     def _current_row(self) -> int:

@@ -3,7 +3,8 @@
 A frame shows what the agent faces at the current query and what its last call did:
 
 - the title: the query's position in the stream, the correct answers so far and the last call
-  (its model, whether it answered correctly, its cost);
+  (its model, whether it answered correctly, its cost, and the masked model the agent asked for
+  when the environment's fallback called another);
 - a gauge: the share of the budget spent and the share of the stream answered;
 - one bar per model: its cost estimate for the current query (log scale, the cost unit of the
   table), blue where it is affordable and grey where it is masked, against a dashed line at the
@@ -37,7 +38,8 @@ class FrameState:
     ``estimates`` and ``mask`` are the current query's per-model cost estimates and the action
     mask the agent sees (after the last query: the last query's, all masked); ``remaining`` and
     ``total`` are None without a budget; ``last_call`` is ``(model name, correct, cost)`` of the
-    call just made (None at the start of an episode).
+    call just made (None at the start of an episode) and ``replaced`` the model the agent asked
+    for when that was masked and the environment called its fallback instead (else None).
     """
 
     model_names: Sequence[str]
@@ -53,6 +55,7 @@ class FrameState:
     remaining: float | None
     last_call: tuple[str, float, float] | None
     ended: bool
+    replaced: str | None = None
 
 
 class FrameRenderer:
@@ -201,5 +204,7 @@ def _title(state: FrameState) -> str:
     if state.last_call is None:
         return f"{head}\nlast call: none yet in this episode"
     model, correct, cost = state.last_call
+    if state.replaced is not None:
+        model = f"{model} (fallback: {state.replaced} was masked)"
     verdict = "correct" if correct == 1 else "wrong" if correct == 0 else f"score {correct:.3g}"
     return f"{head}\nlast call: {model}, {verdict}, cost {cost:.4g}"

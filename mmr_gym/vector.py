@@ -253,7 +253,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         # Frames show each sub-environment's last call: kept only when rendering them (-1: none yet).
         self._renderer = FrameRenderer(self.ctx.cost_estimate) if self.render_mode == "rgb_array" else None
         if self._renderer is not None:
-            self._last_model = np.full(n, -1)
+            self._last_model, self._last_requested = np.full(n, -1), np.full(n, -1)
             self._last_correct, self._last_cost = np.zeros(n), np.zeros(n)
 
         # Randomness (module docstring): one generator per sub-environment, or one for all of
@@ -392,6 +392,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if self._renderer is not None:
             self._last_model[:] = np.where(done, -1, chosen) if any_done else chosen
             self._last_correct[:], self._last_cost[:] = correct, cost
+            self._last_requested[:] = requested
         if any_done:
             self._pos += stepping
             self._steps_left -= stepping
@@ -504,12 +505,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     def _frame_state(self, i: int) -> FrameState:
         """What sub-environment ``i``'s frame shows (:meth:`MMRRoutingEnv._frame_state`'s fields)."""
         total = float(self._total[i]) if np.isfinite(self._total[i]) else None
-        spend, model = float(self._spend[i]), int(self._last_model[i])
-        last = (
-            None
-            if model < 0
-            else (self.model_names[model], float(self._last_correct[i]), float(self._last_cost[i]))
-        )
+        spend, model, asked = float(self._spend[i]), int(self._last_model[i]), int(self._last_requested[i])
+        last = replaced = None
+        if model >= 0:
+            last = (self.model_names[model], float(self._last_correct[i]), float(self._last_cost[i]))
+            replaced = None if asked == model else self.model_names[asked]
         return FrameState(
             model_names=self.model_names,
             estimates=self._lookups.cost_estimate[self._slots[i]],
@@ -524,6 +524,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             remaining=None if total is None else max(total - spend, 0.0),
             last_call=last,
             ended=bool(self._prev_done[i]),
+            replaced=replaced,
         )
 
     def _seed_shared_generator(self, seeds: list[int | None]) -> None:

@@ -74,6 +74,7 @@ def test_frame_state_is_what_the_agent_knows(table):
     _, _, _, _, info = env.step(3)  # the dearest model: masked at this budget or not, a call is made
     state = env._frame_state()
     assert state.last_call == (info["model"], info["correct"], info["cost"])
+    assert state.replaced == ("model3" if info["action_replaced"] else None)
     assert (state.answered, state.spend, state.remaining) == (1, info["cost"], info["budget_remaining"])
     np.testing.assert_array_equal(state.mask, info["action_mask"].astype(bool))
     assert state.cost_label == "cost estimate"
@@ -129,6 +130,8 @@ def test_title_names_the_last_call():
         ended=False,
     )
     assert _title(state) == "query 4 of 10   correct so far: 2 of 3 answered\nlast call: b, wrong, cost 0.25"
+    replaced = FrameState(**{**state.__dict__, "last_call": ("a", 1.0, 0.5), "replaced": "b"})
+    assert _title(replaced).endswith("last call: a (fallback: b was masked), correct, cost 0.5")
     graded = FrameState(**{**state.__dict__, "last_call": ("a", 0.625, 0.1), "ended": True})
     assert _title(graded).startswith("episode over") and "a, score 0.625, cost 0.1" in _title(graded)
 
@@ -155,11 +158,15 @@ def test_vector_frames_match_single_env_frames(table):
     _, info = venv.reset(seed=7)
     singles.reset(seed=7)
     rng = np.random.default_rng(0)
+    replaced = 0
     for t in range(8):  # two episodes and an autoreset step
         for i, (a, b) in enumerate(zip(venv.render(), singles.render(), strict=True)):
             np.testing.assert_array_equal(a, b, err_msg=f"step {t}, sub-environment {i}")
-        _, _, _, _, info = venv.step(actions := masked_random_actions(rng, info["action_mask"]))
-        singles.step(actions)
+        actions = masked_random_actions(rng, info["action_mask"]) if t % 2 else np.full(n, 3)
+        _, _, _, _, info = venv.step(actions)
+        _, _, _, _, single_info = singles.step(actions)
+        replaced += int(np.count_nonzero(single_info.get("action_replaced", False)))
+    assert replaced > 0  # the frames of a fallback were compared too
     venv.close()
 
 
