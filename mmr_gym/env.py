@@ -17,7 +17,7 @@ from gymnasium import spaces
 from mmr_gym.budget import BUDGET_FEATURES, BUDGET_SAMPLINGS, Budget, draw_budget_ratios
 from mmr_gym.context import ContextFacts, RoutingContext, build_context
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
-from mmr_gym.render import FrameRenderer, FrameState
+from mmr_gym.render import FrameRenderer, FrameState, cost_label
 from mmr_gym.table import RoutingTable
 
 SPLITS = ("train", "test", "all")
@@ -280,7 +280,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             model_names=self.model_names,
             estimates=self.ctx.cost_estimate[self._current_row()],
             mask=self._mask,
-            cost_label="cost" if self.ctx.cost_observed else "cost estimate",
+            cost_label=cost_label(self.ctx.cost_observed),
             cost_unit=self.cost_unit,
             answered=self._t,
             length=self._stream.size,

@@ -58,6 +58,11 @@ class FrameState:
     replaced: str | None = None
 
 
+def cost_label(cost_observed: bool) -> str:
+    """What the frames call the per-model costs they show: true costs only with ``cost_observed``."""
+    return "cost" if cost_observed else "cost estimate"
+
+
 class FrameRenderer:
     """Draws :class:`FrameState` s as uint8 RGB arrays of :data:`FRAME_SHAPE`.
 

@@ -73,7 +73,7 @@ from mmr_gym.budget import (
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.env import MMRRoutingEnv, check_budget_ratio
 from mmr_gym.oracle import budgeted_oracle, per_query_oracle_accuracy
-from mmr_gym.render import FrameRenderer, FrameState
+from mmr_gym.render import FrameRenderer, FrameState, cost_label
 from mmr_gym.table import RoutingTable
 
 RESET_OPTIONS = ("budget_ratio", "query_ids")
@@ -514,7 +514,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             model_names=self.model_names,
             estimates=self._lookups.cost_estimate[self._slots[i]],
             mask=self._mask[i],
-            cost_label="cost" if self.ctx.cost_observed else "cost estimate",
+            cost_label=cost_label(self.ctx.cost_observed),
             cost_unit=self.cost_unit,
             answered=int(self._length[i] - self._steps_left[i]),
             length=int(self._length[i]),
