@@ -1,4 +1,4 @@
-"""Wrappers for training libraries that expect another shape of the same environment."""
+"""Wrappers for libraries that expect another shape of the same environment (trainers, recorders)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,95 @@ class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _with_mask(self, obs: Any, info: dict[str, Any]) -> dict[str, Any]:
         return {self.observation_key: obs, self.mask_key: info["action_mask"].astype(np.float32)}
+
+
+#: The keys of ``info["episode_metrics"]`` that hold ints, and the one that holds a string; the
+#: others hold floats (``budget`` and ``budget_ratio`` are None without a budget).
+_EPISODE_INT_KEYS = ("answered", "unanswered", "length")
+_EPISODE_STR_KEYS = ("cost_unit",)
+_EPISODE_FLOAT_KEYS = (
+    "accuracy",
+    "spend",
+    "budget",
+    "budget_ratio",
+    "overrun",
+    "oracle_accuracy",
+    "regret",
+    "c_ref",
+)
+
+
+class PaddedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Every info with the same keys, types and shapes, from ``reset`` to the episode's last step.
+
+    ``MMRRouting-v0``'s reset info holds only ``action_mask``; a step's info adds what the call
+    did, and ``episode_metrics`` comes with the last step only. Recorders that stack the infos of
+    an episode need one structure throughout: Minari's ``DataCollector(env, record_infos=True)``
+    fails on the first step without this wrapper. Here every info holds every key a step's info
+    can hold. A value that does not exist (yet) holds a fill: 0 for floats and float arrays (as
+    ``SyncVectorEnv`` fills a key that a sub-environment did not report; no cost and no correct
+    answer, so sums over an episode's infos stay right), ``""`` for strings, False for flags and
+    -1 for ints, so ``model_index == -1`` marks the reset's info and ``episode_metrics["length"]
+    == -1`` a step that did not end the episode. At reset, ``budget_remaining`` is the episode's
+    budget. Without a budget, ``budget`` and ``budget_ratio`` are ``inf`` instead of None, as
+    ``budget_remaining`` already is. The real values are passed on unchanged. (NaN fills would
+    break equality: ``check_env``'s determinism check compares infos with ``==``.)
+
+    Args:
+        env: ``MMRRouting-v0`` or ``MMRRoutingFlat-v0``, possibly wrapped.
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        try:
+            feedback = env.get_wrapper_attr("feedback")
+        except AttributeError:
+            raise ValueError(
+                f"PaddedInfo wraps an MMRRouting environment (one with `feedback`), got {env}"
+            ) from None
+        self._fills: dict[str, Any] = {
+            "model": "",
+            "model_index": -1,
+            "action_replaced": False,
+            "correct": 0.0,
+            "cost": 0.0,
+            "query_id": "",
+            "dataset": "",
+            "rewards": None,  # a fresh dict per info (check_env: no object shared between infos)
+            "budget_remaining": 0.0,  # set at reset
+        }
+        self._outcomes = int(env.action_space.n) if feedback == "full" else None
+        self._no_episode: dict[str, Any] = {
+            **dict.fromkeys(_EPISODE_FLOAT_KEYS, 0.0),
+            **dict.fromkeys(_EPISODE_INT_KEYS, -1),
+            **dict.fromkeys(_EPISODE_STR_KEYS, ""),
+        }
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        budget = self.env.get_wrapper_attr("budget")
+        self._fills["budget_remaining"] = float("inf") if budget is None else float(budget)
+        return obs, self._padded(info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, self._padded(info)
+
+    def _padded(self, info: dict[str, Any]) -> dict[str, Any]:
+        padded = {"action_mask": info["action_mask"], **self._fills, **info}
+        if "rewards" not in info:
+            padded["rewards"] = {"correct": 0.0, "cost_penalty": 0.0}
+        if self._outcomes is not None and "outcomes" not in info:
+            # Fresh arrays, as the environment's are: callers may write into them.
+            zeros = np.zeros(self._outcomes, dtype=np.float32)
+            padded["outcomes"] = {"correct": zeros, "cost": zeros.copy()}
+        metrics = info.get("episode_metrics")
+        if metrics is None:
+            padded["episode_metrics"] = dict(self._no_episode)
+        else:
+            padded["episode_metrics"] = {
+                key: (float("inf") if value is None and key in _EPISODE_FLOAT_KEYS else value)
+                for key, value in metrics.items()
+            }
+        return padded
