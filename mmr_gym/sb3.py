@@ -49,6 +49,11 @@ class SB3VecEnvAdapter(VecEnv):
     """
 
     def __init__(self, venv: MMRRoutingVectorEnv, info_keys: Sequence[str] | None = None) -> None:
+        if venv.autoreset_mode is not gym.vector.AutoresetMode.NEXT_STEP:
+            # The adapter makes SB3's same-step reset itself, from the native env's next-step one.
+            raise ValueError(
+                f"SB3VecEnvAdapter needs a vector env with autoreset_mode NEXT_STEP, got {venv.autoreset_mode}"
+            )
         self.venv = venv
         self.info_keys = None if info_keys is None else frozenset(info_keys)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)

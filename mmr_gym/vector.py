@@ -24,9 +24,22 @@ stream and, for a ``(low, high)`` budget range, its budget ratio) is chosen by `
   the same seed. Each episode start costs one ``Generator.choice`` call (a Python-level loop
   over the sub-environments that start), which bounds the speed at many sub-environments.
 
-Autoreset follows ``AutoresetMode.NEXT_STEP`` (like Gymnasium's ``CartPoleVectorEnv``): a
-sub-environment that terminated is reset by the *next* ``step``, which ignores its action and
-returns its first observation, reward 0 and only ``action_mask`` in its part of the info.
+Autoreset follows ``autoreset_mode``, with ``SyncVectorEnv``'s semantics for each of Gymnasium's
+three modes:
+
+- ``AutoresetMode.NEXT_STEP`` (default, like Gymnasium's ``CartPoleVectorEnv``): a sub-environment
+  that terminated is reset by the *next* ``step``, which ignores its action and returns its first
+  observation, reward 0 and only ``action_mask`` in its part of the info.
+- ``AutoresetMode.SAME_STEP``: it is reset within the step that terminated it. That step returns its
+  first observation, its step's reward and termination; its step's observation and info go to
+  ``info["final_obs"]`` (an object array of single observations) and ``info["final_info"]``
+  (batched, ``episode_metrics`` included), and its part of the info is the reset's
+  ``action_mask``.
+- ``AutoresetMode.DISABLED``: nothing is reset by ``step``; the caller resets the terminated
+  sub-environments with ``reset(options={"reset_mask": mask})`` before stepping them again.
+
+``reset(options={"reset_mask": mask})`` starts new episodes in the masked sub-environments only, in
+every mode, as ``SyncVectorEnv`` does.
 
 Streams and the current queries are held as *slots*: positions in the environment's split
 (``ctx.split_indices``), which index per-split lookup tables (:class:`_Lookups`): the rows an
@@ -125,6 +138,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             ``("episode_metrics",)``: the per-step string arrays (``model``, ``query_id``,
             ``dataset``) are then never built, which is most of what a step costs beyond the
             observation. ``outcomes`` is reported only with ``feedback="full"``.
+        autoreset_mode: Gymnasium's ``AutoresetMode`` (or its value): ``NEXT_STEP`` (default),
+            ``SAME_STEP`` or ``DISABLED``, each as ``SyncVectorEnv`` does it (module docstring).
         **kwargs: every keyword argument of :class:`~mmr_gym.env.MMRRoutingEnv` (``split``,
             ``episode_length``, ``budget_ratio``, ``cost_weight``, ``feedback``, ``observation``,
             ``invalid_action``, ...), with the same meaning and the same validation.
@@ -167,8 +182,14 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         num_envs: int = 1,
         stream_sampling: str = "batched",
         info_keys: Sequence[str] | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         **kwargs: Any,
     ) -> None:
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            allowed = [m.value for m in AutoresetMode]
+            raise ValueError(f"unknown autoreset_mode {autoreset_mode!r}; allowed: {allowed}") from None
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if isinstance(info_keys, str):
@@ -187,6 +208,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self.ctx: RoutingContext = prototype.ctx
         self.num_envs = n = int(num_envs)
         self.stream_sampling = stream_sampling
+        # An attribute beside the metadata, as SyncVectorEnv has it (TorchRL's GymWrapper reads it).
+        self.autoreset_mode = mode
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         self.info_keys = tuple(key for key in INFO_KEYS if key in keys)
         self._step_keys = frozenset(keys - {"episode_metrics"})
         self._report_episodes = "episode_metrics" in keys
@@ -306,7 +330,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Start a new episode in every sub-environment.
+        """Start a new episode in every sub-environment (or in those of ``options["reset_mask"]``).
 
         Args:
             seed: ``None`` (keep the generators; the first time, seed them from entropy), an int
@@ -314,10 +338,20 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                 sequence of ``num_envs`` seeds (int or None). With ``stream_sampling="batched"``
                 the one generator is seeded with ``s``; a sequence must then be ``SyncVectorEnv``'s
                 ``[s, s + 1, ...]`` (what SB3's ``VecEnv.seed(s)`` makes) or all None.
-            options: the options of ``MMRRoutingEnv.reset``, for every sub-environment and this
-                episode only: ``budget_ratio``, and ``query_ids`` (a stream all of them replay).
+            options: the options of ``MMRRoutingEnv.reset``, for every sub-environment reset and
+                this episode only: ``budget_ratio``, and ``query_ids`` (a stream all of them
+                replay); and ``reset_mask``, bool ``[num_envs]``: reset only these (after a first
+                full reset), as ``SyncVectorEnv`` does. The others keep their episodes, and the
+                info holds ``action_mask`` for the reset ones only (``info["_action_mask"]``).
         """
         n = self.num_envs
+        options = dict(options or {})
+        unknown = sorted(set(options) - {*RESET_OPTIONS, "reset_mask"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; allowed: {[*RESET_OPTIONS, 'reset_mask']}")
+        reset_mask = options.pop("reset_mask", None)
+        if reset_mask is not None:
+            self._check_reset_mask(reset_mask)
         if seed is None:
             seeds: list[int | None] = [None] * n
         elif isinstance(seed, (int, np.integer)):
@@ -328,18 +362,6 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                 raise ValueError(
                     f"seed must be None, an int or {n} seeds (one per sub-environment), got {len(seeds)}"
                 )
-        if self._pool is None:
-            for i, s in enumerate(seeds):
-                if s is not None or self._rngs[i] is None:
-                    self._rngs[i], self._seeds[i] = seeding.np_random(s)
-        else:
-            self._seed_shared_generator(seeds)
-        super().reset(seed=seeds[0])
-
-        options = options or {}
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(RESET_OPTIONS)}")
         stream = None
         if "query_ids" in options:
             stream = self._lookups.slot_of_row.take(self.ctx.stream_from_ids(options["query_ids"]))
@@ -348,22 +370,48 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             length = self.episode_length if stream is None else stream.size
             ratio = check_budget_ratio(options["budget_ratio"], self.ctx.min_budget_ratio(length))
 
-        self._stream_ends.clear()
-        self._start_episodes(np.arange(n), stream=stream, ratio=ratio)
-        self._prev_done = np.zeros(n, dtype=bool)
-        self._prev_any_done = False
+        # Every argument is checked: only now does anything change.
+        envs = np.arange(n) if reset_mask is None else np.flatnonzero(reset_mask)
+        if self._pool is None:
+            for i in envs.tolist():  # as SyncVectorEnv: only the sub-environments reset get their seed
+                if seeds[i] is not None or self._rngs[i] is None:
+                    self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
+        else:
+            self._seed_shared_generator(seeds)
+        super().reset(seed=seeds[0])
+        if reset_mask is None:
+            self._stream_ends.clear()
+        self._start_episodes(envs, stream=stream, ratio=ratio)
+        if reset_mask is None:
+            self._prev_done = np.zeros(n, dtype=bool)
+        else:
+            self._prev_done = self._prev_done & ~reset_mask
+        self._prev_any_done = np.count_nonzero(self._prev_done) > 0
         self._started = True
         remaining = np.maximum(self._total - self._spend, 0.0)
-        self._mask = affordable(self._lookups.cost_estimate.take(self._slots, axis=0), remaining)
-        return self._observation(remaining), {
-            "action_mask": self._mask.view(np.int8).copy(),
-            "_action_mask": self._everyone,
-        }
+        if reset_mask is None:
+            self._mask = affordable(self._lookups.cost_estimate.take(self._slots, axis=0), remaining)
+            return self._observation(remaining), {
+                "action_mask": self._mask.view(np.int8).copy(),
+                "_action_mask": self._everyone,
+            }
+        # A new episode is never over, so no sub-environment needs the end-of-stream rule.
+        estimates = self._lookups.cost_estimate.take(self._slots[envs], axis=0)
+        self._mask[envs] = affordable(estimates, remaining[envs])
+        action_mask = np.zeros((n, self.ctx.n_models), dtype=np.int8)  # SyncVectorEnv's fill: 0
+        action_mask[envs] = self._mask[envs]
+        return self._observation(remaining), {"action_mask": action_mask, "_action_mask": reset_mask.copy()}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every sub-environment; those that terminated on the last step start a new episode."""
+        """Step every sub-environment. Those that terminated start a new episode as ``autoreset_mode`` says."""
         if not self._started:
             raise RuntimeError("step() called before reset()")
+        if self._prev_any_done and self.autoreset_mode is AutoresetMode.DISABLED:
+            envs = np.flatnonzero(self._prev_done).tolist()
+            raise RuntimeError(
+                f"sub-environments {envs} terminated and autoreset_mode is DISABLED: reset them first, "
+                "with reset(options={'reset_mask': mask})"
+            )
         n, k, lookups = self.num_envs, self.ctx.n_models, self._lookups
         requested = self._check_actions(actions)
         done = self._prev_done
@@ -456,6 +504,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             info["episode_metrics"] = self._episode_metrics(np.flatnonzero(terminated), mask)
             info["_episode_metrics"] = mask
         obs = self._observation(remaining)
+        if finished and self.autoreset_mode is AutoresetMode.SAME_STEP:
+            obs, info = self._reset_same_step(obs, info)
         return obs, reward, terminated.copy(), np.zeros(n, dtype=bool), info
 
     def reset_finished(self) -> tuple[np.ndarray, Any, dict[str, Any]]:
@@ -502,6 +552,56 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._renderer.close()
 
     # ------------------------------------------------------------------ internals
+    def _reset_same_step(self, obs: Any, info: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """``AutoresetMode.SAME_STEP``: the sub-environments that terminated start their next episode now.
+
+        As ``SyncVectorEnv`` does it: their step's observations go to ``info["final_obs"]`` (one
+        single-environment observation each, None elsewhere) and their step's info to
+        ``info["final_info"]``; in the returned observation and info their part is the reset's.
+        """
+        ended = _read_only(self._prev_done)  # the step's terminations; reset_finished replaces them
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in np.flatnonzero(ended).tolist():
+            if isinstance(obs, dict):
+                final_obs[i] = {key: value[i].copy() for key, value in obs.items()}
+            else:
+                final_obs[i] = obs[i].copy()
+        final_info = _reported_by(info, ended)
+        envs, first_obs, reset_info = self.reset_finished()
+        if isinstance(obs, dict):
+            for key, value in obs.items():
+                value[envs] = first_obs[key]  # obs is fresh: its rows are ours to write
+        else:
+            obs[envs] = first_obs
+        info = _reported_by({k: v for k, v in info.items() if k != "action_mask"}, ~ended)
+        action_mask = self._mask.view(np.int8).copy()  # the steppers' next masks, the reset ones' first
+        info.update(
+            action_mask=action_mask,
+            _action_mask=self._everyone,
+            final_obs=final_obs,
+            _final_obs=ended,
+            final_info=final_info,
+            _final_info=ended,
+        )
+        return obs, info
+
+    def _check_reset_mask(self, reset_mask: Any) -> None:
+        """``options["reset_mask"]`` as ``SyncVectorEnv`` accepts it: bool ``[num_envs]``, some True."""
+        if not isinstance(reset_mask, np.ndarray):
+            raise TypeError(f"options['reset_mask'] must be a numpy array, got {type(reset_mask)}")
+        if reset_mask.shape != (self.num_envs,):
+            raise ValueError(
+                f"options['reset_mask'] must have shape ({self.num_envs},), got {reset_mask.shape}"
+            )
+        if reset_mask.dtype != np.bool_:
+            raise TypeError(f"options['reset_mask'] must have dtype bool, got {reset_mask.dtype}")
+        if not reset_mask.any():
+            raise ValueError("options['reset_mask'] must mark at least one sub-environment")
+        if not self._started:
+            raise RuntimeError(
+                "reset(options={'reset_mask': ...}) before a first reset() of every sub-environment"
+            )
+
     def _frame_state(self, i: int) -> FrameState:
         """What sub-environment ``i``'s frame shows (:meth:`MMRRoutingEnv._frame_state`'s fields)."""
         total = float(self._total[i]) if np.isfinite(self._total[i]) else None
@@ -1117,6 +1217,28 @@ def _shared_strings(values: np.ndarray) -> np.ndarray:
     """
     unique: dict[str, str] = {}
     return np.array([unique.setdefault(v, v) for v in values.tolist()], dtype=object)
+
+
+def _reported_by(info: dict[str, Any], envs: np.ndarray) -> dict[str, Any]:
+    """The part of a batched info that the sub-environments ``envs`` (bool) report, as SyncVectorEnv
+    would batch it had only they reported: the others' entries are the fills (0, None for objects,
+    False), their ``_key`` masks False, and a key that none of ``envs`` reports is left out.
+    """
+    part: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        reported = info["_" + key] & envs
+        if not reported.any():
+            continue
+        if isinstance(value, dict):
+            part[key] = _reported_by(value, envs)
+        else:
+            value = value.copy()
+            value[~reported] = None if value.dtype == object else 0
+            part[key] = value
+        part["_" + key] = reported
+    return part
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

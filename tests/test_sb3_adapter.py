@@ -173,6 +173,10 @@ def test_vec_env_api(table):
     with pytest.raises(ValueError, match="same options"):
         adapter.reset()
     adapter.close()
+    # The adapter builds SB3's same-step reset from the native env's next-step one.
+    for mode in ("SameStep", "Disabled"):
+        with pytest.raises(ValueError, match="autoreset_mode NEXT_STEP"):
+            SB3VecEnvAdapter(MMRRoutingVectorEnv(table, num_envs=2, episode_length=6, autoreset_mode=mode))
 
 
 def test_seed_none_draws_different_streams(table):

@@ -19,6 +19,11 @@ from mmr_gym.vector import MMRRoutingVectorEnv, draw_distinct_rows
 
 N = 4
 K = 4
+NEXT_STEP, SAME_STEP, DISABLED = (
+    gym.vector.AutoresetMode.NEXT_STEP,
+    gym.vector.AutoresetMode.SAME_STEP,
+    gym.vector.AutoresetMode.DISABLED,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +41,9 @@ def assert_same(a, b, where=""):
     elif isinstance(a, np.ndarray):
         assert isinstance(b, np.ndarray), (where, type(b))
         assert (a.dtype, a.shape) == (b.dtype, b.shape), (where, a.dtype, b.dtype, a.shape, b.shape)
-        if a.dtype == object:
-            assert a.tolist() == b.tolist(), where
+        if a.dtype == object:  # strings, None, or (final_obs) whole observations
+            for i, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+                assert_same(x, y, f"{where}[{i}]")
         else:
             np.testing.assert_array_equal(a, b, err_msg=where)
     else:
@@ -53,10 +59,18 @@ def random_actions(rng: np.random.Generator, mask: np.ndarray, p_masked: float =
     return actions
 
 
-def run_both(table, steps, seed=0, p_masked=0.2, options=None, **kwargs):
-    """Step a SyncVectorEnv of single envs and the native env alike; assert equal; return the infos."""
-    reference = gym.vector.SyncVectorEnv([lambda: MMRRoutingEnv(table, **kwargs) for _ in range(N)])
-    native = MMRRoutingVectorEnv(table, num_envs=N, stream_sampling="per-env", **kwargs)
+def run_both(table, steps, seed=0, p_masked=0.2, options=None, autoreset_mode=NEXT_STEP, **kwargs):
+    """Step a SyncVectorEnv of single envs and the native env alike; assert equal; return the infos.
+
+    With ``autoreset_mode=DISABLED`` the sub-environments that terminated are reset after each
+    step with ``options={"reset_mask": ...}`` (what TorchRL does), and those infos are compared too.
+    """
+    reference = gym.vector.SyncVectorEnv(
+        [lambda: MMRRoutingEnv(table, **kwargs) for _ in range(N)], autoreset_mode=autoreset_mode
+    )
+    native = MMRRoutingVectorEnv(
+        table, num_envs=N, stream_sampling="per-env", autoreset_mode=autoreset_mode, **kwargs
+    )
     ref_out = reference.reset(seed=seed, options=options)
     out = native.reset(seed=seed, options=options)
     for x, y, name in zip(ref_out, out, ("obs", "info"), strict=True):
@@ -74,13 +88,21 @@ def run_both(table, steps, seed=0, p_masked=0.2, options=None, **kwargs):
         assert native.observation_space.contains(out[0])
         np.testing.assert_array_equal(native.action_masks(), out[4]["action_mask"].astype(bool))
         infos.append(out[4])
+        if autoreset_mode == DISABLED and out[2].any():
+            reset_mask = out[2].copy()
+            ref_reset = reference.reset(options={"reset_mask": reset_mask.copy()})
+            reset = native.reset(options={"reset_mask": reset_mask})
+            for x, y, name in zip(ref_reset, reset, ("obs", "info"), strict=True):
+                assert_same(x, y, f"reset after step {t}/{name}")
+            ref_out = (ref_reset[0], *ref_out[1:4], {**ref_out[4], "action_mask": native.action_masks()})
     return infos
 
 
 def episode_metrics(infos):
-    """Every finished episode's metrics, as dicts."""
+    """Every finished episode's metrics, as dicts (in ``final_info`` with same-step autoreset)."""
     found = []
     for info in infos:
+        info = info.get("final_info", info)
         if "episode_metrics" in info:
             metrics = info["episode_metrics"]
             for i in np.flatnonzero(info["_episode_metrics"]):
@@ -148,6 +170,102 @@ def test_matches_single_envs_with_reset_options(table):
     # A budget for the first episodes only: budgeted and unbudgeted sub-environments side by side.
     infos = run_both(table, steps=25, options={"budget_ratio": 0.3}, budget_ratio=None, episode_length=5)
     assert {m["budget"] is None for m in episode_metrics(infos)} == {True, False}
+
+
+@pytest.mark.parametrize("autoreset_mode", [SAME_STEP, DISABLED])
+@pytest.mark.parametrize("observation", ["dict", "flat"])
+def test_matches_single_envs_in_every_autoreset_mode(table, autoreset_mode, observation):
+    kwargs = dict(observation=observation, feedback="full", cost_weight=0.25, p_masked=0.3)
+    infos = run_both(table, steps=60, episode_length=9, autoreset_mode=autoreset_mode, **kwargs)
+    assert len(episode_metrics(infos)) >= 2 * N  # several episodes each
+    # Budgets that run out: episodes of different lengths, so some sub-environments step while
+    # others reset, and unbudgeted episodes (budget None) beside budgeted ones.
+    infos = run_both(
+        table, steps=60, seed=3, episode_length=25, budget_ratio=0.05, autoreset_mode=autoreset_mode, **kwargs
+    )
+    assert any(m["unanswered"] > 0 for m in episode_metrics(infos))
+    options = {"budget_ratio": 0.3}
+    infos = run_both(
+        table, steps=30, options=options, budget_ratio=None, episode_length=5, autoreset_mode=autoreset_mode
+    )
+    assert {m["budget"] is None for m in episode_metrics(infos)} == {True, False}
+    if autoreset_mode == SAME_STEP:
+        ended = [info for info in infos if "final_info" in info]
+        assert ended and all("episode_metrics" not in info for info in infos)  # only in final_info
+
+
+def test_reset_mask_in_next_step_mode_and_disabled_steps(table):
+    # reset_mask works in every mode, as in SyncVectorEnv: here two sub-environments restart mid-episode.
+    reference = gym.vector.SyncVectorEnv([lambda: MMRRoutingEnv(table, episode_length=6) for _ in range(N)])
+    native = MMRRoutingVectorEnv(table, num_envs=N, stream_sampling="per-env", episode_length=6)
+    for env in (reference, native):
+        env.reset(seed=4)
+        env.step(np.zeros(N, dtype=np.int64))
+    reset_mask = np.array([True, False, True, False])
+    seeds = [11, 12, 13, 14]  # only the sub-environments reset take theirs
+    for x, y in zip(
+        reference.reset(seed=seeds, options={"reset_mask": reset_mask.copy(), "budget_ratio": 0.9}),
+        native.reset(seed=seeds, options={"reset_mask": reset_mask, "budget_ratio": 0.9}),
+        strict=True,
+    ):
+        assert_same(x, y, "partial reset")
+    for t in range(12):
+        for x, y in zip(
+            reference.step(np.ones(N, dtype=np.int64)), native.step(np.ones(N, dtype=np.int64)), strict=True
+        ):
+            assert_same(x, y, f"step {t}")
+    # DISABLED: stepping a terminated sub-environment is an error that names it and changes nothing.
+    env = MMRRoutingVectorEnv(table, num_envs=2, episode_length=2, autoreset_mode="Disabled")
+    assert env.metadata["autoreset_mode"] == env.autoreset_mode == DISABLED
+    env.reset(seed=0)
+    env.step(np.zeros(2, dtype=np.int64))
+    obs, _, terminated, _, _ = env.step(np.zeros(2, dtype=np.int64))
+    assert terminated.all()
+    with pytest.raises(RuntimeError, match=r"sub-environments \[0, 1\] terminated.*reset_mask"):
+        env.step(np.zeros(2, dtype=np.int64))
+    env.reset(options={"reset_mask": np.array([False, True])})
+    with pytest.raises(RuntimeError, match=r"sub-environments \[0\] terminated"):
+        env.step(np.zeros(2, dtype=np.int64))
+
+
+def test_torchrl_takes_the_native_env_with_autoreset_disabled(table):
+    torchrl_gym = pytest.importorskip("torchrl.envs.libs.gym", reason="TorchRL is in the dev extra")
+    from torchrl.envs.utils import check_env_specs
+
+    venv = MMRRoutingVectorEnv(table, num_envs=N, episode_length=6, budget_ratio=0.2, autoreset_mode=DISABLED)
+    env = torchrl_gym.GymWrapper(venv)
+    check_env_specs(env)
+    env.set_seed(0)
+    rollout = env.rollout(60, break_when_any_done=False)  # random actions; masked ones fall back
+    assert tuple(rollout.batch_size) == (N, 60)
+    done = rollout["next", "done"].squeeze(-1).numpy()[:, :-1]
+    budget, next_budget = rollout["budget"].numpy(), rollout["next", "budget"].numpy()
+    # Budgets end episodes at different steps: TorchRL reset each finished sub-environment alone
+    # (through reset_mask; stepping it unreset would raise) and the others went on.
+    assert (done.any(axis=0) & ~done.all(axis=0)).any()
+    np.testing.assert_array_equal(budget[:, 1:][~done], next_budget[:, :-1][~done])
+    np.testing.assert_array_equal(budget[:, 1:][done][:, :2], 1.0)  # a fresh budget, all steps left
+    # Every step answers one query of the episode the sub-environment is in: the remaining-steps
+    # fraction falls by 1/6, also in the sub-environments that were not reset.
+    steps_left = np.rint(budget[..., 1] * 6) - np.rint(next_budget[..., 1] * 6)
+    np.testing.assert_array_equal(steps_left, 1.0)
+
+
+def test_bad_reset_masks_and_modes_raise(table):
+    env = MMRRoutingVectorEnv(table, num_envs=2, episode_length=4)
+    with pytest.raises(RuntimeError, match="before a first reset"):
+        env.reset(options={"reset_mask": np.array([True, False])})
+    env.reset(seed=0)
+    for mask, error, message in [
+        ([True, False], TypeError, "numpy array"),
+        (np.array([True]), ValueError, r"shape \(2,\)"),
+        (np.array([1, 0]), TypeError, "dtype bool"),
+        (np.array([False, False]), ValueError, "at least one"),
+    ]:
+        with pytest.raises(error, match=message):
+            env.reset(options={"reset_mask": mask})
+    with pytest.raises(ValueError, match="unknown autoreset_mode 'later'"):
+        MMRRoutingVectorEnv(table, num_envs=2, autoreset_mode="later")
 
 
 def test_replayed_stream_from_a_shuffled_split(table):
@@ -607,7 +725,8 @@ def test_batched_mode_through_make_vec_and_many_envs(table):
 
 
 @pytest.mark.parametrize("stream_sampling", ["per-env", "batched"])
-def test_returned_arrays_never_change_afterwards(table, stream_sampling):
+@pytest.mark.parametrize("autoreset_mode", [NEXT_STEP, SAME_STEP])
+def test_returned_arrays_never_change_afterwards(table, stream_sampling, autoreset_mode):
     """The env reuses internal scratch buffers, never what it returned."""
     env = MMRRoutingVectorEnv(
         table,
@@ -616,6 +735,7 @@ def test_returned_arrays_never_change_afterwards(table, stream_sampling):
         budget_ratio=0.2,
         feedback="full",
         stream_sampling=stream_sampling,
+        autoreset_mode=autoreset_mode,
     )
     kept = [env.reset(seed=0)]
     snapshots = [copy.deepcopy(kept[0])]
