@@ -219,10 +219,14 @@ def test_reset_mask_in_next_step_mode_and_disabled_steps(table):
     assert env.metadata["autoreset_mode"] == env.autoreset_mode == DISABLED
     env.reset(seed=0)
     env.step(np.zeros(2, dtype=np.int64))
-    obs, _, terminated, _, _ = env.step(np.zeros(2, dtype=np.int64))
+    _, _, terminated, _, _ = env.step(np.zeros(2, dtype=np.int64))
     assert terminated.all()
+    before = (env.budget_remaining, env.action_masks(), env.episode_query_indices)
     with pytest.raises(RuntimeError, match=r"sub-environments \[0, 1\] terminated.*reset_mask"):
         env.step(np.zeros(2, dtype=np.int64))
+    after = (env.budget_remaining, env.action_masks(), env.episode_query_indices)
+    for x, y in zip(before, after, strict=True):
+        np.testing.assert_array_equal(x, y)
     env.reset(options={"reset_mask": np.array([False, True])})
     with pytest.raises(RuntimeError, match=r"sub-environments \[0\] terminated"):
         env.step(np.zeros(2, dtype=np.int64))
