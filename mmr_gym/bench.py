@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from mmr_gym.provenance import provenance, provenance_line
+
 ENV_ID = "MMRRouting-v0"
 PEER_ID = "CartPole-v1"
 VECTOR_SIZES = (1, 64, 1024, 4096)
@@ -223,6 +225,7 @@ def _setting(env_kwargs: dict[str, Any]) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "provenance": provenance(),
     }
 
 
@@ -441,6 +444,8 @@ def format_markdown(results: dict[str, Any], title: str = "# MMRRouting benchmar
         f"{parts['budget']} + model_costs {parts['model_costs']}, `{s['observation']}`), episode_length "
         f"{s['episode_length']}, budget_ratio {s['budget_ratio']}. {s['cpus']} CPUs, Python {s['python']}, "
         f"numpy {s['numpy']}.",
+        "",
+        f"Provenance: {provenance_line(s['provenance'])}.",
         "",
         f"Timed: `step` (and the resets it triggers) only; best of {results['timing']['repeats']} interleaved "
         f"runs of >= {results['timing']['seconds']:g} s. Actions: uniform among the affordable models (rejection "

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mmr_gym.evaluate import PolicyResult, json_safe  # noqa: E402
+from mmr_gym.provenance import provenance, provenance_line  # noqa: E402
 
 SUMMARY_COLUMNS = (
     "name",
@@ -227,10 +228,15 @@ def write_report(
     title: str = "",
     context: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md`` and ``pareto.png``."""
+    """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md`` and ``pareto.png``.
+
+    ``context`` gains a ``provenance`` record (:func:`mmr_gym.provenance.provenance`: versions,
+    commit, command, machine) unless it has one.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    context = context or {}
+    context = {**(context or {})}
+    context.setdefault("provenance", provenance())
     files = {
         "json": out / "results.json",
         "csv": out / "results.csv",
@@ -244,7 +250,9 @@ def write_report(
     summary_frame(results).to_csv(files["csv"], index=False)
     points_frame(results).to_csv(files["points"], index=False)
     lines = [f"# {title or 'mmr-gym comparison'}", ""]
-    lines += [f"- {k}: {v}" for k, v in context.items()]
+    for key, value in context.items():
+        shown = provenance_line(value) if key == "provenance" and isinstance(value, dict) else value
+        lines.append(f"- {key}: {shown}")
     lines += ["", markdown_table(results), "", comparison_markdown(results), ""]
     lines += ["![cost-accuracy frontiers](pareto.png)", ""]
     files["markdown"].write_text("\n".join(lines), encoding="utf-8")

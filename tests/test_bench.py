@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import gymnasium as gym
 from _tables import make_table
 
 from mmr_gym.bench import (
@@ -46,9 +47,11 @@ def test_benchmark_reports_every_section(tmp_path):
         assert row["bar"] == BARS.get((row["section"], row["num_envs"]))
     assert results["memory"]["all_envs_share_the_table"]
     assert results["setting"]["models"] == 4 and results["setting"]["episode_length"] == 10
+    assert results["setting"]["provenance"]["packages"]["gymnasium"] == gym.__version__
 
     markdown = format_markdown(results)
     assert markdown.count("\n| vector") == 4 and "| single | 1 |" in markdown
+    assert f"Provenance: mmr-gym {results['setting']['provenance']['mmr_gym']}" in markdown
     write_results(results, tmp_path / "bench.json")
     assert json.loads((tmp_path / "bench.json").read_text())["rows"] == json.loads(
         json.dumps(results["rows"])
