@@ -395,9 +395,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                 "action_mask": self._mask.view(np.int8).copy(),
                 "_action_mask": self._everyone,
             }
-        # A new episode is never over, so no sub-environment needs the end-of-stream rule.
-        estimates = self._lookups.cost_estimate.take(self._slots[envs], axis=0)
-        self._mask[envs] = affordable(estimates, remaining[envs])
+        self._first_masks(envs, remaining[envs])
         action_mask = np.zeros((n, self.ctx.n_models), dtype=np.int8)  # SyncVectorEnv's fill: 0
         action_mask[envs] = self._mask[envs]
         return self._observation(remaining), {"action_mask": action_mask, "_action_mask": reset_mask.copy()}
@@ -523,9 +521,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._prev_done = np.zeros(self.num_envs, dtype=bool)
             self._prev_any_done = False
             remaining = np.maximum(self._total[envs] - self._spend[envs], 0.0)
-            # A new episode is never over, so no sub-environment needs the end-of-stream rule.
-            estimates = self._lookups.cost_estimate.take(self._slots[envs], axis=0)
-            self._mask[envs] = affordable(estimates, remaining)
+            self._first_masks(envs, remaining)
         mask = self._mask[envs].view(np.int8)  # fancy indexing made a fresh array
         return envs, self._observation(remaining, envs), {"action_mask": mask}
 
@@ -552,6 +548,14 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._renderer.close()
 
     # ------------------------------------------------------------------ internals
+    def _first_masks(self, envs: np.ndarray, remaining: np.ndarray) -> None:
+        """The masks of the sub-environments ``envs`` whose episodes just started (``remaining`` is theirs).
+
+        A new episode is never over, so no sub-environment needs the end-of-stream rule.
+        """
+        estimates = self._lookups.cost_estimate.take(self._slots[envs], axis=0)
+        self._mask[envs] = affordable(estimates, remaining)
+
     def _reset_same_step(self, obs: Any, info: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """``AutoresetMode.SAME_STEP``: the sub-environments that terminated start their next episode now.
 
