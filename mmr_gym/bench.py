@@ -148,14 +148,14 @@ def _vector_runner(
     if starts is not None:
         # Diagnostic: the seconds spent starting episodes (the exact per-sub-env stream draws).
         unwrapped = env.unwrapped
-        start_episodes = unwrapped._start_episodes
+        start_episodes = unwrapped._start
 
         def timed(*args: Any, **kwargs: Any) -> None:
             begin = time.perf_counter()
             start_episodes(*args, **kwargs)
             starts[0] += time.perf_counter() - begin
 
-        unwrapped._start_episodes = timed
+        unwrapped._start = timed
 
     def run(n: int) -> float:
         info = state["info"]
@@ -284,7 +284,8 @@ def _memory(env_kwargs: dict[str, Any], copies: int = 64) -> dict[str, Any]:
 
 def _bounds(env_kwargs: dict[str, Any], num_envs: int, seconds: float) -> dict[str, Any]:
     """What limits a step: copying the observations, and drawing the streams (exact or batched)."""
-    from mmr_gym.vector import MMRRoutingVectorEnv, draw_distinct_rows
+    from mmr_gym.streams import draw_distinct_rows
+    from mmr_gym.vector import MMRRoutingVectorEnv
 
     env = MMRRoutingVectorEnv(num_envs=num_envs, **env_kwargs)
     ctx = env.ctx

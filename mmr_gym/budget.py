@@ -1,15 +1,32 @@
-"""The budget rule, in one place: what is affordable, what is charged, what the agent sees of it.
+"""The budget rule, in one place: how big a budget is, what is affordable, what is charged, what the
+agent sees of it, and the invariant every episode keeps.
 
-The functions work on scalars and on arrays (the vectorized environment broadcasts them).
+- An episode's budget is ``ratio * length * c_ref`` (:func:`budget_total`); ``ratio`` is checked by
+  :func:`check_budget_ratio` against the smallest ratio at which a stream can start
+  (:func:`min_budget_ratio`).
+- A model is affordable when its cost *estimate* fits the budget left (:func:`affordable`).
+- Spend is charged at the realized cost; a call that overshoots is charged and recorded as the
+  overrun (:func:`overran`), and the episode ends.
+- The agent sees three budget features (:data:`BUDGET_FEATURE_NAMES`, :func:`budget_features`).
+- Every finished episode keeps the invariant ``spend - budget <= overrun`` with the overrun from
+  the final call alone (:func:`unrecorded_overspend`), which evaluation checks.
+
+The functions work on scalars and on arrays (the vectorized environment broadcasts them);
+:class:`Budget` is the scalar twin the single environment steps with, equal bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-BUDGET_FEATURES = 3
+#: The budget features of the observation, in order (see :func:`budget_features`).
+BUDGET_FEATURE_NAMES = ("budget_fraction", "steps_fraction", "spend_per_query")
+BUDGET_FEATURES = len(BUDGET_FEATURE_NAMES)
 #: How a ``(low, high)`` budget ratio range is drawn per episode (see :func:`draw_budget_ratios`).
 BUDGET_SAMPLINGS = ("uniform", "log-uniform")
 # Per-query affordable spend is shown relative to c_ref and clipped here: beyond ten reference
@@ -19,6 +36,88 @@ SPEND_PER_QUERY_CLIP = 10.0
 # budget up to rounding is affordable.
 _TOLERANCE = 1e-9
 _SLACK = 1.0 + _TOLERANCE
+#: Relative to the budget: spend is summed in float64 from float32 costs, so an episode exactly at
+#: its budget may differ from it by rounding; beyond this it is a broken invariant, not rounding.
+BUDGET_CHECK_TOLERANCE = 1e-6
+
+
+def budget_total(
+    ratio: np.ndarray | float | None, length: np.ndarray | int, c_ref: float
+) -> np.ndarray | float:
+    """An episode's budget in the table's cost unit: ``ratio * length * c_ref``, in this order.
+
+    ``ratio`` None (or NaN in an array) means no budget: ``inf``. Returns a float for scalar
+    arguments, else a float64 array.
+    """
+    if ratio is None:
+        return math.inf
+    if np.ndim(ratio) == 0 and np.ndim(length) == 0:
+        return math.inf if math.isnan(ratio) else float(ratio) * int(length) * c_ref
+    ratios = np.asarray(ratio, dtype=np.float64)
+    return np.where(np.isnan(ratios), np.inf, ratios * length * c_ref)
+
+
+def min_budget_ratio(cheapest_estimates: np.ndarray, length: int, c_ref: float) -> float:
+    """Smallest budget ratio at which each of these queries has a model that fits a whole budget.
+
+    ``cheapest_estimates``: per query, the lowest cost estimate of any model. Below this ratio one
+    of them could face an all-masked first step, which no agent can act on.
+    """
+    return float(np.max(cheapest_estimates) / (length * c_ref))
+
+
+def check_budget_ratio(
+    ratio: Any, *, minimum: float, length: int, c_ref: float, name: str = "budget_ratio"
+) -> float | tuple[float, float] | None:
+    """Validate a budget ratio (a real number, a ``(low, high)`` pair, or None); return it normalised.
+
+    Refused: strings and booleans (``"0.5"`` and ``True`` are not ratios), non-finite or
+    non-positive values, ranges with ``low > high``, ratios below ``minimum`` (some query's
+    cheapest model would not fit the whole budget: :func:`min_budget_ratio`) and ratios so large
+    that the budget ``ratio * length * c_ref`` overflows (use None for no budget).
+    """
+    if ratio is None:
+        return None
+    if isinstance(ratio, (tuple, list)):
+        if len(ratio) != 2:
+            raise ValueError(f"{name} range must be (low, high), got {ratio!r}")
+        low, high = (_real(r, name) for r in ratio)
+        if not (0 < low <= high):
+            raise ValueError(f"{name} range must satisfy 0 < low <= high, got {ratio!r}")
+        for value in (low, high):
+            _check_ratio_bounds(value, minimum, length, c_ref, name)
+        return (low, high)
+    value = _real(ratio, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0 (or None for no budget), got {ratio!r}")
+    _check_ratio_bounds(value, minimum, length, c_ref, name)
+    return value
+
+
+def _real(value: Any, name: str) -> float:
+    # numbers.Real admits numpy floats and ints; bool is an int subclass but never a ratio.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"{name} must be a number (or None for no budget), got {value!r} ({type(value).__name__})"
+        )
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite (None means no budget), got {value!r}")
+    return result
+
+
+def _check_ratio_bounds(ratio: float, minimum: float, length: int, c_ref: float, name: str) -> None:
+    if ratio < minimum:
+        # Below this ratio some query's cheapest model would not fit the whole budget, leaving an
+        # all-zero action mask at reset, which no agent can act on.
+        raise ValueError(
+            f"{name} {ratio:g} is too small: the cheapest model of some query would not fit the "
+            f"whole budget; use {name} >= {minimum:.6g} for this table and episode length"
+        )
+    if not math.isfinite(budget_total(ratio, length, c_ref)):
+        raise ValueError(
+            f"{name} {ratio:g} makes the budget ratio * length * c_ref overflow; use None for no budget"
+        )
 
 
 def draw_budget_ratios(
@@ -157,7 +256,7 @@ class Budget:
         self.ratio = ratio
         self.length = length
         self.c_ref = c_ref
-        self.total: float | None = None if ratio is None else float(ratio) * length * c_ref
+        self.total: float | None = None if ratio is None else budget_total(ratio, length, c_ref)
         self.spend = 0.0
 
     @staticmethod
@@ -193,3 +292,42 @@ class Budget:
             fraction = min(remaining / self.total, 1.0)
             per_query = min(remaining / (max(remaining_steps, 1) * self.c_ref), SPEND_PER_QUERY_CLIP)
         return np.array((fraction, remaining_steps / self.length, per_query), dtype=np.float32)
+
+
+def unrecorded_overspend(metrics: Mapping[str, Any]) -> float:
+    """Spend beyond what the budget and the recorded final-call overrun allow, as a fraction of the budget.
+
+    The environment's invariant: ``spend - budget <= overrun``, and, when the dict has
+    ``final_call_cost`` (the realized cost of the call that ended the episode, as the evaluator
+    records it), the spend before the final call was within the budget, so the overrun came from
+    that call alone. Returns the larger of the two excesses divided by the budget, 0 when both
+    hold; 0 without a budget (nothing to exceed).
+
+    Args:
+        metrics: an episode's ``episode_metrics`` (``spend``, ``budget``, ``overrun``, in the
+            table's cost unit), optionally with ``final_call_cost``.
+    """
+    budget = metrics["budget"]
+    if budget is None or not math.isfinite(budget):
+        return 0.0
+    spend = float(metrics["spend"])
+    excess = spend - budget - float(metrics["overrun"])
+    final_call_cost = metrics.get("final_call_cost")
+    if final_call_cost is not None:
+        excess = max(excess, spend - float(final_call_cost) - budget)
+    if excess <= 0.0:
+        return 0.0
+    return excess / budget if budget > 0 else math.inf
+
+
+def violates_budget(metrics: Mapping[str, Any], tolerance: float = BUDGET_CHECK_TOLERANCE) -> bool:
+    """Whether an episode broke the budget invariant (:func:`unrecorded_overspend` above ``tolerance``)."""
+    return unrecorded_overspend(metrics) > tolerance
+
+
+def overrun_fraction(metrics: Mapping[str, Any]) -> float:
+    """An episode's recorded overrun as a fraction of its budget (0 without a budget)."""
+    budget = metrics["budget"]
+    if budget is None or not math.isfinite(budget) or budget <= 0:
+        return 0.0
+    return float(metrics["overrun"]) / budget

@@ -3,6 +3,8 @@
 The split, the reference cost ``c_ref``, the per-query cost estimates and the query observations
 are computed once, from the training split only, and held read-only so that any number of
 environments (single or vectorized) replay the same table without copying it.
+:class:`SplitLookups` holds what a step looks up per query of the split, gathered together
+(``ctx.lookups``, made once per context).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 
+from mmr_gym.budget import min_budget_ratio
 from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table
+from mmr_gym.observation import ObservationLayout
+from mmr_gym.oracle import cheapest_correct_cost
 from mmr_gym.table import RoutingTable
 
 # Features are standardised with training statistics; a dimension that is constant there keeps
@@ -47,28 +52,38 @@ class RoutingContext:
         return self.table.n_models
 
     @functools.cached_property
-    def cheapest_correct_cost(self) -> np.ndarray:
-        """float64 ``[n]``: per table row, the cost of its cheapest fully correct model (``inf``: none).
+    def lookups(self) -> SplitLookups:
+        """What a step looks up per query of the split (made on first use, then shared read-only)."""
+        return _split_lookups(self)
 
-        The price at which the hindsight oracle answers the query when correctness is 0/1 (see
-        :func:`mmr_gym.oracle.budgeted_oracle`); computed on first use, then shared read-only.
+    def min_budget_ratio(self, length: int, slots: np.ndarray | None = None) -> float:
+        """Smallest budget ratio at which every query of the split (or of ``slots``) has an
+        affordable model at reset (:func:`mmr_gym.budget.min_budget_ratio`)."""
+        cheapest = self.lookups.cheapest_estimate
+        return min_budget_ratio(cheapest if slots is None else cheapest.take(slots), length, self.c_ref)
+
+    def slots_from_ids(self, query_ids: Sequence[str], name: str = "options['query_ids']") -> np.ndarray:
+        """Slots (positions in the split) of ``query_ids``: a stream to replay.
+
+        The ids must be distinct queries of the split, given as a sequence of strings (a single
+        string is refused: it would be read as a stream of its characters).
         """
-        correct = self.table.correct
-        cost = self.table.cost.astype(np.float64)  # as the oracle's check_outcomes casts it
-        return _frozen(np.where(correct == 1.0, cost, np.inf).min(axis=1))
+        if isinstance(query_ids, (str, bytes)):
+            raise ValueError(f"{name} must be a sequence of query ids, got the single string {query_ids!r}")
+        return self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name))
 
-    def min_budget_ratio(self, length: int) -> float:
-        """Smallest budget ratio at which every query of the split has an affordable model at reset."""
-        cheapest = self.cost_estimate[self.split_indices].min(axis=1).max()
-        return float(cheapest / (length * self.c_ref))
-
-    def stream_from_ids(self, query_ids: Sequence[str]) -> np.ndarray:
+    def stream_from_ids(self, query_ids: Sequence[str], name: str = "options['query_ids']") -> np.ndarray:
         """Table rows of ``query_ids``, which must be distinct queries of the split."""
-        ids = [str(q) for q in query_ids]
+        if isinstance(query_ids, (str, bytes)):
+            raise ValueError(f"{name} must be a sequence of query ids, got the single string {query_ids!r}")
+        try:
+            ids = [str(q) for q in query_ids]
+        except TypeError:
+            raise ValueError(f"{name} must be a sequence of query ids, got {query_ids!r}") from None
         if not ids:
-            raise ValueError("options['query_ids'] is empty")
+            raise ValueError(f"{name} is empty")
         if len(set(ids)) != len(ids):
-            raise ValueError("options['query_ids'] repeats a query; a stream has each query at most once")
+            raise ValueError(f"{name} repeats a query; a stream has each query at most once")
         position = _row_of_id(self.table)
         in_split = np.zeros(self.table.n_queries, dtype=bool)
         in_split[self.split_indices] = True
@@ -77,7 +92,7 @@ class RoutingContext:
             row = position.get(qid)
             if row is None or not in_split[row]:
                 where = "not in the table" if row is None else "not in this environment's split"
-                raise ValueError(f"options['query_ids']: query {qid!r} is {where}")
+                raise ValueError(f"{name}: query {qid!r} is {where}")
             rows.append(row)
         return np.asarray(rows, dtype=np.int64)
 
@@ -250,6 +265,74 @@ def _query_observations(
         pca = PCA(n_components=obs_dim, svd_solver="full", random_state=0).fit(full[train_idx])
         masked = pca.transform(masked)
     return masked.astype(np.float32), channels
+
+
+@dataclass(frozen=True)
+class SplitLookups:
+    """What the step and the oracle look up per query, indexed by slot (read-only, one per context).
+
+    A slot is a position in the split (``ctx.split_indices``): an episode visits only the split's
+    queries, so these tables hold those rows alone, contiguous (a fraction of the table for a
+    test split: fewer cache lines and pages per random gather).
+    """
+
+    table_rows: np.ndarray  # int64 [m]: the table row of each slot (ctx.split_indices)
+    slot_of_row: np.ndarray  # int64 [n]: the slot of each table row (-1: not in the split)
+    observations: np.ndarray  # float32 [m, d + 3 + K]: flat observation, zeros for the budget part
+    cost_estimate: np.ndarray  # float64 [m, K]
+    cheapest_estimate: np.ndarray  # float64 [m]: the lowest cost estimate of any model
+    # float64 [m * K + 1, 2]: (correct, cost) of slot * K + model, then (0, 0) at index ``nothing``
+    outcomes: np.ndarray
+    nothing: int  # m * K: the entry of sub-environments that are reset instead of stepped
+    query_ids: np.ndarray  # object [m + 1]: the table's, then None (index ``no_query``)
+    datasets: np.ndarray  # object [m + 1]: the table's, then None
+    no_query: int  # m
+    cheapest_correct_cost: np.ndarray  # float64 [m]: the oracle's price of each query
+    best_correct: np.ndarray  # float64 [m]: the best correctness of any model
+    binary: np.ndarray  # bool [m]: the query's correctness is all 0/1
+    all_binary: bool  # every query's is
+
+
+def _split_lookups(ctx: RoutingContext) -> SplitLookups:
+    # float64 as the step charges and as the oracle computes (check_outcomes casts to float64).
+    table, rows = ctx.table, ctx.split_indices
+    slot_of_row = np.full(table.n_queries, -1, dtype=np.int64)
+    slot_of_row[rows] = np.arange(rows.size)
+    correct = table.correct.take(rows, axis=0).astype(np.float64)
+    cost = table.cost.take(rows, axis=0).astype(np.float64)
+    estimates = ctx.cost_estimate.take(rows, axis=0)
+    observations = ObservationLayout.base_rows(
+        ctx.query_obs.take(rows, axis=0), ctx.model_costs_obs.take(rows, axis=0)
+    )
+    binary = ((correct == 0.0) | (correct == 1.0)).all(axis=1)
+    return SplitLookups(
+        table_rows=_frozen(np.asarray(rows, dtype=np.int64)),
+        slot_of_row=_frozen(slot_of_row),
+        observations=_frozen(observations),
+        cost_estimate=_frozen(estimates),
+        cheapest_estimate=_frozen(estimates.min(axis=1)),
+        outcomes=_frozen(
+            np.stack((np.append(correct.reshape(-1), 0.0), np.append(cost.reshape(-1), 0.0)), axis=1)
+        ),
+        nothing=correct.size,
+        query_ids=_frozen(np.append(table.query_ids.take(rows).astype(object), None)),
+        datasets=_frozen(np.append(_shared_strings(table.datasets.take(rows)), None)),
+        no_query=rows.size,
+        cheapest_correct_cost=_frozen(cheapest_correct_cost(correct, cost)),
+        best_correct=_frozen(correct.max(axis=1)),
+        binary=_frozen(binary),
+        all_binary=bool(binary.all()),
+    )
+
+
+def _shared_strings(values: np.ndarray) -> np.ndarray:
+    """``values`` (object array of str) with one str object per distinct value.
+
+    Taking from an object array increments each taken object's reference count: over a few
+    shared objects that touches a few cache lines, over one object per row a line per row.
+    """
+    unique: dict[str, str] = {}
+    return np.array([unique.setdefault(v, v) for v in values.tolist()], dtype=object)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -3,6 +3,10 @@
 The per-query oracle is MMR-Bench's reference oracle (each query alone under a per-query cost
 cap). The budgeted hindsight oracle is the best allocation of one total budget over a stream of
 queries, solved exactly; its accuracy is the upper bound that regret is measured against.
+
+The environments use the oracle through :func:`stream_oracle_accuracy` (one stream) and
+:func:`greedy_accuracy` (many 0/1 streams at once, the same greedy rule and the same bits), with
+each query's price :func:`cheapest_correct_cost` precomputed per table.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ SKIP = -1
 """``OracleSolution.choice`` value of a query that is not answered (no model called, scored 0)."""
 
 _HIGHS_FEASIBILITY_TOL = 1e-7
+# greedy_accuracy: from this many streams on, column-wise prefix sums are faster than row-wise ones.
+_MANY_STREAMS = 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,48 @@ def per_query_oracle_accuracy(correct: ArrayLike) -> float:
     """
     correct, _ = check_outcomes(correct, np.zeros(np.shape(correct)))
     return float(correct.max(axis=1).mean())
+
+
+def cheapest_correct_cost(correct: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """float64 ``[n]``: per query, the cost of its cheapest fully correct model (``inf``: none).
+
+    The price at which the 0/1 hindsight oracle answers the query (:func:`budgeted_oracle`'s
+    greedy rule); ``cost`` is cast to float64 as :func:`~mmr_gym.metrics.check_outcomes` does.
+    """
+    return np.where(correct == 1.0, cost.astype(np.float64), np.inf).min(axis=1)
+
+
+def greedy_accuracy(prices: np.ndarray, total: np.ndarray, length: int) -> np.ndarray:
+    """The 0/1 hindsight oracle's accuracy on many streams at once (row ``i`` of ``prices`` is one).
+
+    :func:`budgeted_oracle`'s greedy rule with skipping: answer the queries whose cheapest correct
+    model (``prices``, float64 ``[m, length]``, from :func:`cheapest_correct_cost`) is cheapest
+    first while the running sum fits the budget ``total[i]``; the same cumulative sums, so the
+    same bits. Returns float64 ``[m]``.
+    """
+    # The prices are float32 costs (or inf): sorting them as float32 gives the same order, faster.
+    ordered = np.sort(prices.astype(np.float32), axis=1)
+    if ordered.shape[0] < _MANY_STREAMS:
+        spent = ordered.astype(np.float64)
+        np.cumsum(spent, axis=1, out=spent)
+        return np.count_nonzero(spent <= total[:, None], axis=1) / length
+    # numpy's cumsum along rows runs one short inner loop per row; for many streams, add the
+    # columns of the transposed prices one by one instead (the same sums in the same order).
+    spent = np.array(ordered.T, dtype=np.float64, order="C")
+    for j in range(1, spent.shape[0]):
+        spent[j] += spent[j - 1]
+    return np.count_nonzero(spent <= total, axis=0) / length
+
+
+def stream_oracle_accuracy(correct: ArrayLike, cost: ArrayLike, budget: float | None) -> float:
+    """The hindsight oracle's accuracy on one stream: the regret's reference in ``episode_metrics``.
+
+    Under a budget: :func:`budgeted_oracle` with skipping (queries may go unanswered); without
+    one (``budget`` None or ``inf``): the per-query oracle.
+    """
+    if budget is None or not math.isfinite(budget):
+        return per_query_oracle_accuracy(correct)
+    return budgeted_oracle(correct, cost, budget, allow_skip=True).accuracy
 
 
 def per_query_oracle_curve(

@@ -195,7 +195,9 @@ def test_masked_action_falls_back_to_cheapest_affordable(table):
     for _ in range(50):
         mask = env.action_masks()
         if not mask[3]:
-            estimates = np.where(mask, env.ctx.cost_estimate[env.episode_query_indices[env._t]], np.inf)
+            estimates = np.where(
+                mask, env.ctx.cost_estimate[env.episode_query_indices[env._episode.t]], np.inf
+            )
             _, _, terminated, _, info = env.step(3)
             assert info["action_replaced"] and info["model_index"] == int(np.argmin(estimates))
             replaced += 1
@@ -392,7 +394,7 @@ def test_table_without_features_observes_the_dataset(table):
         ({"split": "validation"}, r"allowed: \['train', 'test', 'all'\]"),
         ({"feedback": "partial"}, "allowed"),
         ({"observation": "image"}, "allowed"),
-        ({"split_mode": "sideways"}, "expected 'in' or 'out'"),
+        ({"split_mode": "sideways"}, r"allowed: \['in', 'out'\]"),
         ({"split_mode": "out", "test_datasets": ["gamma"]}, "unknown test dataset"),
         ({"obs_dim": 100}, "obs_dim must be in"),
         ({"cost_weight": -1.0}, "cost_weight"),

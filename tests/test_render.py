@@ -68,11 +68,11 @@ def test_frames_are_deterministic_under_a_seed(table):
 def test_frame_state_is_what_the_agent_knows(table):
     env = MMRRoutingEnv(table, episode_length=8, budget_ratio=0.2, render_mode="rgb_array")
     _, info = env.reset(seed=1)
-    state = env._frame_state()
+    state = env._episode.frame_state()
     assert state.last_call is None and state.answered == 0 and not state.ended
     np.testing.assert_array_equal(state.mask, info["action_mask"].astype(bool))
     _, _, _, _, info = env.step(3)  # the dearest model: masked at this budget or not, a call is made
-    state = env._frame_state()
+    state = env._episode.frame_state()
     assert state.last_call == (info["model"], info["correct"], info["cost"])
     assert state.replaced == ("model3" if info["action_replaced"] else None)
     assert (state.answered, state.spend, state.remaining) == (1, info["cost"], info["budget_remaining"])
@@ -80,7 +80,7 @@ def test_frame_state_is_what_the_agent_knows(table):
     assert state.cost_label == "cost estimate"
     observed = MMRRoutingEnv(table, episode_length=8, cost_observed=True, render_mode="rgb_array")
     observed.reset(seed=1)
-    assert observed._frame_state().cost_label == "cost"
+    assert observed._episode.frame_state().cost_label == "cost"
 
 
 def test_the_frame_never_shows_the_current_querys_outcome(table):
@@ -107,7 +107,7 @@ def test_frames_without_a_budget_and_with_graded_scores():
     rows = [r for r in env.ctx.split_indices.tolist() if graded.correct[r, 1] not in (0.0, 1.0)]
     env.reset(options={"query_ids": [str(graded.query_ids[r]) for r in rows[:3]]})
     env.step(1)
-    state = env._frame_state()
+    state = env._episode.frame_state()
     assert state.total is None and state.remaining is None
     assert f"score {float(graded.correct[rows[0], 1]):.3g}" in _title(state)
     assert env.render().shape == FRAME_SHAPE

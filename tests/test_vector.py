@@ -14,8 +14,9 @@ from scipy import stats
 import mmr_gym  # noqa: F401  (registers the ids)
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.registration import ENV_IDS
+from mmr_gym.streams import draw_distinct_rows
 from mmr_gym.table import RoutingTable
-from mmr_gym.vector import MMRRoutingVectorEnv, draw_distinct_rows
+from mmr_gym.vector import MMRRoutingVectorEnv
 
 N = 4
 K = 4

@@ -1,0 +1,189 @@
+"""The environments' arguments: one definition, checked once, shared by the single and vector envs.
+
+:class:`EnvConfig` holds every keyword argument of :class:`~mmr_gym.env.MMRRoutingEnv` (the
+vector env takes the same ones), refuses wrong types and values with an error that names the
+argument, and builds the shared :class:`~mmr_gym.context.RoutingContext`. What depends on the
+table (the episode length against the split's size, the budget ratio against the cheapest calls)
+is checked by :meth:`EnvConfig.resolve`, once the context exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmr_gym.budget import BUDGET_SAMPLINGS, check_budget_ratio
+from mmr_gym.context import RoutingContext, build_context
+from mmr_gym.observation import OBSERVATIONS
+from mmr_gym.table import RoutingTable
+
+SPLITS = ("train", "test", "all")
+SPLIT_MODES = ("in", "out")
+MODALITIES = ("mm", "text", "image")
+FEEDBACKS = ("bandit", "full")
+INVALID_ACTIONS = ("fallback", "error")
+RENDER_MODES = ("ansi", "rgb_array")
+#: A reset that asks for no budget ratio of its own: the configured ``budget_ratio`` applies.
+DEFAULT_RATIO = "default"
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The keyword arguments of the routing environments (see :class:`~mmr_gym.env.MMRRoutingEnv`
+    for what each means), validated. ``EnvConfig(**kwargs)`` raises ``ValueError`` (``TypeError``
+    for a mapping or sequence of the wrong kind) naming the first bad argument."""
+
+    dataset: str | Path | RoutingTable | None = None
+    dataset_kwargs: Mapping[str, Any] | None = None
+    split: str = "train"
+    split_mode: str = "in"
+    train_fraction: float = 0.2
+    split_seed: int = 0
+    test_datasets: tuple[str, ...] | None = None
+    episode_length: int = 100
+    budget_ratio: float | tuple[float, float] | None = 0.5
+    budget_sampling: str = "uniform"
+    cost_weight: float = 0.0
+    modality: str = "mm"
+    feedback: str = "bandit"
+    cost_observed: bool = False
+    obs_dim: int | None = None
+    observation: str = "dict"
+    invalid_action: str = "fallback"
+    render_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("split", SPLITS),
+            ("split_mode", SPLIT_MODES),
+            ("modality", MODALITIES),
+            ("feedback", FEEDBACKS),
+            ("observation", OBSERVATIONS),
+            ("invalid_action", INVALID_ACTIONS),
+            ("budget_sampling", BUDGET_SAMPLINGS),
+        ):
+            _check_choice(name, getattr(self, name), allowed)
+        if self.render_mode is not None:
+            _check_choice("render_mode", self.render_mode, RENDER_MODES)
+        if not (self.dataset is None or isinstance(self.dataset, (str, Path, RoutingTable))):
+            raise TypeError(
+                f"dataset must be a bundled name, a path or a RoutingTable, got {type(self.dataset).__name__}"
+            )
+        if self.dataset_kwargs is not None and not isinstance(self.dataset_kwargs, Mapping):
+            raise TypeError(f"dataset_kwargs must be a mapping, got {type(self.dataset_kwargs).__name__}")
+        fraction = _real("train_fraction", self.train_fraction)
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
+        cost_weight = _real("cost_weight", self.cost_weight)
+        if cost_weight < 0:
+            raise ValueError(f"cost_weight must be a finite number >= 0, got {self.cost_weight!r}")
+        test_datasets = self.test_datasets
+        if test_datasets is not None:
+            if isinstance(test_datasets, (str, bytes)) or not isinstance(test_datasets, Sequence):
+                raise TypeError(f"test_datasets must be a sequence of dataset names, got {test_datasets!r}")
+            test_datasets = tuple(str(d) for d in test_datasets)
+        _set = object.__setattr__
+        _set(self, "train_fraction", fraction)
+        _set(self, "cost_weight", cost_weight)
+        _set(self, "split_seed", _integer("split_seed", self.split_seed))
+        _set(self, "episode_length", _integer("episode_length", self.episode_length, minimum=1))
+        _set(self, "cost_observed", _flag("cost_observed", self.cost_observed))
+        _set(self, "test_datasets", test_datasets)
+        if self.obs_dim is not None:
+            _set(self, "obs_dim", _integer("obs_dim", self.obs_dim, minimum=1))
+        # The type of budget_ratio now; its range once the table is known (resolve).
+        check_budget_ratio(self.budget_ratio, minimum=0.0, length=1, c_ref=1.0)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments as keyword arguments of either environment."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def context(self) -> RoutingContext:
+        """The shared :class:`~mmr_gym.context.RoutingContext` (cached: equal arguments share one)."""
+        return build_context(
+            self.dataset,
+            dataset_kwargs=dict(self.dataset_kwargs) if self.dataset_kwargs is not None else None,
+            split=self.split,
+            split_mode=self.split_mode,
+            train_fraction=self.train_fraction,
+            split_seed=self.split_seed,
+            test_datasets=self.test_datasets,
+            modality=self.modality,
+            cost_observed=self.cost_observed,
+            obs_dim=self.obs_dim,
+        )
+
+    def resolve(self, ctx: RoutingContext) -> EnvConfig:
+        """This config with ``episode_length`` and ``budget_ratio`` checked against ``ctx`` (normalised)."""
+        n_split = ctx.split_indices.size
+        if self.episode_length > n_split:
+            raise ValueError(
+                f"episode_length must be an integer in [1, {n_split}] (the {self.split!r} split has "
+                f"{n_split} queries), got {self.episode_length!r}"
+            )
+        ratio = check_budget_ratio(
+            self.budget_ratio,
+            minimum=ctx.min_budget_ratio(self.episode_length),
+            length=self.episode_length,
+            c_ref=ctx.c_ref,
+        )
+        return dataclasses.replace(self, budget_ratio=ratio)
+
+    def reset_request(
+        self,
+        ctx: RoutingContext,
+        query_ids: Sequence[str] | None,
+        budget_ratio: Any = DEFAULT_RATIO,
+        name: str = "options['query_ids']",
+    ) -> tuple[np.ndarray | None, Any]:
+        """What a reset asks for, checked: ``(slots of the replayed stream or None, budget ratio)``.
+
+        ``budget_ratio`` is :data:`DEFAULT_RATIO` (the configured one), None (no budget), a
+        number or a ``(low, high)`` range. A replayed stream must fit the budget in effect: each
+        of its queries' cheapest model must fit the whole budget, else the stream is refused
+        (its first step would offer no model, and no model may be called).
+        """
+        stream = None if query_ids is None else ctx.slots_from_ids(query_ids, name)
+        length = self.episode_length if stream is None else stream.size
+        minimum = ctx.min_budget_ratio(length, stream)
+        ratio = budget_ratio
+        if not (isinstance(ratio, str) and ratio == DEFAULT_RATIO):
+            ratio = check_budget_ratio(ratio, minimum=minimum, length=length, c_ref=ctx.c_ref)
+        elif stream is not None:
+            check_budget_ratio(self.budget_ratio, minimum=minimum, length=length, c_ref=ctx.c_ref)
+        return stream, ratio
+
+
+def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {list(allowed)}")
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    result = float(value)
+    if not np.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def _integer(name: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    result = int(value)
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return result
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)

@@ -1,0 +1,749 @@
+"""The episode core: the state and the transition of routing episodes, for many at once or for one.
+
+An episode replays a stream of queries (slots of the split, :mod:`mmr_gym.streams`) under one
+budget (:mod:`mmr_gym.budget`). Each step calls one model for the current query; the table says
+whether it answered correctly and what it cost. The step:
+
+1. judges the action against the mask the agent saw: a masked action raises
+   (``invalid_action="error"``) or calls the cheapest affordable model instead (``"fallback"``);
+2. charges the realized cost and counts the correctness;
+3. moves to the next query and recomputes the mask (the models whose cost estimate fits what is
+   left);
+4. ends the episode when the call overshot the budget, when not even the cheapest model fits what
+   is left (the queries left go unanswered, counted wrong) or when the stream is over.
+
+:class:`EpisodeBatch` holds ``num_envs`` episodes as arrays and steps them with a fixed number of
+numpy expressions (the vector environment); :class:`Episode` is its scalar twin for one episode
+(the single environment, whose step costs a few microseconds in Python scalars). Both report
+through :mod:`mmr_gym.records`, encode observations through :mod:`mmr_gym.observation` and apply
+the budget rule of :mod:`mmr_gym.budget`; the tests check them against each other step for step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mmr_gym.budget import (
+    Budget,
+    affordable,
+    affordable_limit,
+    budget_total,
+    fill_budget_features,
+    fraction_denominator,
+    overrun_floor,
+    spend_per_query_denominator,
+)
+from mmr_gym.config import DEFAULT_RATIO, EnvConfig
+from mmr_gym.context import RoutingContext
+from mmr_gym.observation import ObservationLayout
+from mmr_gym.oracle import greedy_accuracy, stream_oracle_accuracy
+from mmr_gym.records import ansi_line, episode_metrics, frame_state, metrics_row, step_info
+from mmr_gym.render import FrameState
+
+# Columns of the per-episode state (see EpisodeBatch.__init__).
+_LENGTH, _STEPS_LEFT = range(2)
+_SPEND, _CORRECT_SUM, _TOTAL, _RATIO, _FRACTION_DENOMINATOR, _OVERRUN_FLOOR, _ORACLE = range(7)
+_EPISODE_COLUMNS = 7
+
+
+def check_action(action: Any, n_models: int) -> int:
+    """One action as a model index in ``[0, n_models)``; anything else raises ``ValueError``.
+
+    Integers (Python or numpy, any width) and 0-d or one-element integer arrays are actions;
+    booleans, floats, strings and arrays of another shape are not.
+    """
+    if (type(action) is int or isinstance(action, np.integer)) and 0 <= action < n_models:
+        return int(action)  # the common case, without numpy conversions
+    array = np.asarray(action)
+    if array.dtype.kind not in "iu" or array.size != 1 or array.ndim > 1 or isinstance(action, bool):
+        raise ValueError(f"action must be an integer in [0, {n_models}), got {action!r}")
+    value = int(array.reshape(-1)[0])  # Python int: a uint64 2**64-1 stays itself, never -1
+    if not 0 <= value < n_models:
+        raise ValueError(f"action must be an integer in [0, {n_models}), got {value}")
+    return value
+
+
+def masked_action_error(
+    env: str, action: int, model: str, estimate: float, unit: str, remaining: float, allowed: list[int]
+) -> ValueError:
+    """The error of ``invalid_action="error"`` for a masked action (``env``: who took it)."""
+    return ValueError(
+        f"{env}action {action} ({model!r}) is masked: its estimated cost {estimate:.6g} {unit} exceeds "
+        f"the remaining budget {remaining:.6g}; affordable actions: {allowed}"
+    )
+
+
+def oracle_accuracies(
+    ctx: RoutingContext, streams: list[np.ndarray], totals: np.ndarray, full_length: int | None = None
+) -> np.ndarray:
+    """The hindsight oracle's accuracy on each finished stream (slots), under its budget ``totals``.
+
+    Streams of ``full_length`` queries with 0/1 correctness are solved together by the oracle's
+    greedy rule (:func:`mmr_gym.oracle.greedy_accuracy`: the same float64 operations as
+    :func:`mmr_gym.oracle.budgeted_oracle`, so the same bits); unbudgeted ones are the per-query
+    oracle; the rest (graded scores, other lengths) call :func:`mmr_gym.oracle.stream_oracle_accuracy`
+    one by one.
+    """
+    lookups = ctx.lookups
+    oracle = np.full(len(streams), np.nan)
+    todo = np.ones(len(streams), dtype=bool)
+    if full_length is not None:
+        full = np.array([s.size == full_length for s in streams], dtype=bool)
+        if np.count_nonzero(full):
+            index = np.flatnonzero(full)
+            slots = np.stack([streams[j] for j in index.tolist()])
+            budgeted = np.isfinite(totals[index])
+            binary = (
+                np.ones(index.size, dtype=bool)
+                if lookups.all_binary
+                else lookups.binary.take(slots).all(axis=1)
+            )
+            greedy, unbudgeted = binary & budgeted, ~budgeted
+            if np.count_nonzero(greedy):
+                prices = lookups.cheapest_correct_cost.take(slots[greedy])
+                oracle[index[greedy]] = greedy_accuracy(prices, totals[index[greedy]], full_length)
+            if np.count_nonzero(unbudgeted):
+                oracle[index[unbudgeted]] = lookups.best_correct.take(slots[unbudgeted]).mean(axis=1)
+            todo[index[greedy | unbudgeted]] = False
+    table = ctx.table
+    for j in np.flatnonzero(todo).tolist():
+        rows = lookups.table_rows.take(streams[j])
+        total = float(totals[j])
+        oracle[j] = stream_oracle_accuracy(table.correct[rows], table.cost[rows], total)
+    return oracle
+
+
+class StepResult(NamedTuple):
+    """What :meth:`EpisodeBatch.step` did, for the infos (arrays over all sub-environments).
+
+    ``stepping`` is None when every sub-environment stepped, else the bool mask of those that did
+    (the others were reset instead: their entries hold the fills 0 and ``nothing``).
+    """
+
+    slots: np.ndarray  # slots of the queries just answered
+    requested: np.ndarray
+    chosen: np.ndarray
+    replaced: bool  # some action was replaced by the fallback
+    correct: np.ndarray
+    cost: np.ndarray
+    cost_penalty: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    remaining: np.ndarray  # budget left (inf: no budget); the info's budget_remaining
+    stepping: np.ndarray | None
+
+
+class EpisodeBatch:
+    """``num_envs`` routing episodes as arrays of shape ``(num_envs, ...)``.
+
+    The episodes share one :class:`~mmr_gym.context.RoutingContext` and one resolved
+    :class:`~mmr_gym.config.EnvConfig`; their streams are given to :meth:`start` (drawn by
+    :mod:`mmr_gym.streams`). Streams and current queries are *slots* (positions in the split),
+    which index the per-split lookups (``ctx.lookups``).
+
+    Args:
+        ctx: the shared context.
+        config: the environments' arguments, resolved against ``ctx``.
+        num_envs: the number of episodes.
+        track_calls: keep each episode's last call (for frames); off by default (it costs a little
+            per step).
+    """
+
+    def __init__(
+        self, ctx: RoutingContext, config: EnvConfig, num_envs: int, track_calls: bool = False
+    ) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.num_envs = n = num_envs
+        self.layout = ObservationLayout.for_context(ctx, config.observation)
+        self.lookups = ctx.lookups
+        self.episode_length = length = config.episode_length
+        self.n_models = k = ctx.n_models
+        self.model_names = np.array([*ctx.table.model_names, None], dtype=object)  # K: none
+        self._model_offset = np.arange(n) * k  # entry (i, a) of a C-ordered [n, K] array is i * K + a
+        # With cost_weight 0 the penalty is -0.0 * cost / c_ref = -0.0 for every call: one constant.
+        self.no_penalty = _read_only(np.full(n, -0.0)) if config.cost_weight == 0 else None
+        self._no_replacement = _read_only(np.zeros(n, dtype=bool))
+        # remaining steps -> remaining steps / episode_length, as true_divide computes it, in float32
+        # as the observation holds it (rounding once, the same bits as the scalar twin's)
+        self._steps_fraction = np.true_divide(np.arange(length + 1), length).astype(np.float32)
+        fixed_ratio = not isinstance(config.budget_ratio, tuple)
+        self._default_episode = self._episode_rows(config.budget_ratio, length) if fixed_ratio else None
+
+        # State, one entry (row) per episode. Streams hold slots with one extra column repeating
+        # the last query: after the last step the current slot is read there without clipping
+        # (the last observation shows the last query again).
+        self._set_width(length)
+        self._streams_2d = np.zeros((n, length + 1), dtype=np.int64)
+        self.pos = self._stream_offset.copy()  # position of the current query in the streams, flattened
+        # Integer and float state, one column per quantity: starting episodes writes all of an
+        # episode's quantities in one assignment, and each column is contiguous (order F) for the
+        # per-step arithmetic. The names bound by _bind_views are views of those columns.
+        self._counts = np.zeros((n, 2), dtype=np.int64, order="F")
+        self._episode = np.zeros((n, _EPISODE_COLUMNS), order="F")
+        self.all_default_length = True  # every current episode has episode_length queries
+        self.all_budgeted = False  # every current episode has a (finite) budget
+        # Step counts at which some stream may run out (t reaching its length); other steps skip
+        # that check. Entries of episodes that ended early are harmless and dropped when reached.
+        self.step_count = 0
+        self._stream_ends: set[int] = set()
+        self.slots = np.zeros(n, dtype=np.int64)  # slot of the current query
+        self.mask = np.zeros((n, k), dtype=bool)  # affordable models for the current query
+        # Scratch for the estimates of the current queries: never handed out, so reused (a fresh
+        # [n, K] float64 array per step costs page faults when malloc trims the freed heap).
+        self._estimates = np.empty((n, k))
+        # Each episode's last call (model called, correct, cost, model asked for), for frames.
+        self.last_calls: np.ndarray | None = None
+        if track_calls:
+            self.last_calls = np.zeros((n, 4))
+            self.last_calls[:, 0] = -1  # no call yet
+        self._bind_views()
+
+    # ------------------------------------------------------------------ state views
+    def _bind_views(self) -> None:
+        """Name the columns of the state blocks (views: one write updates both names)."""
+        self.length, self.steps_left = self._counts[:, _LENGTH], self._counts[:, _STEPS_LEFT]
+        episode = self._episode
+        self.spend, self.correct_sum = episode[:, _SPEND], episode[:, _CORRECT_SUM]
+        self.total, self.ratio = episode[:, _TOTAL], episode[:, _RATIO]  # inf, NaN: no budget
+        self.fraction_denominator = episode[:, _FRACTION_DENOMINATOR]
+        self.overrun_floor = episode[:, _OVERRUN_FLOOR]
+        self._streams_flat = self._streams_2d.reshape(-1)  # a view: C-contiguous
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Views would be pickled (and deep-copied) as arrays of their own, no longer the columns
+        # of the blocks they name: keep only the blocks and name the columns again on load.
+        views = ("length", "steps_left", "spend", "correct_sum", "total", "ratio")
+        views += ("fraction_denominator", "overrun_floor", "_streams_flat")
+        return {key: value for key, value in self.__dict__.items() if key not in views}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_views()
+
+    @property
+    def streams(self) -> np.ndarray:
+        """int64 ``[num_envs, width + 1]``: each episode's slots (then its last slot again)."""
+        return self._streams_2d
+
+    def stream_rows(self, i: int) -> np.ndarray:
+        """Table rows of episode ``i``'s stream (a copy)."""
+        return self.lookups.table_rows.take(self._streams_2d[i, : self.length[i]])
+
+    def remaining(self) -> np.ndarray:
+        """float64 ``[num_envs]``: the budget left (inf: no budget), >= 0 (a fresh array)."""
+        return np.maximum(self.total - self.spend, 0.0)
+
+    def total_of(self, ratio: float | None) -> float:
+        """The budget of an episode of ``episode_length`` queries under ``ratio`` (inf: none)."""
+        return float(self._episode_rows(ratio, self.episode_length)[0, _TOTAL])
+
+    # ------------------------------------------------------------------ starting episodes
+    def start(
+        self,
+        envs: np.ndarray,
+        streams: np.ndarray,
+        ratio: Any = DEFAULT_RATIO,
+        oracle: np.ndarray | None = None,
+    ) -> None:
+        """Start episodes in ``envs`` (int indices) on ``streams``: slots ``[m, length + 1]`` (each
+        stream, then its last slot again), or one such row that all of them replay.
+
+        ``ratio``: :data:`~mmr_gym.config.DEFAULT_RATIO` (the configured fixed ratio), None (no
+        budget), a float, or float ``[m]`` (NaN: no budget); ``oracle``: the oracle accuracies
+        computed ahead (NaN: not yet).
+        """
+        default = isinstance(ratio, str)
+        length = streams.shape[-1] - 1
+        if length > self._width:
+            self._widen(length)
+        # Started now, they step from the next step on: their streams run out `length` steps later.
+        self._stream_ends.add(self.step_count + length)
+        if length == self._width:
+            self._streams_2d[envs] = streams
+        else:
+            self._streams_2d[envs, : length + 1] = streams
+        self._counts[envs] = length  # length and steps left
+        if self.last_calls is not None:
+            self.last_calls[envs, 0] = -1
+        self.pos[envs] = self._stream_offset.take(envs)
+        self.slots[envs] = self._streams_2d[envs, 0]
+        if default and length == self.episode_length and self._default_episode is not None:
+            self._episode[envs] = self._default_episode  # the common case: one precomputed row
+            if oracle is not None:
+                self._episode[envs, _ORACLE] = oracle
+        else:
+            self._episode[envs] = self._episode_rows(self.config.budget_ratio if default else ratio, length)
+        if length != self.episode_length:
+            self.all_default_length = False
+        elif not self.all_default_length:
+            self.all_default_length = not np.count_nonzero(self.length != length)
+        self.all_budgeted = bool(np.isfinite(self.total).all())
+
+    def forget_stream_ends(self) -> None:
+        """Every episode starts anew (a full reset): the stream ends noted so far are stale."""
+        self._stream_ends.clear()
+
+    def set_masks(self, remaining: np.ndarray) -> None:
+        """The masks of all episodes, all just started (``remaining``: their budget left)."""
+        self.mask = affordable(self.lookups.cost_estimate.take(self.slots, axis=0), remaining)
+
+    def first_masks(self, envs: np.ndarray, remaining: np.ndarray) -> None:
+        """The masks of the episodes ``envs`` that just started (``remaining`` is theirs).
+
+        A new episode is never over, so no episode needs the end-of-stream rule.
+        """
+        estimates = self.lookups.cost_estimate.take(self.slots[envs], axis=0)
+        self.mask[envs] = affordable(estimates, remaining)
+
+    def _episode_rows(self, ratio: float | np.ndarray | None, length: int) -> np.ndarray:
+        """Float state rows at the start of an episode with ``ratio`` (None or NaN: no budget)."""
+        ratios = np.atleast_1d(np.asarray(np.nan if ratio is None else ratio, dtype=np.float64))
+        total = budget_total(ratios, length, self.ctx.c_ref)
+        rows = np.zeros((ratios.size, _EPISODE_COLUMNS))
+        rows[:, _TOTAL] = total
+        rows[:, _RATIO] = ratios
+        rows[:, _FRACTION_DENOMINATOR] = fraction_denominator(total)
+        rows[:, _OVERRUN_FLOOR] = overrun_floor(total)
+        rows[:, _ORACLE] = np.nan  # computed when the episode ends
+        return rows
+
+    def _set_width(self, width: int) -> None:
+        """Stream capacity and what depends on it (offsets, the per-query spend denominators)."""
+        self._width = width
+        self._stream_offset = np.arange(self.num_envs) * (width + 1)
+        self._per_query_denominator = spend_per_query_denominator(np.arange(width + 1), self.ctx.c_ref)
+
+    def _widen(self, width: int) -> None:
+        """Make room for replayed streams longer than ``episode_length``."""
+        streams = np.zeros((self.num_envs, width + 1), dtype=np.int64)
+        streams[:, : self._width + 1] = self._streams_2d
+        t = self.length - self.steps_left
+        self._set_width(width)
+        self._streams_2d = streams
+        self._streams_flat = streams.reshape(-1)
+        self.pos = self._stream_offset + t
+
+    # ------------------------------------------------------------------ stepping
+    def check_actions(self, actions: Any) -> np.ndarray:
+        """``actions`` as int64 ``[num_envs]`` model indices; anything else raises ``ValueError``."""
+        k = self.n_models
+        if type(actions) is not np.ndarray or actions.dtype != np.int64:
+            array = np.asarray(actions)
+            if array.dtype.kind not in "iu":
+                raise ValueError(f"actions must be integers in [0, {k}), got dtype {array.dtype}")
+            if array.dtype == np.uint64 and array.size and array.max() >= k:
+                raise ValueError(f"actions must be integers in [0, {k}), got {array[array >= k].tolist()}")
+            actions = array.astype(np.int64)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
+        # Seen as unsigned, a negative action is huge: the largest checks both bounds.
+        if np.maximum.reduce(actions.view(np.uint64)) >= k:
+            bad = actions[(actions < 0) | (actions >= k)]
+            raise ValueError(f"actions must be integers in [0, {k}), got {bad.tolist()}")
+        return actions
+
+    def judge_actions(
+        self, requested: np.ndarray, done: np.ndarray, any_done: bool
+    ) -> tuple[np.ndarray, bool]:
+        """The models to call: ``requested``, with masked actions replaced by the fallback (or an
+        error, with nothing changed). Episodes in ``done`` are reset instead: their actions are ignored."""
+        # count_nonzero is the cheapest all/any.
+        valid = self.mask.reshape(-1).take(self._model_offset + requested)
+        if any_done:
+            valid |= done
+        replaced = np.count_nonzero(valid) != self.num_envs
+        return (self._replace_invalid(requested, ~valid) if replaced else requested), replaced
+
+    def _replace_invalid(self, actions: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        """Apply ``invalid_action`` to the episodes whose action is masked."""
+        envs = np.flatnonzero(invalid)
+        estimates = self.lookups.cost_estimate[self.slots[envs]]
+        if self.config.invalid_action == "error":
+            i, a = int(envs[0]), int(actions[envs[0]])
+            error = masked_action_error(
+                f"sub-environment {i}: ",
+                a,
+                self.ctx.table.model_names[a],
+                estimates[0, a],
+                self.ctx.table.cost_unit,
+                float(self.remaining()[i]),
+                np.flatnonzero(self.mask[i]).tolist(),
+            )
+            raise ValueError(f"{error} (masked actions in sub-environments {envs.tolist()})")
+        if not self.mask[envs].any(axis=1).all():
+            # Cannot happen (an episode ends when nothing fits): never call a model the rule forbids.
+            raise RuntimeError(
+                f"sub-environments {envs[~self.mask[envs].any(axis=1)].tolist()} have no affordable model"
+            )
+        estimates = np.where(self.mask[envs], estimates, np.inf)
+        chosen = actions.copy()
+        chosen[envs] = estimates.argmin(axis=1)
+        return chosen
+
+    def step(
+        self, requested: np.ndarray, chosen: np.ndarray, replaced: bool, done: np.ndarray, any_done: bool
+    ) -> StepResult:
+        """Call ``chosen`` in every episode not in ``done`` (those were just started again by the
+        caller and take no call), charge it, move on, and judge which episodes end."""
+        lookups, k = self.lookups, self.n_models
+        slots = self.slots
+        stepping = None
+        if any_done:
+            stepping = ~done
+            chosen = np.where(done, 0, chosen)  # SyncVectorEnv's fill value for model_index
+        flat = slots * k
+        flat += chosen
+        if any_done:
+            flat[done] = lookups.nothing  # correct 0 and cost 0 for the episodes reset
+        outcome = lookups.outcomes.take(flat, axis=0)  # fresh [n, 2]: each call's (correct, cost)
+        correct, cost = outcome[:, 0], outcome[:, 1]
+        if self.last_calls is not None:
+            self.last_calls[:, 0] = np.where(done, -1, chosen) if any_done else chosen
+            self.last_calls[:, 1], self.last_calls[:, 2], self.last_calls[:, 3] = correct, cost, requested
+        if any_done:
+            self.pos += stepping
+            self.steps_left -= stepping
+        else:
+            self.pos += 1
+            self.steps_left -= 1
+        # The float64 additions of the scalar twin (Episode, Budget): same bits.
+        self.spend += cost
+        self.correct_sum += correct
+        if self.no_penalty is not None:
+            cost_penalty = self.no_penalty
+            reward = correct.copy()  # correct + -0.0 is correct, bit for bit
+        else:
+            cost_penalty = -self.config.cost_weight * cost / self.ctx.c_ref
+            reward = correct + cost_penalty
+
+        self.slots = next_slots = self._streams_flat.take(self.pos)
+        balance = self.total - self.spend
+        overran = balance < self.overrun_floor  # the last call overshot (budget.overrun_floor)
+        remaining = np.maximum(balance, 0.0, out=balance)
+        limit = affordable_limit(remaining)
+        # mode="clip" (slots are valid): with mode="raise" take() would buffer its output
+        estimates = lookups.cost_estimate.take(next_slots, axis=0, out=self._estimates, mode="clip")
+        # Into the mask's own buffer: it is internal state, only ever handed out as copies.
+        self.mask = np.less_equal(estimates, limit[:, None], out=self.mask)
+        # Terminated: the last call overshot the budget, or not even the cheapest model fits the
+        # rest of it (the remaining queries go unanswered; one column instead of K), or the
+        # stream is over.
+        terminated = lookups.cheapest_estimate.take(next_slots) > limit
+        terminated |= overran
+        if self.step_count in self._stream_ends:
+            self._stream_ends.discard(self.step_count)
+            ended = self.steps_left == 0
+            self.mask[ended] = False  # after the last query nothing is affordable
+            terminated |= ended
+        if any_done:
+            terminated &= stepping
+        return StepResult(
+            slots,
+            requested,
+            chosen,
+            replaced,
+            correct,
+            cost,
+            cost_penalty,
+            reward,
+            terminated,
+            remaining,
+            stepping,
+        )
+
+    # ------------------------------------------------------------------ what the agent sees
+    def observation(self, remaining: np.ndarray, envs: np.ndarray | None = None) -> Any:
+        """Fresh observations of every episode (or of ``envs``); ``remaining`` is theirs.
+
+        One gather of ``[query, 0, 0, 0, model_costs]`` rows, then the budget features in place.
+        """
+        if envs is None:
+            slots, steps_left, denominator = self.slots, self.steps_left, self.fraction_denominator
+        else:
+            slots, steps_left = self.slots[envs], self.steps_left[envs]
+            denominator = self.fraction_denominator[envs]
+        obs = self.lookups.observations.take(slots, axis=0)
+        budget = obs[:, self.layout.budget]
+        if envs is None and self.all_default_length:
+            self._steps_fraction.take(steps_left, out=budget[:, 1], mode="clip")
+            steps_fraction = None
+        else:
+            steps_fraction = np.true_divide(steps_left, self.length if envs is None else self.length[envs])
+        per_query = self._per_query_denominator.take(steps_left)
+        all_budgeted = self.all_budgeted if envs is None else bool(np.isfinite(self.total[envs]).all())
+        fill_budget_features(budget, remaining, denominator, steps_fraction, per_query, all_budgeted)
+        return self.layout.from_flat(obs)
+
+    # ------------------------------------------------------------------ what the episodes report
+    def step_info(self, result: StepResult, keys: frozenset[str], everyone: np.ndarray) -> dict[str, Any]:
+        """The step info's keys among ``keys`` (:data:`~mmr_gym.records.INFO_KEYS`), batched as
+        ``SyncVectorEnv`` batches single environments' infos: episodes that did not step hold the
+        fills (0, or None for strings) and False in the ``_key`` masks. ``everyone`` is the shared
+        all-True mask. ``result.remaining`` becomes ``budget_remaining``: do not write to it."""
+        lookups = self.lookups
+        stepping = result.stepping
+        done = None if stepping is None else ~stepping
+        mask = everyone if stepping is None else _read_only(stepping)
+        chosen, slots = result.chosen, result.slots
+        info: dict[str, Any] = {}
+        if "model" in keys:
+            names = chosen if done is None else np.where(done, self.n_models, chosen)
+            info["model"] = self.model_names.take(names)
+        if "model_index" in keys:
+            # chosen may be the caller's own array: never hand it back (np.where made a fresh one)
+            info["model_index"] = chosen if result.replaced or done is not None else chosen.copy()
+        if "action_replaced" in keys:
+            if not result.replaced:
+                info["action_replaced"] = self._no_replacement
+            else:
+                replaced = chosen != result.requested
+                info["action_replaced"] = replaced if done is None else replaced & mask
+        if "correct" in keys:
+            info["correct"] = result.correct
+        if "cost" in keys:
+            info["cost"] = result.cost
+        if "query_id" in keys or "dataset" in keys:
+            info_slots = slots if done is None else np.where(done, lookups.no_query, slots)
+            if "query_id" in keys:
+                info["query_id"] = lookups.query_ids.take(info_slots)
+            if "dataset" in keys:
+                info["dataset"] = lookups.datasets.take(info_slots)
+        if "rewards" in keys:
+            info["rewards"] = {
+                "correct": result.correct.copy(),
+                "_correct": mask,
+                "cost_penalty": result.cost_penalty,
+                "_cost_penalty": mask,
+            }
+        if "budget_remaining" in keys:
+            remaining = result.remaining
+            info["budget_remaining"] = remaining if done is None else np.where(done, 0.0, remaining)
+        if "outcomes" in keys and self.config.feedback == "full":
+            table, rows = self.ctx.table, lookups.table_rows.take(slots)
+            outcome_correct = table.correct.take(rows, axis=0)
+            outcome_cost = table.cost.take(rows, axis=0)
+            if done is not None:
+                outcome_correct[done] = 0.0
+                outcome_cost[done] = 0.0
+            info["outcomes"] = {
+                "correct": outcome_correct,
+                "_correct": mask,
+                "cost": outcome_cost,
+                "_cost": mask,
+            }
+        for key in list(info):
+            info["_" + key] = mask
+        return info
+
+    def episode_metrics(self, envs: np.ndarray) -> dict[str, Any]:
+        """:func:`~mmr_gym.records.episode_metrics` of the finished episodes ``envs`` (arrays ``[m]``)."""
+        counts = self._counts.take(envs, axis=0)  # [m, 2]: one gather per block of state
+        episode = self._episode.take(envs, axis=0)  # [m, 7]
+        length = counts[:, _LENGTH]
+        oracle = episode[:, _ORACLE]
+        if np.count_nonzero(np.isnan(oracle)):
+            oracle = oracle.copy()
+            todo = np.flatnonzero(np.isnan(oracle))
+            streams = [self._streams_2d[envs[j], : length[j]] for j in todo.tolist()]
+            totals = episode[todo, _TOTAL]
+            oracle[todo] = oracle_accuracies(self.ctx, streams, totals, self.episode_length)
+        return episode_metrics(
+            episode[:, _CORRECT_SUM],
+            length,
+            counts[:, _STEPS_LEFT],
+            episode[:, _SPEND],
+            episode[:, _TOTAL],
+            episode[:, _RATIO],
+            episode[:, _OVERRUN_FLOOR],
+            oracle,
+            self.ctx.c_ref,
+            self.ctx.table.cost_unit,
+        )
+
+    def frame_state(self, i: int, ended: bool) -> FrameState:
+        """What episode ``i``'s frame shows (needs ``track_calls``)."""
+        total = float(self.total[i]) if np.isfinite(self.total[i]) else None
+        model, correct, cost, asked = self.last_calls[i].tolist()
+        return frame_state(
+            self.ctx.table.model_names,
+            self.lookups.cost_estimate[self.slots[i]],
+            self.mask[i],
+            self.ctx.cost_observed,
+            self.ctx.table.cost_unit,
+            int(self.length[i] - self.steps_left[i]),
+            int(self.length[i]),
+            float(self.correct_sum[i]),
+            float(self.spend[i]),
+            total,
+            None if model < 0 else (int(model), correct, cost, int(asked)),
+            ended,
+        )
+
+    def ansi_line(self, i: int) -> str:
+        """Episode ``i``'s ``render_mode="ansi"`` line."""
+        length = int(self.length[i])
+        total = float(self.total[i]) if np.isfinite(self.total[i]) else None
+        answered = length - int(self.steps_left[i])
+        unit = self.ctx.table.cost_unit
+        return ansi_line(answered, length, float(self.spend[i]), total, float(self.correct_sum[i]), unit)
+
+
+class Episode:
+    """One routing episode in Python scalars: :class:`EpisodeBatch`'s scalar twin, for the single env.
+
+    The same rules in the same float64 operations (:class:`~mmr_gym.budget.Budget` is the
+    budget rule's scalar form), so an episode here and row ``i`` of a batch replaying the same
+    stream agree bit for bit; the reports come from the same functions (:mod:`mmr_gym.records`).
+    """
+
+    def __init__(self, ctx: RoutingContext, config: EnvConfig) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.layout = ObservationLayout.for_context(ctx, config.observation)
+        self.lookups = ctx.lookups
+        self.n_models = ctx.n_models
+        self.slots: list[int] = []  # the stream; Python ints: the step reads them cheaper than numpy's
+        self.t = 0
+        self.budget = Budget(None, config.episode_length, ctx.c_ref)
+        self.correct_sum = 0.0
+        self.ended = True
+        self.mask = np.zeros(ctx.n_models, dtype=bool)  # affordable models for the current query
+        self.last_call: tuple[int, float, float, int] | None = None  # for frames (records.frame_state)
+        self.started = False
+
+    def start(self, slots: np.ndarray, ratio: float | None) -> None:
+        """Start an episode on the stream ``slots`` under the budget ``ratio`` (None: no budget)."""
+        self.slots = slots.tolist()
+        self.budget = Budget(ratio, len(self.slots), self.ctx.c_ref)
+        self.t = 0
+        self.correct_sum = 0.0
+        self.ended = False
+        self.started = True
+        self.last_call = None
+        self.mask = self.budget.affordable(self.lookups.cost_estimate[self.slots[0]])
+
+    def step(self, requested: int) -> tuple[int, float, float, float, bool]:
+        """Call ``requested`` (or its fallback) on the current query; returns ``(model called,
+        correct, cost, cost penalty, terminated)``."""
+        slot = self.slots[self.t]
+        mask = self.mask  # computed once, when this query became current
+        chosen = requested
+        if not mask[requested]:
+            estimates = self.lookups.cost_estimate[slot]
+            if self.config.invalid_action == "error":
+                raise masked_action_error(
+                    "",
+                    requested,
+                    self.ctx.table.model_names[requested],
+                    estimates[requested],
+                    self.ctx.table.cost_unit,
+                    self.budget.remaining,
+                    np.flatnonzero(mask).tolist(),
+                )
+            if not np.count_nonzero(mask):  # cannot happen: an episode ends when nothing fits
+                raise RuntimeError("no affordable model for the current query")
+            chosen = int(np.argmin(np.where(mask, estimates, np.inf)))
+        flat = slot * self.n_models + chosen
+        correct, cost = self.lookups.outcomes[flat].tolist()
+        self.budget.charge(cost)
+        self.correct_sum += correct
+        self.t += 1
+        self.last_call = (chosen, correct, cost, requested)
+        if self.t < len(self.slots):
+            self.mask = self.budget.affordable(self.lookups.cost_estimate[self.slots[self.t]])
+            # Nothing fits the rest of the budget: the remaining queries go unanswered.
+            terminated = self.budget.overrun > 0.0 or not np.count_nonzero(self.mask)  # any(): slower
+        else:
+            self.mask = np.zeros(self.n_models, dtype=bool)
+            terminated = True
+        self.ended = terminated
+        return chosen, correct, cost, -self.config.cost_weight * cost / self.ctx.c_ref, terminated
+
+    def observation(self) -> Any:
+        """A fresh observation of the current query (after the last step: the last query's)."""
+        slot = self.slots[min(self.t, len(self.slots) - 1)]
+        flat = self.lookups.observations[slot].copy()
+        flat[self.layout.budget] = self.budget.features(len(self.slots) - self.t)
+        return self.layout.from_flat(flat)
+
+    def step_info(
+        self, chosen: int, requested: int, correct: float, cost: float, cost_penalty: float
+    ) -> dict[str, Any]:
+        """The step's info (:func:`mmr_gym.records.step_info`)."""
+        slot = self.slots[self.t - 1]
+        lookups = self.lookups
+        info = step_info(
+            self.mask.astype(np.int8),
+            self.ctx.table.model_names[chosen],
+            chosen,
+            chosen != requested,
+            correct,
+            cost,
+            lookups.query_ids[slot],
+            lookups.datasets[slot],
+            cost_penalty,
+            self.budget.remaining,
+        )
+        if self.config.feedback == "full":
+            row = lookups.table_rows[slot]
+            info["outcomes"] = {
+                "correct": self.ctx.table.correct[row].copy(),
+                "cost": self.ctx.table.cost[row].copy(),
+            }
+        return info
+
+    def metrics(self) -> dict[str, Any]:
+        """:func:`~mmr_gym.records.episode_metrics` of the episode, as Python scalars."""
+        budget = self.budget
+        total = np.array([np.inf if budget.total is None else budget.total])
+        stream = np.asarray(self.slots, dtype=np.int64)
+        oracle = oracle_accuracies(self.ctx, [stream], total, self.config.episode_length)
+        one = np.ones(1)
+        metrics = episode_metrics(
+            one * self.correct_sum,
+            np.array([len(self.slots)]),
+            np.array([len(self.slots) - self.t]),
+            one * budget.spend,
+            total,
+            one * (np.nan if budget.ratio is None else budget.ratio),
+            np.array([-np.inf if budget.total is None else overrun_floor(budget.total)]),
+            oracle,
+            self.ctx.c_ref,
+            self.ctx.table.cost_unit,
+        )
+        return metrics_row(metrics)
+
+    def frame_state(self) -> FrameState:
+        slot = self.slots[min(self.t, len(self.slots) - 1)]
+        return frame_state(
+            self.ctx.table.model_names,
+            self.lookups.cost_estimate[slot],
+            self.mask,
+            self.ctx.cost_observed,
+            self.ctx.table.cost_unit,
+            self.t,
+            len(self.slots),
+            self.correct_sum,
+            self.budget.spend,
+            self.budget.total,
+            self.last_call,
+            self.ended,
+        )
+
+    def ansi_line(self) -> str:
+        return ansi_line(
+            self.t,
+            len(self.slots),
+            self.budget.spend,
+            self.budget.total,
+            self.correct_sum,
+            self.ctx.table.cost_unit,
+        )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
