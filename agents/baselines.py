@@ -1,4 +1,9 @@
-"""Baseline policies: random, cheapest, best single model, and the hindsight oracle."""
+"""Baseline policies: random, cheapest, best single model, and the hindsight oracle.
+
+Cheapest and BestSingle hold no state, so one of them acts for every row of a vector env at once
+(:meth:`~mmr_gym.policy.Policy.act_batch`); Random (one generator per lane) and Oracle (one plan per
+episode) keep a copy per lane (the defaults).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,15 @@ from mmr_gym.oracle import budgeted_oracle
 from mmr_gym.policy import Policy, affordable_indices
 
 
-def _model_costs(obs: Any, env: MMRRoutingEnv) -> np.ndarray:
-    if isinstance(obs, dict):
-        return obs["model_costs"]
-    return obs[-env.ctx.n_models :]  # the flat observation ends with the model costs
+class _Stateless(Policy):
+    """A policy whose action depends on the current observation and mask alone: one instance acts
+    for every lane (no copies)."""
+
+    def reset_lanes(self, n: int, make: Any = None) -> None:
+        self._lanes = None
+
+    def begin_episodes(self, env: Any, rows: np.ndarray) -> None:
+        self.begin_episode(env)
 
 
 class RandomPolicy(Policy):
@@ -29,20 +39,23 @@ class RandomPolicy(Policy):
         return int(self.rng.choice(affordable_indices(info)))
 
 
-class CheapestPolicy(Policy):
+class CheapestPolicy(_Stateless):
     """The affordable model with the lowest cost estimate for the query."""
 
     name = "Cheapest"
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:
-        self.env = env
+        self.layout = env.layout
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
-        costs = np.where(info["action_mask"].astype(bool), _model_costs(obs, self.env), np.inf)
-        return int(np.argmin(costs))
+        return int(self.act_batch(obs, info, np.ones((), dtype=bool)))
+
+    def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
+        costs = self.layout.decode(obs).model_costs
+        return np.argmin(np.where(np.asarray(info["action_mask"], dtype=bool), costs, np.inf), axis=-1)
 
 
-class BestSinglePolicy(Policy):
+class BestSinglePolicy(_Stateless):
     """The most accurate model on the training split; when it is unaffordable, the most accurate
     affordable one (ties to the cheaper)."""
 
@@ -62,6 +75,11 @@ class BestSinglePolicy(Policy):
             if mask[model]:
                 return int(model)
         raise RuntimeError("no affordable model: the environment should have ended the episode")
+
+    def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
+        # The first affordable model in preference order (rows with none get the first: idle rows).
+        preferred = np.asarray(info["action_mask"], dtype=bool)[:, self._order]
+        return self._order[preferred.argmax(axis=1)]
 
 
 class OraclePolicy(Policy):

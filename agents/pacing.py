@@ -12,7 +12,7 @@ primal-dual rule in the style of bandits with knapsacks: after each call,
     lambda <- max(0, lambda + eta / rho**2 * (spent / c_ref - target))
 
 ``spent`` is the call's realized cost; ``target`` the budget left per query left, relative to
-``c_ref``, as the observation showed it before the call (``obs["budget"][2]``); ``rho`` the
+``c_ref``, as the observation showed it before the call (its ``spend_per_query`` feature); ``rho`` the
 episode's per-query budget rate (``target`` at the first step, i.e. the budget ratio). Dividing by
 ``rho**2`` makes one ``eta`` work from tight to ample budgets: it is the plain dual step on the
 price of one episode-rate of spending, ``rho * lambda``, with the overspend measured in rates.
@@ -38,6 +38,11 @@ the price is fixed at the environment's ``cost_weight``: the choice maximises th
 A scorer that learns (it also has ``act_scores`` and ``update``, see :class:`OnlineScorer`) acts on
 ``act_scores`` (optimistic or sampled estimates) and is updated from each step's feedback: the
 chosen model's ``correct`` and ``cost`` only, never other models' outcomes.
+
+Batched (:meth:`PacedPolicy.act_batch`): with a scorer that does not learn, one policy acts for
+every row of a vector env at once, each row a lane with its own price and budget rate, by the same
+float64 operations as the one-episode methods (so the same choices, bit for bit). A learning scorer
+keeps one policy per lane (:class:`~mmr_gym.policy.Policy`'s defaults).
 """
 
 from __future__ import annotations
@@ -48,9 +53,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmr_gym.budget import BUDGET_FEATURES
 from mmr_gym.context import RoutingContext
 from mmr_gym.env import MMRRoutingEnv
+from mmr_gym.observation import ObservationLayout
 from mmr_gym.policy import Policy
 
 COST_SOURCES = ("env", "scorer")
@@ -145,6 +150,7 @@ class PacedPolicy(Policy):
     # ------------------------------------------------------------------ Policy API
     def begin_episode(self, env: MMRRoutingEnv) -> None:
         self._ctx = env.ctx
+        self._layout: ObservationLayout = env.layout
         self._c_ref = env.c_ref
         self._budget = env.budget
         self._budgeted = env.budget is not None
@@ -242,12 +248,107 @@ class PacedPolicy(Policy):
         return self._perf[row], self._cost[row]
 
     def _split(self, obs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(query, budget features, model costs / c_ref)`` from a dict or flat observation."""
-        if isinstance(obs, dict):
-            return np.asarray(obs["query"], dtype=np.float32), obs["budget"], obs["model_costs"]
-        obs = np.asarray(obs, dtype=np.float32)
-        d, k = self._ctx.query_obs.shape[1], self._ctx.n_models
-        return obs[:d], obs[d : d + BUDGET_FEATURES], obs[d + BUDGET_FEATURES : d + BUDGET_FEATURES + k]
+        """``(query, budget features, model costs / c_ref)`` of an observation, read through its layout."""
+        parts = self._layout.decode(obs)
+        return np.asarray(parts.query, dtype=np.float32), parts.budget, parts.model_costs
+
+    # ------------------------------------------------------------------ batched
+    def reset_lanes(self, n: int, make: Any = None) -> None:
+        if self.learns:  # one learner per lane: the defaults keep a policy per lane
+            super().reset_lanes(n, make)
+            return
+        self._lanes = None
+        # Per lane (row): the price, the budget rate it was set for (NaN: none) and its square
+        # (as the one-episode rule computes it, ``rate**2`` in Python), the episode's budget
+        # (NaN: none), whether its next act is the episode's first, the target of the last act.
+        self._lane_lambda = np.full(n, np.nan)
+        self._lane_rate = np.full(n, np.nan)
+        self._lane_rate_squared = np.full(n, np.nan)
+        self._lane_budget = np.full(n, np.nan)
+        self._lane_first = np.zeros(n, dtype=bool)
+        self._lane_target = np.zeros(n)
+
+    def begin_episodes(self, env: Any, rows: np.ndarray) -> None:
+        if self.learns:
+            super().begin_episodes(env, rows)
+            return
+        self._ctx, self._layout, self._c_ref = env.ctx, env.layout, env.c_ref
+        if self._facts_ctx is not env.ctx:
+            self._learn_context(env.ctx)
+        budget = env.budget[rows]  # NaN: no budget
+        self._lane_budget[rows] = budget
+        self._lane_first[rows] = True
+        unbudgeted = rows[np.isnan(budget)]
+        self._lane_lambda[unbudgeted] = env.cost_weight
+        self._lane_rate[unbudgeted] = np.nan
+
+    def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
+        if self.learns:
+            return super().act_batch(obs, info, active)
+        parts = self._layout.decode(obs)
+        query = np.asarray(parts.query, dtype=np.float32)
+        perf, cost = self._scores_batch(query)
+        model_costs = parts.model_costs
+        cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
+        budgeted = ~np.isnan(self._lane_budget)
+        target = parts.spend_per_query.astype(np.float64)
+        self._lane_target = np.where(budgeted, target, self._lane_target)
+        for i in np.flatnonzero(self._lane_first & budgeted & active).tolist():
+            self._start_lane(i, float(target[i]))
+        self._lane_first &= ~active
+        mask = np.asarray(info["action_mask"], dtype=bool)
+        allowed = mask
+        reserved = budgeted & (self.reserve > 0)
+        if np.count_nonzero(reserved):
+            spendable = self._spendable_batch(parts.budget_fraction, parts.spend_per_query)
+            fits = model_costs * self._overshoot <= spendable[:, None]
+            allowed = np.where(reserved[:, None], mask & fits, mask)
+        value = np.where(allowed, perf - self._lane_lambda[:, None] * cost, -np.inf)
+        actions = np.argmax(value, axis=1)
+        stuck = reserved & ~allowed.any(axis=1)  # no model passes the reserve: the cheapest affordable
+        if np.count_nonzero(stuck):
+            actions[stuck] = np.argmin(np.where(mask[stuck], model_costs[stuck], np.inf), axis=1)
+        return actions
+
+    def observe_batch(
+        self, actions: np.ndarray, rewards: np.ndarray, info: dict[str, Any], active: np.ndarray
+    ) -> None:
+        if self.learns:
+            super().observe_batch(actions, rewards, info, active)
+            return
+        rows = active & ~np.isnan(self._lane_budget)
+        if self.eta > 0 and np.count_nonzero(rows):
+            overspend = info["cost"] / self._c_ref - self._lane_target
+            updated = self._lane_lambda + self.eta / self._lane_rate_squared * overspend
+            self._lane_lambda = np.where(rows, np.maximum(0.0, updated), self._lane_lambda)
+
+    def _start_lane(self, i: int, rate: float) -> None:
+        """:meth:`_start_episode` for lane ``i``."""
+        previous, price = self._lane_rate[i], self._lane_lambda[i]
+        known = not np.isnan(previous)
+        same_rate = known and abs(rate - previous) <= _SAME_RATE * previous
+        if not np.isnan(price) and self.carry_lambda and same_rate:
+            return
+        rate = max(rate, 1e-12)
+        self._lane_rate[i] = rate
+        self._lane_rate_squared[i] = rate**2  # Python's pow, as the one-episode rule
+        self._lane_lambda[i] = self.lambda_init if self.lambda_init is not None else self._calibrate(rate)
+
+    def _spendable_batch(self, fraction: np.ndarray, per_query: np.ndarray) -> np.ndarray:
+        """:meth:`_spendable_now` for every row (NaN for rows without a budget)."""
+        left = fraction.astype(np.float64) * self._lane_budget / self._c_ref
+        per_query = per_query.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            queries_left = np.round(left / per_query)  # half to even, as Python's round()
+        spendable = left - np.maximum(queries_left - 1, 0) * self.reserve * self._cheapest_max
+        return np.where(per_query <= 0, 0.0, spendable)
+
+    def _scores_batch(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self._row_of.get(q.tobytes()) for q in query]
+        if None not in rows:
+            return self._perf[rows], self._cost[rows]
+        scores = [self._scores(q) for q in query]
+        return np.stack([p for p, _ in scores]), np.stack([c for _, c in scores])
 
 
 # Fixed scorer -> (context, perf, cost, row of query bytes): shared by every PacedPolicy wrapping

@@ -31,7 +31,7 @@ import contextlib
 import json
 import math
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,14 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecMonitor
-from torch import nn
 from tqdm.auto import tqdm
 
 import mmr_gym  # noqa: F401  (registers MMRRouting-v0)
 from mmr_gym.budget import BUDGET_SAMPLINGS
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import PolicyResult, evaluate_policy
+from mmr_gym.observation import BUDGET_COLUMNS
 from mmr_gym.policy import Policy
 from mmr_gym.table import RoutingTable
 
@@ -180,7 +179,8 @@ def add_log_features(obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     Works on one observation or a batch (the last axis holds the features).
     """
     out = dict(obs)
-    out["log_budget"] = np.log(np.maximum(obs["budget"][..., 2:3], LOG_FLOOR)).astype(np.float32)
+    spend_per_query = obs["budget"][..., BUDGET_COLUMNS["spend_per_query"], None]
+    out["log_budget"] = np.log(np.maximum(spend_per_query, LOG_FLOOR)).astype(np.float32)
     out["log_model_costs"] = np.log(np.maximum(obs["model_costs"], LOG_FLOOR)).astype(np.float32)
     return out
 
@@ -188,7 +188,7 @@ def add_log_features(obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 def log_feature_space(space: spaces.Dict) -> spaces.Dict:
     """The observation space of :func:`add_log_features` (finite bounds, as the environment's)."""
     low = math.log(LOG_FLOOR)
-    budget_high = max(float(space["budget"].high[2]), LOG_FLOOR)
+    budget_high = max(float(space["budget"].high[BUDGET_COLUMNS["spend_per_query"]]), LOG_FLOOR)
     costs_high = np.log(np.maximum(space["model_costs"].high, LOG_FLOOR)).astype(np.float32)
     return spaces.Dict(
         {
@@ -619,114 +619,48 @@ class SB3Policy(Policy):
     chooses among the affordable models only (``info["action_mask"]``); the other algorithms
     choose among all, and a masked choice is replaced by the environment's fallback.
 
-    Prediction is one small MLP forward pass per query. SB3's ``model.predict`` spends ~0.17 ms per
-    call on tensor conversion and checks (torch called directly: ~0.07 ms); this wrapper runs the same
-    network in numpy (float32, ~0.01 ms). One seed of the default sweep (9 budgets x 8,296 test
-    queries) then takes 1.4 s instead of ~14 s (Cheapest: 0.8 s); measured on 2 idle CPU cores. The numpy
-    network is read from the model's torch modules (extractor, MLP, head) and checked against
-    ``model.predict`` in the tests; architectures it does not recognise use torch directly. The
-    weights are copied when the policy is built: build a new one after training further.
+    It holds no state between steps, so one instance acts for every lane of a batched evaluation:
+    :meth:`act_batch` runs the network once over all rows of the vector env (torch on the CPU),
+    which is why no faster copy of the network is needed.
 
     Models trained with log features (:func:`add_log_features`, the default) get them added here,
     so the policy takes the environment's own observations.
     """
 
-    def __init__(self, model: BaseAlgorithm, name: str | None = None, *, fast: bool = True) -> None:
+    def __init__(self, model: BaseAlgorithm, name: str | None = None) -> None:
         self.model = model
         self.algo = algo_name(model)
         self.name = name or f"RL-{DISPLAY_NAMES[self.algo]}"
         self.use_masks = self.algo == "maskable-ppo"
         space = model.observation_space
         self.log_features = isinstance(space, spaces.Dict) and "log_budget" in space.spaces
-        self._scores = _numpy_scorer(model) if fast else None
-        if self._scores is None:
-            self._scores = _torch_scorer(model)
 
     def scores(self, obs: Any) -> np.ndarray:
-        """The network's action scores for one environment observation: logits (policy gradient) or
-        Q-values (DQN)."""
-        return self._scores(add_log_features(obs) if self.log_features else obs)
+        """The network's action scores for an observation (``[K]``) or a batch (``[n, K]``): logits
+        (policy gradient) or Q-values (DQN)."""
+        policy = self.model.policy
+        with torch.no_grad():
+            tensor, vectorized = policy.obs_to_tensor(add_log_features(obs) if self.log_features else obs)
+            if isinstance(self.model, DQN):
+                scores = policy.q_net(tensor)
+            else:
+                features = policy.extract_features(tensor, policy.pi_features_extractor)
+                scores = policy.action_net(policy.mlp_extractor.forward_actor(features))
+        scores = scores.numpy()
+        return scores if vectorized else scores[0]
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return int(self.act_batch(obs, info, np.ones((), dtype=bool)))
+
+    # ------------------------------------------------------------------ batched
+    def reset_lanes(self, n: int, make: Any = None) -> None:
+        self._lanes = None  # stateless: this one instance acts for every lane
+
+    def begin_episodes(self, env: Any, rows: np.ndarray) -> None:
+        pass
+
+    def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
         scores = self.scores(obs)
         if self.use_masks:
             scores = np.where(np.asarray(info["action_mask"], dtype=bool), scores, -np.inf)
-        return int(np.argmax(scores))
-
-
-def _torch_scorer(model: BaseAlgorithm) -> Callable[[Any], np.ndarray]:
-    policy = model.policy
-
-    def scores(obs: Any) -> np.ndarray:
-        with torch.no_grad():
-            tensor, _ = policy.obs_to_tensor(obs)
-            if isinstance(model, DQN):
-                return policy.q_net(tensor)[0].numpy()
-            features = policy.extract_features(tensor, policy.pi_features_extractor)
-            latent = policy.mlp_extractor.forward_actor(features)
-            return policy.action_net(latent)[0].numpy()
-
-    return scores
-
-
-_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
-    nn.Tanh: np.tanh,
-    nn.ReLU: lambda x: np.maximum(x, 0.0, dtype=np.float32),
-    nn.Identity: lambda x: x,
-}
-
-
-def _numpy_scorer(model: BaseAlgorithm) -> Callable[[Any], np.ndarray] | None:
-    """The model's score network as numpy closures, or None if its architecture is not recognised."""
-    policy = model.policy
-    if isinstance(model, DQN):
-        extractor, layers = policy.q_net.features_extractor, list(policy.q_net.q_net)
-    else:
-        if getattr(policy, "use_sde", False):
-            return None
-        extractor = policy.pi_features_extractor
-        layers = [*policy.mlp_extractor.policy_net, policy.action_net]
-
-    observation_space = policy.observation_space
-    if isinstance(extractor, CombinedExtractor) and isinstance(observation_space, spaces.Dict):
-        if not all(isinstance(m, nn.Flatten) for m in extractor.extractors.values()):
-            return None
-        if not all(
-            isinstance(s, spaces.Box) and len(s.shape) == 1 for s in observation_space.spaces.values()
-        ):
-            return None
-        keys = list(extractor.extractors.keys())  # the order torch concatenates them in
-
-        def features(obs: Any) -> np.ndarray:
-            return np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in keys])
-
-    elif isinstance(extractor, FlattenExtractor) and isinstance(observation_space, spaces.Box):
-
-        def features(obs: Any) -> np.ndarray:
-            return np.asarray(obs, dtype=np.float32).reshape(-1)
-
-    else:
-        return None
-
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
-    for layer in layers:
-        if isinstance(layer, nn.Linear):
-            weight = layer.weight.detach().numpy().T.copy()  # [in, out]: x @ W
-            bias = (
-                layer.bias.detach().numpy().copy()
-                if layer.bias is not None
-                else np.zeros(weight.shape[1], np.float32)
-            )
-            steps.append(lambda x, w=weight, b=bias: x @ w + b)
-        elif type(layer) in _ACTIVATIONS:
-            steps.append(_ACTIVATIONS[type(layer)])
-        else:
-            return None
-
-    def scores(obs: Any) -> np.ndarray:
-        x = features(obs)
-        for step in steps:
-            x = step(x)
-        return x
-
-    return scores
+        return np.argmax(scores, axis=-1)

@@ -7,102 +7,59 @@ over all test queries, unanswered ones counted wrong. From the points of the see
 the Pareto frontier, nAUC, Ps and QNC (MMR-Bench's definitions, :mod:`mmr_gym.metrics`), with the
 spread of each metric over seeds, the regret to the budgeted hindsight oracle and the overrun rate.
 
-Every episode is also checked against the environment's budget invariant (:func:`unrecorded_overspend`):
-spend may exceed the budget only by the recorded overrun of the call that ended the episode.
+Each (budget, seed) is a *lane*: a fresh policy answering that seed's streams one after another.
+By default the lanes run side by side as the rows of one
+:class:`~mmr_gym.vector.MMRRoutingVectorEnv` (the policy acts for all of them at once through
+:meth:`~mmr_gym.policy.Policy.act_batch`); ``vectorized=False`` runs them one after another on the
+single environment. Both give the same episodes, hence the same figures.
+
+Every episode is also checked against the environment's budget invariant
+(:func:`mmr_gym.budget.unrecorded_overspend`): spend may exceed the budget only by the recorded
+overrun of the call that ended the episode.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from tqdm.auto import tqdm
 
+from mmr_gym.budget import overrun_fraction, unrecorded_overspend, violates_budget
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, threshold_curve
 from mmr_gym.oracle import per_query_oracle_curve
-from mmr_gym.policy import Policy
+from mmr_gym.policy import Policy, info_row
+from mmr_gym.results import (
+    THRESHOLD_PROTOCOL,
+    BudgetPoint,
+    PolicyResult,
+    json_safe,
+    merge_seed_results,
+    nanstd,
+    warn_on_violations,
+)
+from mmr_gym.vector import MMRRoutingVectorEnv
+
+__all__ = [
+    "DEFAULT_BUDGET_RATIOS",
+    "BudgetPoint",
+    "PolicyResult",
+    "evaluate_policy",
+    "evaluation_rows",
+    "json_safe",
+    "merge_seed_results",
+    "per_query_oracle_result",
+    "run_stream",
+    "split_streams",
+    "threshold_result",
+]
 
 DEFAULT_BUDGET_RATIOS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
-# Relative to the budget: spend is summed in float64 from float32 costs, so an episode exactly at its
-# budget may differ from it by rounding; anything beyond this is a broken invariant, not rounding.
-BUDGET_CHECK_TOLERANCE = 1e-6
-_ROUNDING = 1e-12  # spreads below this (relative to the value) are float rounding, reported as 0
-
-
-@dataclass
-class BudgetPoint:
-    """One budget ratio's outcome, mean (and standard deviation) over seeds.
-
-    ``cost`` is the mean spend per test query in the table's cost unit; ``accuracy`` the mean
-    correctness over all test queries; ``regret`` the mean over episodes of the hindsight oracle's
-    accuracy minus the policy's; ``overrun_rate`` the share of episodes whose last call overshot.
-
-    The budget check, over every episode of every seed: ``max_overrun`` is the largest recorded
-    (final-call) overrun as a fraction of the budget; ``unrecorded_overspend`` the largest spend
-    beyond what the budget and that overrun allow, as a fraction of the budget
-    (:func:`unrecorded_overspend`; 0 when the invariant holds); ``budget_violations`` the number of
-    episodes where it exceeds :data:`BUDGET_CHECK_TOLERANCE` (must be 0). Threshold-protocol
-    points have no budget: NaN, NaN and 0.
-    """
-
-    budget_ratio: float
-    cost: float
-    accuracy: float
-    cost_std: float
-    accuracy_std: float
-    regret: float
-    regret_std: float
-    oracle_accuracy: float
-    overrun_rate: float
-    unanswered_rate: float
-    overrun_rate_std: float = float("nan")
-    max_overrun: float = float("nan")
-    unrecorded_overspend: float = float("nan")
-    budget_violations: int = 0
-
-
-@dataclass
-class PolicyResult:
-    """A policy's sweep, summarised. ``to_dict()`` gives the JSON record written by the report.
-
-    ``regret`` and ``overrun_rate`` are means over budgets and seeds; ``regret_std`` and
-    ``overrun_rate_std`` their standard deviation over seeds (of the per-seed means over budgets,
-    kept in ``regret_per_seed`` and ``overrun_rate_per_seed``), as ``nAUC_std`` is over the per-seed
-    nAUCs. ``budget_violations`` is the number of episodes, over all points, that spent beyond
-    their budget and recorded overrun (see :class:`BudgetPoint`); it must be 0.
-    """
-
-    name: str
-    points: list[BudgetPoint]
-    frontier: list[list[float]]
-    nAUC: float
-    Ps: float
-    QNC: float
-    nAUC_std: float
-    Ps_std: float
-    QNC_per_seed: list[float]
-    regret: float
-    overrun_rate: float
-    best_single: dict[str, Any]
-    cost_unit: str
-    privileged: bool = False
-    protocol: str = "budgeted stream"
-    extra: dict[str, Any] = field(default_factory=dict)
-    regret_std: float = float("nan")
-    overrun_rate_std: float = float("nan")
-    regret_per_seed: list[float] = field(default_factory=list)
-    overrun_rate_per_seed: list[float] = field(default_factory=list)
-    budget_violations: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["points"] = [asdict(p) for p in self.points]
-        return json_safe(record)
+# A lane's episodes: each one's metrics (episode_metrics plus final_call_cost), in stream order.
+Episodes = dict[tuple[int, int], list[dict[str, Any]]]
 
 
 def run_stream(
@@ -111,7 +68,8 @@ def run_stream(
     """One episode over ``query_ids``; returns the environment's ``episode_metrics``.
 
     The returned dict also holds ``final_call_cost``, the realized cost of the call that ended the
-    episode, so that :func:`unrecorded_overspend` can check that an overrun came from that call.
+    episode, so that :func:`mmr_gym.budget.unrecorded_overspend` can check that an overrun came
+    from that call.
     """
     options: dict[str, Any] = {"query_ids": list(query_ids)}
     if budget_ratio is not None:
@@ -124,44 +82,6 @@ def run_stream(
         policy.observe(action, reward, info)
         if terminated or truncated:
             return {**info["episode_metrics"], "final_call_cost": float(info["cost"])}
-
-
-def unrecorded_overspend(metrics: Mapping[str, Any]) -> float:
-    """Spend beyond what the budget and the recorded final-call overrun allow, as a fraction of the budget.
-
-    The environment's invariant: ``spend - budget <= overrun``, and, when the dict has
-    ``final_call_cost`` (as :func:`run_stream` returns it), the spend before the final call was
-    within the budget, so the overrun came from that call alone. Returns the larger of the two
-    excesses divided by the budget, 0 when both hold; 0 without a budget (nothing to exceed).
-
-    Args:
-        metrics: an episode's ``episode_metrics`` (``spend``, ``budget``, ``overrun``, in the
-            table's cost unit), optionally with ``final_call_cost``.
-    """
-    budget = metrics["budget"]
-    if budget is None or not math.isfinite(budget):
-        return 0.0
-    spend = float(metrics["spend"])
-    excess = spend - budget - float(metrics["overrun"])
-    final_call_cost = metrics.get("final_call_cost")
-    if final_call_cost is not None:
-        excess = max(excess, spend - float(final_call_cost) - budget)
-    if excess <= 0.0:
-        return 0.0
-    return excess / budget if budget > 0 else math.inf
-
-
-def violates_budget(metrics: Mapping[str, Any], tolerance: float = BUDGET_CHECK_TOLERANCE) -> bool:
-    """Whether an episode broke the budget invariant (:func:`unrecorded_overspend` above ``tolerance``)."""
-    return unrecorded_overspend(metrics) > tolerance
-
-
-def _overrun_fraction(metrics: Mapping[str, Any]) -> float:
-    """The recorded overrun as a fraction of the budget (0 without a budget)."""
-    budget = metrics["budget"]
-    if budget is None or not math.isfinite(budget) or budget <= 0:
-        return 0.0
-    return float(metrics["overrun"]) / budget
 
 
 def evaluation_rows(env: MMRRoutingEnv, max_queries: int | None = None) -> np.ndarray:
@@ -191,11 +111,15 @@ def evaluate_policy(
     max_queries: int | None = None,
     progress: bool = True,
     on_point: Callable[[Policy, float, int], None] | None = None,
+    vectorized: bool = True,
 ) -> PolicyResult:
     """Evaluate ``policy`` on ``env``'s split over ``budget_ratios`` x ``seeds``.
 
     Args:
-        policy: a Policy, or a factory called once per (budget, seed) so learners start afresh.
+        policy: a Policy, or a factory. Every (budget, seed) gets a fresh policy: with a factory,
+            a call of it for each; with a Policy, a copy of it as it stands (a policy that acts
+            for all lanes itself, through :meth:`~mmr_gym.policy.Policy.reset_lanes`, is not
+            copied).
         env: an unwrapped :class:`MMRRoutingEnv`, normally on the test split (``split="test"``).
         budget_ratios: budgets as multiples of ``episode_length * c_ref`` (see the environment).
         seeds: one shuffle of the split per seed.
@@ -203,10 +127,142 @@ def evaluate_policy(
         progress: show a progress bar.
         on_point: called as ``on_point(policy, budget_ratio, seed)`` once that policy has answered
             the streams of that (budget, seed), e.g. to save an online learner as it then stands.
+        vectorized: run the (budget, seed) lanes side by side on the native vector env (default),
+            or one after another on ``env`` itself (the same episodes, slower).
     """
     env = env.unwrapped
-    make = policy if callable(policy) and not isinstance(policy, Policy) else (lambda: policy)
-    agent = None
+    make = policy if callable(policy) and not isinstance(policy, Policy) else None
+    agent = make() if make is not None else policy
+    streams = {seed: split_streams(env, seed, max_queries) for seed in seeds}
+    lanes = [(b, s) for s in range(len(seeds)) for b in range(len(budget_ratios))]
+    bar = tqdm(
+        total=len(lanes) * len(streams[seeds[0]]),
+        desc=f"evaluate {agent.name}",
+        unit="episode",
+        disable=not progress,
+        leave=False,
+    )
+    run = _run_lanes if vectorized else _run_lanes_one_by_one
+    episodes = run(agent, make, env, lanes, budget_ratios, seeds, streams, on_point, bar)
+    bar.close()
+    return _summarize(agent, env, episodes, budget_ratios, seeds, max_queries)
+
+
+def _run_lanes(
+    agent: Policy,
+    make: Callable[[], Policy] | None,
+    env: MMRRoutingEnv,
+    lanes: list[tuple[int, int]],
+    budget_ratios: Sequence[float],
+    seeds: Sequence[int],
+    streams: dict[int, list[list[str]]],
+    on_point: Callable[[Policy, float, int], None] | None,
+    bar: tqdm,
+) -> Episodes:
+    """Every lane as a row of one vector env (autoreset disabled: each finished row is reset with
+    its lane's next stream). A lane whose streams are done idles on its last stream again."""
+    n = len(lanes)
+    venv = MMRRoutingVectorEnv(
+        num_envs=n,
+        autoreset_mode=AutoresetMode.DISABLED,
+        stream_sampling="per-env",
+        **{**env.config.kwargs(), "render_mode": None},
+    )
+    lane_streams = [streams[seeds[s]] for _, s in lanes]
+    ratios = [float(budget_ratios[b]) for b, _ in lanes]
+    episodes: Episodes = {lane: [] for lane in lanes}
+    position = np.zeros(n, dtype=np.int64)  # each lane's current stream
+    active = np.ones(n, dtype=bool)
+    agent.reset_lanes(n, make)
+    everyone = np.arange(n)
+    obs, info = venv.reset(options={"streams": [s[0] for s in lane_streams], "budget_ratios": ratios})
+    agent.begin_episodes(venv, everyone)
+    while True:
+        actions = agent.act_batch(obs, info, active)
+        obs, rewards, terminated, _, info = venv.step(actions)
+        agent.observe_batch(actions, rewards, info, active)
+        if not np.count_nonzero(terminated):
+            continue
+        ended = np.flatnonzero(terminated)
+        for i in ended[active[ended]].tolist():
+            row = info_row(info, i)
+            episodes[lanes[i]].append({**row["episode_metrics"], "final_call_cost": float(row["cost"])})
+            bar.update()
+            position[i] += 1
+            if position[i] == len(lane_streams[i]):
+                active[i] = False
+                if on_point is not None:
+                    b, s = lanes[i]
+                    on_point(agent.lane(i), float(budget_ratios[b]), seeds[s])
+        if not np.count_nonzero(active):
+            return episodes
+        next_streams = [lane_streams[i][min(position[i], len(lane_streams[i]) - 1)] for i in ended.tolist()]
+        obs, reset_info = venv.reset(
+            options={
+                "reset_mask": terminated,
+                "streams": next_streams,
+                "budget_ratios": [ratios[i] for i in ended.tolist()],
+            }
+        )
+        info = _after_reset(info, reset_info, terminated)
+        started = ended[active[ended]]
+        if started.size:
+            agent.begin_episodes(venv, started)
+
+
+def _after_reset(info: dict[str, Any], reset_info: dict[str, Any], reset: np.ndarray) -> dict[str, Any]:
+    """What the policy acts on after a partial reset: each row's last info, the reset rows' from
+    the reset (their action masks; their step keys marked as not reported)."""
+    merged: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_") or key == "action_mask":
+            continue
+        merged[key] = value
+        reported = info.get("_" + key)
+        if reported is not None:
+            merged["_" + key] = reported & ~reset
+    mask = info["action_mask"].copy()
+    mask[reset] = reset_info["action_mask"][reset]
+    merged["action_mask"] = mask
+    merged["_action_mask"] = info["_action_mask"]
+    return merged
+
+
+def _run_lanes_one_by_one(
+    agent: Policy,
+    make: Callable[[], Policy] | None,
+    env: MMRRoutingEnv,
+    lanes: list[tuple[int, int]],
+    budget_ratios: Sequence[float],
+    seeds: Sequence[int],
+    streams: dict[int, list[list[str]]],
+    on_point: Callable[[Policy, float, int], None] | None,
+    bar: tqdm,
+) -> Episodes:
+    """Every lane in turn on the single environment, one episode at a time."""
+    episodes: Episodes = {}
+    for index, (b, s) in enumerate(lanes):
+        lane = make() if make is not None and index > 0 else agent  # agent: the first lane's
+        ratio = budget_ratios[b]
+        results = []
+        for ids in streams[seeds[s]]:
+            results.append(run_stream(env, lane, ids, ratio))
+            bar.update()
+        episodes[(b, s)] = results
+        if on_point is not None:
+            on_point(lane, float(ratio), seeds[s])
+    return episodes
+
+
+def _summarize(
+    agent: Policy,
+    env: MMRRoutingEnv,
+    episodes: Episodes,
+    budget_ratios: Sequence[float],
+    seeds: Sequence[int],
+    max_queries: int | None,
+) -> PolicyResult:
+    """The sweep's points and metrics from each lane's episodes."""
     n_budgets, n_seeds = len(budget_ratios), len(seeds)
     cost = np.zeros((n_budgets, n_seeds))
     accuracy = np.zeros((n_budgets, n_seeds))
@@ -217,30 +273,20 @@ def evaluate_policy(
     max_overrun = np.zeros((n_budgets, n_seeds))
     overspend = np.zeros((n_budgets, n_seeds))
     violations = np.zeros((n_budgets, n_seeds), dtype=np.int64)
-    episodes = 0
-    bar = tqdm(total=n_budgets * n_seeds, desc="evaluate", disable=not progress, leave=False)
-    for s, seed in enumerate(seeds):
-        streams = split_streams(env, seed, max_queries)
-        episodes = len(streams)
-        n_queries = sum(len(s_) for s_ in streams)
-        for b, ratio in enumerate(budget_ratios):
-            agent = make()
-            bar.set_description(f"evaluate {agent.name}")
-            results = [run_stream(env, agent, ids, ratio) for ids in streams]
-            lengths = np.array([r["length"] for r in results], dtype=np.float64)
-            cost[b, s] = sum(r["spend"] for r in results) / n_queries
-            accuracy[b, s] = float(np.dot([r["accuracy"] for r in results], lengths) / n_queries)
-            regret[b, s] = float(np.mean([r["regret"] for r in results]))
-            oracle[b, s] = float(np.dot([r["oracle_accuracy"] for r in results], lengths) / n_queries)
-            overruns[b, s] = float(np.mean([r["overrun"] > 0 for r in results]))
-            unanswered[b, s] = sum(r["unanswered"] for r in results) / n_queries
-            max_overrun[b, s] = max(_overrun_fraction(r) for r in results)
-            overspend[b, s] = max(unrecorded_overspend(r) for r in results)
-            violations[b, s] = sum(violates_budget(r) for r in results)
-            if on_point is not None:
-                on_point(agent, float(ratio), seed)
-            bar.update()
-    bar.close()
+    count = 0
+    for (b, s), results in episodes.items():
+        count = len(results)
+        n_queries = sum(r["length"] for r in results)
+        lengths = np.array([r["length"] for r in results], dtype=np.float64)
+        cost[b, s] = sum(r["spend"] for r in results) / n_queries
+        accuracy[b, s] = float(np.dot([r["accuracy"] for r in results], lengths) / n_queries)
+        regret[b, s] = float(np.mean([r["regret"] for r in results]))
+        oracle[b, s] = float(np.dot([r["oracle_accuracy"] for r in results], lengths) / n_queries)
+        overruns[b, s] = float(np.mean([r["overrun"] > 0 for r in results]))
+        unanswered[b, s] = sum(r["unanswered"] for r in results) / n_queries
+        max_overrun[b, s] = max(overrun_fraction(r) for r in results)
+        overspend[b, s] = max(unrecorded_overspend(r) for r in results)
+        violations[b, s] = sum(violates_budget(r) for r in results)
 
     test = env.ctx.table.subset(evaluation_rows(env, max_queries))
     index, best_acc, best_cost = best_single(test.correct, test.cost)
@@ -259,7 +305,7 @@ def evaluate_policy(
             oracle_accuracy=float(oracle[b].mean()),
             overrun_rate=float(overruns[b].mean()),
             unanswered_rate=float(unanswered[b].mean()),
-            overrun_rate_std=_nanstd(overruns[b].tolist()),
+            overrun_rate_std=nanstd(overruns[b].tolist()),
             max_overrun=float(max_overrun[b].max()),
             unrecorded_overspend=float(overspend[b].max()),
             budget_violations=int(violations[b].sum()),
@@ -269,7 +315,7 @@ def evaluate_policy(
     # Per seed: the mean over budgets, so that the mean of these is the policy's regret (overrun rate).
     regret_per_seed = regret.mean(axis=0).tolist()
     overrun_per_seed = overruns.mean(axis=0).tolist()
-    _warn_on_violations(agent.name, points)
+    warn_on_violations(agent.name, points)
     return PolicyResult(
         name=agent.name,
         points=points,
@@ -277,7 +323,7 @@ def evaluate_policy(
         nAUC=summary["nAUC"],
         Ps=summary["Ps"],
         QNC=summary["QNC"],
-        nAUC_std=_nanstd([m["nAUC"] for m in per_seed]),
+        nAUC_std=nanstd([m["nAUC"] for m in per_seed]),
         Ps_std=float(np.std([m["Ps"] for m in per_seed])),
         QNC_per_seed=[m["QNC"] for m in per_seed],
         regret=float(regret.mean()),
@@ -285,9 +331,9 @@ def evaluate_policy(
         best_single=_best_single_record(env, index, best_acc, best_cost),
         cost_unit=env.cost_unit,
         privileged=agent.privileged,
-        extra={"seeds": list(seeds), "episodes_per_seed": episodes, "episode_length": env.episode_length},
-        regret_std=_nanstd(regret_per_seed),
-        overrun_rate_std=_nanstd(overrun_per_seed),
+        extra={"seeds": list(seeds), "episodes_per_seed": count, "episode_length": env.episode_length},
+        regret_std=nanstd(regret_per_seed),
+        overrun_rate_std=nanstd(overrun_per_seed),
         regret_per_seed=regret_per_seed,
         overrun_rate_per_seed=overrun_per_seed,
         budget_violations=int(violations.sum()),
@@ -353,7 +399,7 @@ def threshold_result(
         best_single=_best_single_record(env, index, best_acc, best_cost),
         cost_unit=env.cost_unit,
         privileged=privileged,
-        protocol="per-query threshold (MMR-Bench)",
+        protocol=THRESHOLD_PROTOCOL,
     )
 
 
@@ -366,127 +412,5 @@ def per_query_oracle_result(
     )
 
 
-def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
-    """One result from per-seed results of the same policy (each evaluated on its own seed's streams).
-
-    Budgeted-stream results are combined exactly as :func:`~mmr_gym.evaluate.evaluate_policy` combines
-    seeds: points are the mean over seeds (with their spread), nAUC/Ps/QNC come from the mean curve,
-    their spread from the per-seed curves; regret and overrun rate are the mean of the per-seed
-    values, their spread the standard deviation of those; the budget check takes the worst case and
-    adds the violations up. Threshold-protocol curves have no common grid: the metrics are the mean
-    over seeds and the points those of the first seed.
-    """
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    seeds = [s for r in results for s in r.extra.get("seeds", [])]
-    if first.protocol != "budgeted stream":
-        return replace(
-            first,
-            nAUC=_nanmean([r.nAUC for r in results]),
-            Ps=_nanmean([r.Ps for r in results]),
-            QNC=_nanmean([r.QNC for r in results]),
-            nAUC_std=_nanstd([r.nAUC for r in results]),
-            Ps_std=_nanstd([r.Ps for r in results]),
-            QNC_per_seed=[r.QNC for r in results],
-            extra={**first.extra, "seeds_fitted": len(results), "points_from": "the first seed's fit"},
-        )
-    cost = np.array([[p.cost for p in r.points] for r in results])  # [seeds, budgets]
-    accuracy = np.array([[p.accuracy for p in r.points] for r in results])
-    regret = np.array([[p.regret for p in r.points] for r in results])
-    overruns = np.array([[p.overrun_rate for p in r.points] for r in results])
-    points = [
-        BudgetPoint(
-            budget_ratio=p.budget_ratio,
-            cost=float(cost[:, b].mean()),
-            accuracy=float(accuracy[:, b].mean()),
-            cost_std=float(cost[:, b].std()),
-            accuracy_std=float(accuracy[:, b].std()),
-            regret=float(regret[:, b].mean()),
-            regret_std=float(regret[:, b].std()),
-            oracle_accuracy=_nanmean([r.points[b].oracle_accuracy for r in results]),
-            overrun_rate=_nanmean([r.points[b].overrun_rate for r in results]),
-            unanswered_rate=_nanmean([r.points[b].unanswered_rate for r in results]),
-            overrun_rate_std=_nanstd(overruns[:, b].tolist()),
-            max_overrun=_nanmax([r.points[b].max_overrun for r in results]),
-            unrecorded_overspend=_nanmax([r.points[b].unrecorded_overspend for r in results]),
-            budget_violations=sum(r.points[b].budget_violations for r in results),
-        )
-        for b, p in enumerate(first.points)
-    ]
-    # Results that each cover several seeds carry their per-seed values; older ones only their mean.
-    regret_per_seed = [v for r in results for v in (r.regret_per_seed or [r.regret])]
-    overrun_per_seed = [v for r in results for v in (r.overrun_rate_per_seed or [r.overrun_rate])]
-    mean_curve = np.stack([cost.mean(axis=0), accuracy.mean(axis=0)], axis=1)
-    best = first.best_single
-    summary = curve_summary(mean_curve[:, 0], mean_curve[:, 1], best["accuracy"], best["mean_cost"])
-    return replace(
-        first,
-        points=points,
-        frontier=pareto_frontier(mean_curve).tolist(),
-        nAUC=summary["nAUC"],
-        Ps=summary["Ps"],
-        QNC=summary["QNC"],
-        nAUC_std=_nanstd([r.nAUC for r in results]),
-        Ps_std=_nanstd([r.Ps for r in results]),
-        QNC_per_seed=[r.QNC for r in results],
-        regret=_nanmean(regret_per_seed),
-        overrun_rate=_nanmean(overrun_per_seed),
-        extra={**first.extra, "seeds": seeds, "seeds_fitted": len(results)},
-        regret_std=_nanstd(regret_per_seed),
-        overrun_rate_std=_nanstd(overrun_per_seed),
-        regret_per_seed=regret_per_seed,
-        overrun_rate_per_seed=overrun_per_seed,
-        budget_violations=sum(p.budget_violations for p in points),
-    )
-
-
-def _warn_on_violations(name: str, points: Sequence[BudgetPoint]) -> None:
-    """A broken budget invariant is a bug in the environment: say so at once, not only in the report."""
-    bad = [p for p in points if p.budget_violations]
-    if bad:
-        worst = max(bad, key=lambda p: p.unrecorded_overspend)
-        warnings.warn(
-            f"{name}: {sum(p.budget_violations for p in bad)} episodes spent beyond their budget and "
-            f"recorded final-call overrun (worst {worst.unrecorded_overspend:.3g} of the budget at "
-            f"budget ratio {worst.budget_ratio:g})",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-def _nanmax(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(max(finite)) if finite else float("nan")
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def _best_single_record(env: MMRRoutingEnv, index: int, accuracy: float, cost: float) -> dict[str, Any]:
     return {"model": env.model_names[index], "accuracy": float(accuracy), "mean_cost": float(cost)}
-
-
-def _nanstd(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return float("nan")
-    spread = float(np.std(finite))
-    # Seeds with equal figures summed in another order differ by float rounding (~1e-17): no spread.
-    return 0.0 if spread <= _ROUNDING * max(1.0, abs(float(np.mean(finite)))) else spread
-
-
-def json_safe(value: Any) -> Any:
-    """Floats that JSON cannot hold (inf, nan) become the strings "inf", "-inf", "nan"."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

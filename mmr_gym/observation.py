@@ -23,11 +23,13 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from mmr_gym.budget import BUDGET_FEATURES, SPEND_PER_QUERY_CLIP
+from mmr_gym.budget import BUDGET_FEATURE_NAMES, BUDGET_FEATURES, SPEND_PER_QUERY_CLIP
 
 OBSERVATIONS = ("dict", "flat")
 #: The parts of an observation, in the order of the flat vector (and of the Dict's keys).
 PARTS = ("query", "budget", "model_costs")
+#: Each budget feature's column in the ``budget`` part (:data:`~mmr_gym.budget.BUDGET_FEATURE_NAMES`).
+BUDGET_COLUMNS = {name: column for column, name in enumerate(BUDGET_FEATURE_NAMES)}
 
 
 class ObservationParts(NamedTuple):
@@ -154,4 +156,11 @@ class ObservationLayout:
                 flat[..., self.budget],
                 flat[..., self.model_costs],
             )
-        return ObservationParts(query, budget[..., 0], budget[..., 1], budget[..., 2], model_costs)
+        columns = BUDGET_COLUMNS
+        return ObservationParts(
+            query,
+            budget[..., columns["budget_fraction"]],
+            budget[..., columns["steps_fraction"]],
+            budget[..., columns["spend_per_query"]],
+            model_costs,
+        )

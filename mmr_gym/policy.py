@@ -1,16 +1,28 @@
 """The Policy protocol: what every router (baseline, supervised, bandit, RL) offers the evaluator.
 
 The environment library defines the interface; the implementations live in ``agents/``.
+
+A policy acts one episode at a time (:meth:`Policy.begin_episode`, :meth:`Policy.act`,
+:meth:`Policy.observe`, on :class:`~mmr_gym.env.MMRRoutingEnv`), or for many *lanes* at once on
+the rows of a :class:`~mmr_gym.vector.MMRRoutingVectorEnv` (:meth:`Policy.reset_lanes`,
+:meth:`Policy.begin_episodes`, :meth:`Policy.act_batch`, :meth:`Policy.observe_batch`). A lane is
+an independent copy of the policy with its own sequence of episodes (the evaluator runs one lane
+per budget and seed). The batched methods' defaults keep one copy of the policy per lane and call
+the one-episode methods row by row, so every policy works batched; a policy that can act for all
+rows in a few array operations overrides them.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from mmr_gym.env import MMRRoutingEnv
+    from mmr_gym.vector import MMRRoutingVectorEnv
 
 
 class Policy:
@@ -20,11 +32,17 @@ class Policy:
     ``act(obs, info)`` and, after the environment answered, ``observe(action, reward, info)``
     (``info`` is the step's info: the chosen model's outcome, and every model's with
     ``feedback="full"``). Override what you need; the defaults do nothing.
+
+    Batched (see the module docstring): ``reset_lanes(n)`` once, then ``begin_episodes(env, rows)``
+    whenever episodes start in some rows of the vector env, ``act_batch(obs, info, active)`` and
+    ``observe_batch(actions, rewards, info, active)`` every step. Rows not in ``active`` are idle:
+    their actions are ignored and they must not learn.
     """
 
     name: str = "policy"
     #: True if the policy reads outcomes it could not know (oracles). Reported as such.
     privileged: bool = False
+    _lanes: list[Policy] | None = None
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:
         """Called after ``env.reset``; ``env`` is the unwrapped environment (model names, ``c_ref``...)."""
@@ -36,7 +54,69 @@ class Policy:
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
         """Feedback after a step (bandit learners update here)."""
 
+    # ------------------------------------------------------------------ batched
+    def reset_lanes(self, n: int, make: Callable[[], Policy] | None = None) -> None:
+        """Act for ``n`` independent lanes from now on: this policy for lane 0 and, for each other
+        lane, a fresh one: a call of ``make`` (the factory this policy came from), or else a copy
+        of this policy as it stands."""
+        self._lanes = None  # not copied into the copies
+        self._lanes = [self] + [make() if make is not None else copy.deepcopy(self) for _ in range(n - 1)]
+
+    def lane(self, i: int) -> Policy:
+        """The policy acting for lane ``i`` (``self`` when it acts for all rows itself)."""
+        return self if self._lanes is None else self._lanes[i]
+
+    def begin_episodes(self, env: MMRRoutingVectorEnv, rows: np.ndarray) -> None:
+        """Called after ``env.reset`` started episodes in the sub-environments ``rows`` (int indices)."""
+        for i in rows.tolist():
+            self.lane(i).begin_episode(env.sub_env(i))
+
+    def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
+        """One model index per row (int64 ``[n]``); idle rows get the first affordable model."""
+        mask = np.asarray(info["action_mask"], dtype=bool)
+        actions = mask.argmax(axis=1)
+        for i in np.flatnonzero(active).tolist():
+            actions[i] = self.lane(i).act(obs_row(obs, i), info_row(info, i))
+        return actions
+
+    def observe_batch(
+        self, actions: np.ndarray, rewards: np.ndarray, info: dict[str, Any], active: np.ndarray
+    ) -> None:
+        """Feedback after a step of the vector env, for the ``active`` rows."""
+        for i in np.flatnonzero(active).tolist():
+            self.lane(i).observe(int(actions[i]), float(rewards[i]), info_row(info, i))
+
 
 def affordable_indices(info: dict[str, Any]) -> np.ndarray:
     """Indices of the affordable models in a step's or reset's ``info``."""
     return np.flatnonzero(info["action_mask"])
+
+
+def obs_row(obs: Any, i: int) -> Any:
+    """Row ``i`` of a batched observation, as the single environment gives it."""
+    if isinstance(obs, dict):
+        return {key: value[i] for key, value in obs.items()}
+    return obs[i]
+
+
+def info_row(info: dict[str, Any], i: int) -> dict[str, Any]:
+    """Sub-environment ``i``'s part of a batched info, as the single environment gives it.
+
+    A key is kept where its ``_key`` mask holds for ``i``; numbers become Python scalars, as the
+    single environment's are (arrays such as ``action_mask`` stay arrays).
+    """
+    row: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        reported = info.get("_" + key)
+        if reported is not None and not reported[i]:
+            continue
+        if isinstance(value, dict):
+            row[key] = info_row(value, i)
+        elif isinstance(value, np.ndarray) and value.ndim > 1:
+            row[key] = value[i]
+        else:
+            item = value[i]
+            row[key] = item.item() if isinstance(item, np.generic) else item
+    return row

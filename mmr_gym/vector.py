@@ -255,6 +255,10 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         """bool ``[num_envs, K]``: the affordable models for each sub-environment's current query."""
         return self._episodes.mask.copy()
 
+    def sub_env(self, i: int) -> SubEnvView:
+        """Sub-environment ``i`` with the read-only facts a single environment offers (for policies)."""
+        return SubEnvView(self, i)
+
     # ------------------------------------------------------------------ Gymnasium API
     def reset(
         self,
@@ -543,6 +547,45 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             raise RuntimeError(
                 "reset(options={'reset_mask': ...}) before a first reset() of every sub-environment"
             )
+
+
+class SubEnvView(ContextFacts):
+    """Sub-environment ``i`` of a vector env, seen as :class:`~mmr_gym.env.MMRRoutingEnv`'s read-only
+    facts: what :meth:`mmr_gym.policy.Policy.begin_episode` may read (the context, ``c_ref``, the
+    layout, the episode's budget and stream). It follows the vector env: read it when needed."""
+
+    def __init__(self, venv: MMRRoutingVectorEnv, index: int) -> None:
+        self.venv = venv
+        self.index = index
+        self.ctx = venv.ctx
+        self.config = venv.config
+        self.layout = venv.layout
+        self.episode_length = venv.episode_length
+        self.budget_ratio = venv.budget_ratio
+        self.cost_weight = venv.cost_weight
+        self.feedback = venv.feedback
+        self.observation_mode = venv.observation_mode
+        self.observation_space = venv.single_observation_space
+        self.action_space = venv.single_action_space
+
+    @property
+    def unwrapped(self) -> SubEnvView:
+        return self
+
+    @property
+    def budget(self) -> float | None:
+        """This episode's total budget in ``cost_unit`` (None: no budget)."""
+        total = float(self.venv._episodes.total[self.index])
+        return total if np.isfinite(total) else None
+
+    @property
+    def budget_remaining(self) -> float:
+        return float(self.venv._episodes.remaining()[self.index])
+
+    @property
+    def episode_query_indices(self) -> np.ndarray:
+        """Table rows of this episode's stream (a copy). For oracles and logging, not for agents."""
+        return self.venv._episodes.stream_rows(self.index)
 
 
 def _reported_by(info: dict[str, Any], envs: np.ndarray) -> dict[str, Any]:

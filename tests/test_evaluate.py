@@ -13,14 +13,16 @@ from _tables import make_table
 from agents.baselines import BestSinglePolicy, CheapestPolicy, OraclePolicy, RandomPolicy
 from mmr_gym import evaluate as evaluate_module
 from mmr_gym.env import MMRRoutingEnv
+from agents.bandits import paced_bandit
+from agents.pacing import PacedPolicy
+from agents.supervised import fit_router
+from mmr_gym.budget import unrecorded_overspend, violates_budget
 from mmr_gym.evaluate import (
     evaluate_policy,
     merge_seed_results,
     per_query_oracle_result,
     run_stream,
     split_streams,
-    unrecorded_overspend,
-    violates_budget,
 )
 from mmr_gym.metrics import best_single, curve_summary
 from mmr_gym.report import markdown_table, write_report
@@ -95,23 +97,85 @@ def test_evaluation_is_deterministic(env):
     assert a.to_dict() == b.to_dict()
 
 
-def test_on_point_hands_over_each_policy_after_its_streams(env):
+@pytest.mark.parametrize("vectorized", [True, False])
+def _paced_router(env):
+    train = MMRRoutingEnv(env.ctx.table, split="train", episode_length=25)
+    router = fit_router("linear-mf", train)
+    return lambda: PacedPolicy(router)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda env: RandomPolicy,
+        lambda env: CheapestPolicy,
+        lambda env: BestSinglePolicy,
+        lambda env: OraclePolicy,
+        _paced_router,
+        lambda env: lambda: paced_bandit("linucb", MMRRoutingEnv(env.ctx.table, episode_length=25), seed=3),
+        lambda env: (
+            lambda: PacedPolicy(
+                fit_router("linear", MMRRoutingEnv(env.ctx.table, episode_length=25)), reserve=0.0
+            )
+        ),
+    ],
+    ids=[
+        "random",
+        "cheapest",
+        "best-single",
+        "oracle",
+        "paced-linear-mf",
+        "paced-linucb",
+        "paced-no-reserve",
+    ],
+)
+@pytest.mark.parametrize("feedback", ["bandit", "full"])
+def test_batched_evaluation_equals_one_by_one_bit_for_bit(env, make, feedback):
+    # The lanes run side by side on the vector env, or in turn on the single env: the same
+    # episodes, so the same figures (to the last bit), unbudgeted and tight budgets included.
+    target = MMRRoutingEnv(env.ctx.table, split="test", episode_length=25, feedback=feedback)
+    factory = make(target)
+    kwargs = {"budget_ratios": (0.02, 0.3, 2.0), "seeds": (0, 7), "progress": False, "max_queries": 230}
+    batched = evaluate_policy(factory, target, **kwargs)
+    one_by_one = evaluate_policy(factory, target, vectorized=False, **kwargs)
+    assert batched.to_dict() == one_by_one.to_dict()
+
+
+def test_on_point_hands_over_each_policy_after_its_streams(env, vectorized):
     built, points = [], []
 
+    class Counting(RandomPolicy):
+        def begin_episode(self, env):
+            self.episodes = getattr(self, "episodes", 0) + 1
+
     def make():
-        built.append(RandomPolicy(seed=len(built)))
+        built.append(Counting(seed=len(built)))
         return built[-1]
 
     def on_point(policy, ratio, seed):
-        # Called after that policy answered its streams: nothing is built before the hook runs.
-        points.append((policy, ratio, seed, len(built)))
+        # Called after that policy answered its streams (and, run one by one, before the next is built).
+        points.append((policy, ratio, seed, len(built), policy.episodes))
 
+    streams = len(split_streams(env, 4, max_queries=200))
     evaluate_policy(
-        make, env, budget_ratios=(0.1, 0.5), seeds=(4, 5), max_queries=200, progress=False, on_point=on_point
+        make,
+        env,
+        budget_ratios=(0.1, 0.5),
+        seeds=(4, 5),
+        max_queries=200,
+        progress=False,
+        on_point=on_point,
+        vectorized=vectorized,
     )
-    assert [(r, s) for _, r, s, _ in points] == [(0.1, 4), (0.5, 4), (0.1, 5), (0.5, 5)]
-    assert [p for p, *_ in points] == built  # each built policy, once, with its own point
-    assert [n for *_, n in points] == [1, 2, 3, 4]
+    lanes = [(0.1, 4), (0.5, 4), (0.1, 5), (0.5, 5)]
+    assert sorted((r, s) for _, r, s, *_ in points) == sorted(lanes)
+    assert all(episodes == streams for *_, episodes in points)
+    # Each lane's own policy, once, built in lane order (the first built also names the result).
+    assert len(built) == 4
+    assert {(r, s): built.index(p) for p, r, s, *_ in points} == {lane: i for i, lane in enumerate(lanes)}
+    if not vectorized:
+        assert [(r, s) for _, r, s, *_ in points] == lanes
+        assert [n for _, _, _, n, _ in points] == [1, 2, 3, 4]
 
 
 def test_per_query_oracle_result_reaches_the_oracle_accuracy(env):
@@ -244,7 +308,9 @@ def test_evaluation_counts_and_warns_about_a_violating_episode(env, monkeypatch,
 
     monkeypatch.setattr(evaluate_module, "run_stream", leaky)
     with pytest.warns(RuntimeWarning, match="1 episodes spent beyond their budget"):
-        r = evaluate_policy(CheapestPolicy, env, budget_ratios=(0.2, 0.5), seeds=(0,), progress=False)
+        r = evaluate_policy(
+            CheapestPolicy, env, budget_ratios=(0.2, 0.5), seeds=(0,), progress=False, vectorized=False
+        )
     assert r.budget_violations == 1
     assert [p.budget_violations for p in r.points] == [1, 0]
     assert r.points[0].unrecorded_overspend == pytest.approx(0.3)

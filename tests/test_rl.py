@@ -132,21 +132,23 @@ def test_routing_callback_averages_episode_metrics_between_dumps(trained):
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
-def test_fast_scorer_matches_sb3_predict(trained, algo):
+def test_policy_acts_as_sb3_predict_one_by_one_and_batched(trained, algo):
     model, _ = trained[algo]
     policy = SB3Policy(model)
-    slow = SB3Policy(model, fast=False)
     masked = algo == "maskable-ppo"
     assert policy.log_features  # trained with them by default; the policy adds them itself
-    for obs, info in _observations(300):
+    observations = _observations(300)
+    for obs, info in observations:
         mask = info["action_mask"].astype(bool)
         model_obs = add_log_features(obs)
         expected, _ = model.predict(
             model_obs, deterministic=True, **({"action_masks": mask} if masked else {})
         )
-        np.testing.assert_allclose(policy.scores(obs), slow.scores(obs), rtol=1e-4, atol=1e-5)
         assert policy.act(obs, info) == int(expected)
-        assert slow.act(obs, info) == int(expected)
+    batch = {key: np.stack([obs[key] for obs, _ in observations]) for key in observations[0][0]}
+    masks = np.stack([info["action_mask"] for _, info in observations])
+    actions = policy.act_batch(batch, {"action_mask": masks}, np.ones(len(observations), dtype=bool))
+    assert actions.tolist() == [policy.act(obs, info) for obs, info in observations]
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
