@@ -10,13 +10,13 @@ import pytest
 from _results import hand_result
 from _tables import make_table
 
-from agents.baselines import BestSinglePolicy, CheapestPolicy, OraclePolicy, RandomPolicy
-from mmr_gym import evaluate as evaluate_module
-from mmr_gym.env import MMRRoutingEnv
 from agents.bandits import paced_bandit
+from agents.baselines import BestSinglePolicy, CheapestPolicy, OraclePolicy, RandomPolicy
 from agents.pacing import PacedPolicy
 from agents.supervised import fit_router
+from mmr_gym import evaluate as evaluate_module
 from mmr_gym.budget import unrecorded_overspend, violates_budget
+from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import (
     evaluate_policy,
     merge_seed_results,
