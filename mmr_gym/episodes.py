@@ -21,7 +21,7 @@ the budget rule of :mod:`mmr_gym.budget`; the tests check them against each othe
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +38,16 @@ from mmr_gym.budget import (
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import RoutingContext
 from mmr_gym.observation import ObservationLayout
-from mmr_gym.oracle import greedy_accuracy, stream_oracle_accuracy
-from mmr_gym.records import ansi_line, episode_metrics, frame_state, metrics_row, step_info
+from mmr_gym.oracle import stream_oracle_accuracies
+from mmr_gym.records import (
+    StepResult,
+    ansi_line,
+    batched_step_info,
+    episode_metrics,
+    frame_state,
+    metrics_row,
+    step_info,
+)
 from mmr_gym.render import FrameState
 
 # Columns of the per-episode state (see EpisodeBatch.__init__).
@@ -73,66 +81,6 @@ def masked_action_error(
         f"{env}action {action} ({model!r}) is masked: its estimated cost {estimate:.6g} {unit} exceeds "
         f"the remaining budget {remaining:.6g}; affordable actions: {allowed}"
     )
-
-
-def oracle_accuracies(
-    ctx: RoutingContext, streams: list[np.ndarray], totals: np.ndarray, full_length: int | None = None
-) -> np.ndarray:
-    """The hindsight oracle's accuracy on each finished stream (slots), under its budget ``totals``.
-
-    Streams of ``full_length`` queries with 0/1 correctness are solved together by the oracle's
-    greedy rule (:func:`mmr_gym.oracle.greedy_accuracy`: the same float64 operations as
-    :func:`mmr_gym.oracle.budgeted_oracle`, so the same bits); unbudgeted ones are the per-query
-    oracle; the rest (graded scores, other lengths) call :func:`mmr_gym.oracle.stream_oracle_accuracy`
-    one by one.
-    """
-    lookups = ctx.lookups
-    oracle = np.full(len(streams), np.nan)
-    todo = np.ones(len(streams), dtype=bool)
-    if full_length is not None:
-        full = np.array([s.size == full_length for s in streams], dtype=bool)
-        if np.count_nonzero(full):
-            index = np.flatnonzero(full)
-            slots = np.stack([streams[j] for j in index.tolist()])
-            budgeted = np.isfinite(totals[index])
-            binary = (
-                np.ones(index.size, dtype=bool)
-                if lookups.all_binary
-                else lookups.binary.take(slots).all(axis=1)
-            )
-            greedy, unbudgeted = binary & budgeted, ~budgeted
-            if np.count_nonzero(greedy):
-                prices = lookups.cheapest_correct_cost.take(slots[greedy])
-                oracle[index[greedy]] = greedy_accuracy(prices, totals[index[greedy]], full_length)
-            if np.count_nonzero(unbudgeted):
-                oracle[index[unbudgeted]] = lookups.best_correct.take(slots[unbudgeted]).mean(axis=1)
-            todo[index[greedy | unbudgeted]] = False
-    table = ctx.table
-    for j in np.flatnonzero(todo).tolist():
-        rows = lookups.table_rows.take(streams[j])
-        total = float(totals[j])
-        oracle[j] = stream_oracle_accuracy(table.correct[rows], table.cost[rows], total)
-    return oracle
-
-
-class StepResult(NamedTuple):
-    """What :meth:`EpisodeBatch.step` did, for the infos (arrays over all sub-environments).
-
-    ``stepping`` is None when every sub-environment stepped, else the bool mask of those that did
-    (the others were reset instead: their entries hold the fills 0 and ``nothing``).
-    """
-
-    slots: np.ndarray  # slots of the queries just answered
-    requested: np.ndarray
-    chosen: np.ndarray
-    replaced: bool  # some action was replaced by the fallback
-    correct: np.ndarray
-    cost: np.ndarray
-    cost_penalty: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    remaining: np.ndarray  # budget left (inf: no budget); the info's budget_remaining
-    stepping: np.ndarray | None
 
 
 class EpisodeBatch:
@@ -479,64 +427,10 @@ class EpisodeBatch:
 
     # ------------------------------------------------------------------ what the episodes report
     def step_info(self, result: StepResult, keys: frozenset[str], everyone: np.ndarray) -> dict[str, Any]:
-        """The step info's keys among ``keys`` (:data:`~mmr_gym.records.INFO_KEYS`), batched as
-        ``SyncVectorEnv`` batches single environments' infos: episodes that did not step hold the
-        fills (0, or None for strings) and False in the ``_key`` masks. ``everyone`` is the shared
-        all-True mask. ``result.remaining`` becomes ``budget_remaining``: do not write to it."""
-        lookups = self.lookups
-        stepping = result.stepping
-        done = None if stepping is None else ~stepping
-        mask = everyone if stepping is None else _read_only(stepping)
-        chosen, slots = result.chosen, result.slots
-        info: dict[str, Any] = {}
-        if "model" in keys:
-            names = chosen if done is None else np.where(done, self.n_models, chosen)
-            info["model"] = self.model_names.take(names)
-        if "model_index" in keys:
-            # chosen may be the caller's own array: never hand it back (np.where made a fresh one)
-            info["model_index"] = chosen if result.replaced or done is not None else chosen.copy()
-        if "action_replaced" in keys:
-            if not result.replaced:
-                info["action_replaced"] = self._no_replacement
-            else:
-                replaced = chosen != result.requested
-                info["action_replaced"] = replaced if done is None else replaced & mask
-        if "correct" in keys:
-            info["correct"] = result.correct
-        if "cost" in keys:
-            info["cost"] = result.cost
-        if "query_id" in keys or "dataset" in keys:
-            info_slots = slots if done is None else np.where(done, lookups.no_query, slots)
-            if "query_id" in keys:
-                info["query_id"] = lookups.query_ids.take(info_slots)
-            if "dataset" in keys:
-                info["dataset"] = lookups.datasets.take(info_slots)
-        if "rewards" in keys:
-            info["rewards"] = {
-                "correct": result.correct.copy(),
-                "_correct": mask,
-                "cost_penalty": result.cost_penalty,
-                "_cost_penalty": mask,
-            }
-        if "budget_remaining" in keys:
-            remaining = result.remaining
-            info["budget_remaining"] = remaining if done is None else np.where(done, 0.0, remaining)
-        if "outcomes" in keys and self.config.feedback == "full":
-            table, rows = self.ctx.table, lookups.table_rows.take(slots)
-            outcome_correct = table.correct.take(rows, axis=0)
-            outcome_cost = table.cost.take(rows, axis=0)
-            if done is not None:
-                outcome_correct[done] = 0.0
-                outcome_cost[done] = 0.0
-            info["outcomes"] = {
-                "correct": outcome_correct,
-                "_correct": mask,
-                "cost": outcome_cost,
-                "_cost": mask,
-            }
-        for key in list(info):
-            info["_" + key] = mask
-        return info
+        """The step's info, batched (:func:`mmr_gym.records.batched_step_info`)."""
+        return batched_step_info(
+            result, keys, everyone, self._no_replacement, self.model_names, self.ctx, self.config.feedback
+        )
 
     def episode_metrics(self, envs: np.ndarray) -> dict[str, Any]:
         """:func:`~mmr_gym.records.episode_metrics` of the finished episodes ``envs`` (arrays ``[m]``)."""
@@ -549,7 +443,7 @@ class EpisodeBatch:
             todo = np.flatnonzero(np.isnan(oracle))
             streams = [self._streams_2d[envs[j], : length[j]] for j in todo.tolist()]
             totals = episode[todo, _TOTAL]
-            oracle[todo] = oracle_accuracies(self.ctx, streams, totals, self.episode_length)
+            oracle[todo] = stream_oracle_accuracies(self.ctx, streams, totals, self.episode_length)
         return episode_metrics(
             episode[:, _CORRECT_SUM],
             length,
@@ -700,7 +594,7 @@ class Episode:
         budget = self.budget
         total = np.array([np.inf if budget.total is None else budget.total])
         stream = np.asarray(self.slots, dtype=np.int64)
-        oracle = oracle_accuracies(self.ctx, [stream], total, self.config.episode_length)
+        oracle = stream_oracle_accuracies(self.ctx, [stream], total, self.config.episode_length)
         one = np.ones(1)
         metrics = episode_metrics(
             one * self.correct_sum,

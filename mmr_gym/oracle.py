@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -103,6 +104,49 @@ def stream_oracle_accuracy(correct: ArrayLike, cost: ArrayLike, budget: float | 
     if budget is None or not math.isfinite(budget):
         return per_query_oracle_accuracy(correct)
     return budgeted_oracle(correct, cost, budget, allow_skip=True).accuracy
+
+
+def stream_oracle_accuracies(
+    ctx: Any, streams: list[np.ndarray], totals: np.ndarray, full_length: int | None = None
+) -> np.ndarray:
+    """The hindsight oracle's accuracy on each stream (slots of ``ctx``'s split) under its budget ``totals``.
+
+    ``ctx`` is a :class:`~mmr_gym.context.RoutingContext` (its per-split lookups hold each query's
+    price, best correctness and whether its scores are 0/1).
+
+    Streams of ``full_length`` queries with 0/1 correctness are solved together by the oracle's
+    greedy rule (:func:`mmr_gym.oracle.greedy_accuracy`: the same float64 operations as
+    :func:`mmr_gym.oracle.budgeted_oracle`, so the same bits); unbudgeted ones are the per-query
+    oracle; the rest (graded scores, other lengths) call :func:`mmr_gym.oracle.stream_oracle_accuracy`
+    one by one.
+    """
+    lookups = ctx.lookups
+    oracle = np.full(len(streams), np.nan)
+    todo = np.ones(len(streams), dtype=bool)
+    if full_length is not None:
+        full = np.array([s.size == full_length for s in streams], dtype=bool)
+        if np.count_nonzero(full):
+            index = np.flatnonzero(full)
+            slots = np.stack([streams[j] for j in index.tolist()])
+            budgeted = np.isfinite(totals[index])
+            binary = (
+                np.ones(index.size, dtype=bool)
+                if lookups.all_binary
+                else lookups.binary.take(slots).all(axis=1)
+            )
+            greedy, unbudgeted = binary & budgeted, ~budgeted
+            if np.count_nonzero(greedy):
+                prices = lookups.cheapest_correct_cost.take(slots[greedy])
+                oracle[index[greedy]] = greedy_accuracy(prices, totals[index[greedy]], full_length)
+            if np.count_nonzero(unbudgeted):
+                oracle[index[unbudgeted]] = lookups.best_correct.take(slots[unbudgeted]).mean(axis=1)
+            todo[index[greedy | unbudgeted]] = False
+    table = ctx.table
+    for j in np.flatnonzero(todo).tolist():
+        rows = lookups.table_rows.take(streams[j])
+        total = float(totals[j])
+        oracle[j] = stream_oracle_accuracy(table.correct[rows], table.cost[rows], total)
+    return oracle
 
 
 def per_query_oracle_curve(

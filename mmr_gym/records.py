@@ -18,7 +18,7 @@ Step info (:data:`INFO_KEYS`, after ``action_mask``, which every info has):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,6 +81,97 @@ def step_info(
         "rewards": {"correct": correct, "cost_penalty": cost_penalty},
         "budget_remaining": budget_remaining,
     }
+
+
+class StepResult(NamedTuple):
+    """What :meth:`EpisodeBatch.step` did, for the infos (arrays over all sub-environments).
+
+    ``stepping`` is None when every sub-environment stepped, else the bool mask of those that did
+    (the others were reset instead: their entries hold the fills 0 and ``nothing``).
+    """
+
+    slots: np.ndarray  # slots of the queries just answered
+    requested: np.ndarray
+    chosen: np.ndarray
+    replaced: bool  # some action was replaced by the fallback
+    correct: np.ndarray
+    cost: np.ndarray
+    cost_penalty: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    remaining: np.ndarray  # budget left (inf: no budget); the info's budget_remaining
+    stepping: np.ndarray | None
+
+
+def batched_step_info(
+    result: StepResult,
+    keys: frozenset[str],
+    everyone: np.ndarray,
+    no_replacement: np.ndarray,
+    model_names: np.ndarray,
+    ctx: Any,
+    feedback: str,
+) -> dict[str, Any]:
+    """The step info's keys among ``keys`` (:data:`~mmr_gym.records.INFO_KEYS`), batched as
+    ``SyncVectorEnv`` batches single environments' infos: episodes that did not step hold the
+    fills (0, or None for strings) and False in the ``_key`` masks. ``everyone`` and
+    ``no_replacement`` are shared read-only all-True and all-False masks, ``model_names`` the
+    models' names then None, ``ctx`` the :class:`~mmr_gym.context.RoutingContext`.
+    ``result.remaining`` becomes ``budget_remaining``: do not write to it."""
+    lookups = ctx.lookups
+    stepping = result.stepping
+    done = None if stepping is None else ~stepping
+    mask = everyone if stepping is None else _read_only(stepping)
+    chosen, slots = result.chosen, result.slots
+    info: dict[str, Any] = {}
+    if "model" in keys:
+        names = chosen if done is None else np.where(done, model_names.size - 1, chosen)
+        info["model"] = model_names.take(names)
+    if "model_index" in keys:
+        # chosen may be the caller's own array: never hand it back (np.where made a fresh one)
+        info["model_index"] = chosen if result.replaced or done is not None else chosen.copy()
+    if "action_replaced" in keys:
+        if not result.replaced:
+            info["action_replaced"] = no_replacement
+        else:
+            replaced = chosen != result.requested
+            info["action_replaced"] = replaced if done is None else replaced & mask
+    if "correct" in keys:
+        info["correct"] = result.correct
+    if "cost" in keys:
+        info["cost"] = result.cost
+    if "query_id" in keys or "dataset" in keys:
+        info_slots = slots if done is None else np.where(done, lookups.no_query, slots)
+        if "query_id" in keys:
+            info["query_id"] = lookups.query_ids.take(info_slots)
+        if "dataset" in keys:
+            info["dataset"] = lookups.datasets.take(info_slots)
+    if "rewards" in keys:
+        info["rewards"] = {
+            "correct": result.correct.copy(),
+            "_correct": mask,
+            "cost_penalty": result.cost_penalty,
+            "_cost_penalty": mask,
+        }
+    if "budget_remaining" in keys:
+        remaining = result.remaining
+        info["budget_remaining"] = remaining if done is None else np.where(done, 0.0, remaining)
+    if "outcomes" in keys and feedback == "full":
+        table, rows = ctx.table, lookups.table_rows.take(slots)
+        outcome_correct = table.correct.take(rows, axis=0)
+        outcome_cost = table.cost.take(rows, axis=0)
+        if done is not None:
+            outcome_correct[done] = 0.0
+            outcome_cost[done] = 0.0
+        info["outcomes"] = {
+            "correct": outcome_correct,
+            "_correct": mask,
+            "cost": outcome_cost,
+            "_cost": mask,
+        }
+    for key in list(info):
+        info["_" + key] = mask
+    return info
 
 
 def episode_metrics(
@@ -192,3 +283,8 @@ def frame_state(
         ended=ended,
         replaced=replaced,
     )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array

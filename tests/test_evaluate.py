@@ -97,7 +97,6 @@ def test_evaluation_is_deterministic(env):
     assert a.to_dict() == b.to_dict()
 
 
-@pytest.mark.parametrize("vectorized", [True, False])
 def _paced_router(env):
     train = MMRRoutingEnv(env.ctx.table, split="train", episode_length=25)
     router = fit_router("linear-mf", train)
@@ -141,6 +140,7 @@ def test_batched_evaluation_equals_one_by_one_bit_for_bit(env, make, feedback):
     assert batched.to_dict() == one_by_one.to_dict()
 
 
+@pytest.mark.parametrize("vectorized", [True, False])
 def test_on_point_hands_over_each_policy_after_its_streams(env, vectorized):
     built, points = [], []
 
