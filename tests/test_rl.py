@@ -14,7 +14,6 @@ from agents.rl import (
     LOG_FLOOR,
     RoutingMetricsCallback,
     SB3Policy,
-    _infer_algo,
     add_log_features,
     load_agent,
     log_feature_space,
@@ -22,6 +21,7 @@ from agents.rl import (
     train_agent,
     validation_split,
 )
+from agents.rl.training import _infer_algo
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import evaluate_policy
 
