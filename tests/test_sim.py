@@ -15,7 +15,7 @@ from mmr_gym import sim
 from mmr_gym.sim import calibration
 from mmr_gym.table import RoutingTable
 
-ENVS_DATA = Path(sim.__file__).resolve().parents[1] / "envs_data"
+ENVS_DATA = Path(__file__).resolve().parents[1] / "envs_data"  # the checkout's bundled tables
 BUNDLED = ENVS_DATA / "mmr-sim-default"
 PAPER_CSV = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "mmr_bench_table2.csv"
 # MMR-Bench Table 2, per dataset: (Random Ps, BestSingle Ps, Oracle Ps); checked against PAPER_CSV.
