@@ -3,7 +3,8 @@ the bundled table loads (the tables sit in ``envs_data/`` at the top of the chec
 ``mmr_gym/envs_data``: pyproject's ``package-dir``).
 
 Marked ``wheel``: it builds the wheel with pip (offline: ``--no-build-isolation --no-index``, with
-this environment's setuptools), about 5 s in all; ``pytest -m "not wheel"`` leaves it out.
+this environment's setuptools, which the dev extra brings to >= 77), about 10 s in all;
+``pytest -m "not wheel"`` leaves it out.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     setuptools = pytest.importorskip("setuptools")
     if int(setuptools.__version__.split(".")[0]) < 77:
         pytest.skip(
-            f"pyproject.toml needs setuptools >= 77 to build, this environment has {setuptools.__version__}"
+            f"pyproject.toml needs setuptools >= 77 to build, this environment has {setuptools.__version__}: "
+            "pip install -e '.[dev]'"
         )
     source = tmp_path_factory.mktemp("source")
     for name in BUILD_SOURCES:
