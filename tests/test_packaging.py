@@ -71,7 +71,8 @@ def test_wheel_holds_every_module_and_the_bundled_tables_unchanged(wheel: Path) 
             if path.suffix == ".py"
         ]
         assert "mmr_gym/sim/generator.py" in modules  # subpackages are walked
-        assert sorted(set(modules) - names) == []  # a subpackage missing from pyproject's packages
+        missing = sorted(set(modules) - names)
+        assert not missing, f"not in the wheel: add their packages to pyproject.toml's packages: {missing}"
         tables = _source_files(ROOT / "envs_data")
         assert ROOT / "envs_data" / "mmr-sim-default" / "outcomes.parquet" in tables
         for path in tables:
