@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     context = {
         "table": repr(env.ctx.table),
-        "data": "SIMULATED MMR-Bench stand-in (mmr_gym/envs_data/mmr-sim-default); not real model results",
+        "data": "SIMULATED MMR-Bench stand-in (envs_data/mmr-sim-default); not real model results",
         "split": f"test, {rows.size} queries",
         "budget ratios": budget_ratios,
         "seeds": seeds,

@@ -4,7 +4,7 @@ Prints, per dataset, the paper's Table 2 next to the simulator's bundled preset:
 mean over models ("Random"), per-query oracle (accuracies), and the LinearMF router's Ps / nAUC /
 QNC under the paper's protocol (in-split, 20% train, per-query threshold sweep; mean over split
 seeds). Then, when the MATH-V data and its loader are present, the fit-fidelity table of
-:func:`mmr_gym.sim_fit.fit_simulator` on MATH-V. ``--search`` reruns the feature-noise calibration
+:func:`mmr_gym.sim.fit_simulator` on MATH-V. ``--search`` reruns the feature-noise calibration
 grid that chose the preset's ``feature_noise_sd`` and channel split (slow: minutes).
 
 Usage (from the repository root)::
@@ -309,10 +309,7 @@ def math_v_fidelity(root: Path) -> tuple[pd.DataFrame | None, str]:
         from mmr_gym.datasets.math_v import load_math_v
     except ImportError:
         return None, "mmr_gym.datasets.math_v.load_math_v is not available yet"
-    try:
-        from mmr_gym.sim_fit import fit_report, fit_simulator
-    except ImportError:
-        return None, "mmr_gym.sim_fit is not available"
+    from mmr_gym.sim import fit_report, fit_simulator
 
     # Outcomes and costs only: the fit does not use features, and encoding them takes minutes.
     real = load_math_v(root, features=None, progress=False)

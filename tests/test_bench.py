@@ -1,4 +1,5 @@
-"""The speed benchmark runs end to end on a tiny setting and reports every section (no timing is asserted)."""
+"""The speed benchmark (benchmarks/bench_env.py) runs end to end on a tiny setting and reports every
+section (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,12 @@ import json
 import gymnasium as gym
 from _tables import make_table
 
-from mmr_gym.bench import (
-    BARS,
-    VECTOR_VARIANTS,
-    add_arguments,
+from benchmarks.bench_env import add_arguments, run_from_args
+from benchmarks.env_speed.measure import BARS, VECTOR_VARIANTS, run_benchmark
+from benchmarks.env_speed.report import (
     format_markdown,
     format_report,
     format_summary_markdown,
-    run_benchmark,
-    run_from_args,
     summarize_runs,
     write_results,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
 from mmr_gym import cli
@@ -26,3 +28,27 @@ def test_unknown_subcommand_is_an_error():
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train-everything"])
     assert exit_info.value.code == 2
+
+
+def test_bench_runs_the_benchmark_of_the_source_checkout(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mmr-gym bench") and "--runs" in out and "against CartPole" in out
+
+
+def test_bench_gets_every_word_after_it(monkeypatch):
+    seen = []
+    benchmark = types.SimpleNamespace(main=lambda argv, prog: seen.append((argv, prog)) or 0)
+    monkeypatch.setattr(cli, "bench_module", lambda: benchmark)
+    assert cli.main(["bench", "--runs", "3", "--out", "bench.md"]) == 0
+    assert seen == [(["--runs", "3", "--out", "bench.md"], "mmr-gym bench")]
+
+
+def test_bench_without_a_source_checkout_says_where_to_run_it(monkeypatch, tmp_path):
+    # As installed from a wheel: the package sits in site-packages, with no benchmarks beside it.
+    monkeypatch.setattr(cli, "source_checkout", lambda: tmp_path / "site-packages")
+    with pytest.raises(SystemExit, match="of a source checkout of mmr-gym") as exit_info:
+        cli.main(["bench"])
+    assert "python benchmarks/bench_env.py" in str(exit_info.value.code)

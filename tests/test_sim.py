@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from mmr_gym import sim
+from mmr_gym.sim import calibration
 from mmr_gym.table import RoutingTable
 
-ENVS_DATA = Path(sim.__file__).resolve().parent / "envs_data"
+ENVS_DATA = Path(__file__).resolve().parents[1] / "envs_data"  # the checkout's bundled tables
 BUNDLED = ENVS_DATA / "mmr-sim-default"
 PAPER_CSV = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "mmr_bench_table2.csv"
 # MMR-Bench Table 2, per dataset: (Random Ps, BestSingle Ps, Oracle Ps); checked against PAPER_CSV.
@@ -281,7 +282,7 @@ def test_gauss_seidel_fallback_agrees_with_hybr(monkeypatch: pytest.MonkeyPatch)
     class Failed:
         success = False
 
-    monkeypatch.setattr(sim, "root", lambda *args, **kwargs: Failed())
+    monkeypatch.setattr(calibration, "root", lambda *args, **kwargs: Failed())
     off2, ms2, hs2, solver2 = sim.calibrate_dataset(spec, standing, base, hardness)
     assert solver2 == "gauss-seidel"
     assert (off2, ms2, hs2) == pytest.approx((off, ms, hs), abs=1e-6)

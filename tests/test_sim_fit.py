@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmr_gym import sim
-from mmr_gym.sim_fit import FittedSimulator, fit_report, fit_simulator, tetrachoric
+from mmr_gym.sim import FittedSimulator, fit_report, fit_simulator, tetrachoric
 from mmr_gym.table import RoutingTable
 
 MATH_V_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "math-v"
@@ -145,6 +145,16 @@ def test_fit_report_columns(source: RoutingTable, sample: RoutingTable) -> None:
     )
     with pytest.raises(ValueError, match="same models"):
         fit_report(source, source.select_models(list(source.model_names[:2])))
+
+
+def test_former_module_still_imports_and_sampled_tables_keep_their_generator_name(
+    sample: RoutingTable,
+) -> None:
+    from mmr_gym import sim_fit  # the fitted simulator's module before mmr_gym.sim became a package
+
+    assert sim_fit.fit_simulator is fit_simulator and sim_fit.FittedSimulator is FittedSimulator
+    assert sim_fit.fit_report is fit_report and sim_fit.tetrachoric is tetrachoric
+    assert sample.meta["generator"] == "mmr_gym.sim_fit" and sample.source.startswith("mmr_gym.sim_fit:")
 
 
 def test_graded_scores_are_binarised_with_a_warning(source: RoutingTable) -> None:

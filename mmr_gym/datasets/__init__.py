@@ -46,11 +46,17 @@ DATASET_LOADERS: dict[str, Callable[..., RoutingTable]] = {
 
 
 def _bundled_root() -> Traversable:
+    """Where the bundled tables are: ``envs_data/`` of the source checkout this package sits in (run
+    from it or installed editable), else ``mmr_gym/envs_data`` of the installed package (pyproject's
+    ``package-dir`` puts the checkout's ``envs_data/`` there in a wheel)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "mmr_gym").is_dir():
+        return checkout / "envs_data"
     return files("mmr_gym") / "envs_data"
 
 
 def bundled_table_names() -> list[str]:
-    """The names of the tables shipped in ``mmr_gym/envs_data/`` (saved RoutingTable directories)."""
+    """The names of the tables shipped in ``envs_data/`` (saved RoutingTable directories)."""
     root = _bundled_root()
     if not root.is_dir():
         return []
@@ -62,7 +68,7 @@ def _load_bundled(name: str) -> RoutingTable:
     if not (entry / _META_FILE).is_file():
         raise FileNotFoundError(
             f"the bundled table {name!r} is missing from this installation ({entry}); "
-            f"the bundled tables found are {bundled_table_names()} (see mmr_gym/envs_data/README.md)"
+            f"the bundled tables found are {bundled_table_names()} (see envs_data/README.md)"
         )
     with as_file(entry) as directory:
         return RoutingTable.load(directory)
