@@ -367,7 +367,9 @@ def test_mini_features_and_table_cache(mini: Path, tmp_path: Path, monkeypatch: 
     first = _load(mini, features=["tfidf", "image-stats"], cache=True, cache_dir=cache)
     second = _load(mini, features=["tfidf", "image-stats"], cache=True, cache_dir=cache)
     assert len(calls) == 1  # the second load read the saved table
-    assert set(second.features) == {"text_tfidf", "image"}
+    # TF-IDF is fitted on the training split later: the cached table keeps its spec and the texts.
+    assert set(second.features) == {"image"} and set(second.meta["fitted_features"]) == {"text_tfidf"}
+    assert second.texts.tolist() == first.texts.tolist() and len(second.texts) == second.n_queries
     assert second.fingerprint() == first.fingerprint()
     # Editing an output file changes the key: the table is rebuilt.
     _write_jsonl(mini / "outputs" / "open-source" / "S" / "Small.jsonl", _outputs([True, True, True]))

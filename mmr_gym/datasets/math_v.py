@@ -50,7 +50,8 @@ from typing import Any, Literal
 import numpy as np
 
 from mmr_gym.errors import TableError
-from mmr_gym.features import CachePath, default_cache_dir, encode_queries, parse_encoders
+from mmr_gym.features import CachePath, default_cache_dir, parse_encoders
+from mmr_gym.fitted_features import FITTED_FEATURES_KEY, encode_table_features
 from mmr_gym.table import RoutingTable
 
 __all__ = [
@@ -74,7 +75,7 @@ NOT_MODELS = frozenset({"Random-Chance"})  # a random-guess baseline, not a mode
 DEV_ROOT = Path("..") / "shared" / "data" / "math-v"
 _ROOT_RECORD = "math-v-root.json"
 # Bump when the table this module builds changes for the same inputs (invalidates cached tables).
-_LOADER_VERSION = 1
+_LOADER_VERSION = 2  # 2: the table keeps the prompt texts; TF-IDF is fitted on the training split
 _IMAGE_PLACEHOLDER = re.compile(r"<image\d*>")
 
 ModelSelection = Literal["multimodal", "all"] | Sequence[str]
@@ -607,7 +608,8 @@ def load_math_v(
             "mean_output_tokens": float(response_tokens.mean()),
         }
 
-    channels, notes = encode_queries(
+    # TF-IDF (the fallback without MiniLM) is fitted on data: saved as a spec, fitted on the split later.
+    channels, notes, fitted = encode_table_features(
         questions.texts,
         questions.image_paths,
         encoders,
@@ -638,6 +640,8 @@ def load_math_v(
         "features": notes,
         "nan_filled": {},
     }
+    if fitted:
+        meta[FITTED_FEATURES_KEY] = fitted
     table = RoutingTable(
         correct=correct,
         cost=cost.astype(np.float32),
@@ -647,6 +651,7 @@ def load_math_v(
         features=channels,
         meta=meta,
         source=str(root),
+        texts=questions.texts,
     )
     if table_dir is not None:
         _save_atomically(table, table_dir)

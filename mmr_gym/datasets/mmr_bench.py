@@ -38,12 +38,13 @@ from mmr_gym.datasets.columns import (
     numeric_column,
     outcome_values,
 )
+from mmr_gym.datasets.encoded import EncodedQueries, MissingImages, encode_table_queries, encoder_names
 from mmr_gym.errors import TableError
-from mmr_gym.features import tfidf_features
+from mmr_gym.features import CachePath
+from mmr_gym.fitted_features import FITTED_FEATURES_KEY
 from mmr_gym.table import RoutingTable
 
 MERGED_FILE = "MMR_Bench.csv"
-TFIDF_DIM = 64
 
 # dataset_idx prefix -> (dataset name, image folder under the data root). Dataset names are the
 # paper's Table 2 names; the image folders are the reference code's.
@@ -61,6 +62,8 @@ _FEATURE_COLUMN = re.compile(r"^feature_(?P<channel>.+)_(?P<index>\d+)$")
 _COST_SOURCES = ("measured", "estimated", "simulated")
 
 FeatureMode = Literal["auto", "csv", "tfidf"]
+#: ``features=`` of the CSV loaders: a mode, a list of encoder names (and ``"csv"``), or None.
+Features = FeatureMode | Sequence[str] | None
 
 
 def _canon(name: str) -> str:
@@ -392,7 +395,7 @@ def _feature_block(part: _Part, columns: list[str]) -> np.ndarray:
     return values
 
 
-def _csv_features(parts: Sequence[_Part]) -> tuple[dict[str, np.ndarray], str] | None:
+def _csv_features(parts: Sequence[_Part]) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
     """Features from ``feature_*`` columns (every file must have the same layout), or None if none."""
     layouts = [_feature_layout(list(part.frame.columns), str(part.path)) for part in parts]
     if not layouts[0]:
@@ -415,29 +418,71 @@ def _csv_features(parts: Sequence[_Part]) -> tuple[dict[str, np.ndarray], str] |
         )
         for channel in shape
     }
-    note = "; ".join(
-        f"{c}: CSV columns feature_{c}_0..feature_{c}_{d - 1} ({d} dims)" for c, d in shape.items()
-    )
-    return features, note
+    notes = {c: f"CSV columns feature_{c}_0..feature_{c}_{d - 1} ({d} dims)" for c, d in shape.items()}
+    return features, notes
 
 
-def _features(parts: Sequence[_Part], mode: FeatureMode | None) -> tuple[dict[str, np.ndarray], str]:
-    if mode is None:
-        return {}, "none"
-    if mode not in ("auto", "csv", "tfidf"):
-        raise ValueError(f"features must be 'auto', 'csv', 'tfidf' or None, got {mode!r}")
-    from_csv = _csv_features(parts) if mode != "tfidf" else None
-    if from_csv is not None:
-        return from_csv
-    if mode == "csv":
-        raise TableError(
-            str(parts[0].path), None, None, "no feature columns: expected 'feature_<channel>_<index>' columns"
-        )
-    texts = [q for part in parts for q in part.frame["question"].tolist()]
-    note = (
-        f"text: TF-IDF+SVD fallback ({TFIDF_DIM} dims), fitted on the questions of all rows; no image channel"
+def _features(
+    parts: Sequence[_Part],
+    features: Features,
+    *,
+    missing_images: MissingImages,
+    cache_dir: CachePath,
+    progress: bool,
+) -> EncodedQueries:
+    """The channels ``features`` asks for (see :func:`load_mmr_bench`), with their notes and fitted specs."""
+    if features is None:
+        return EncodedQueries()
+    if isinstance(features, str) and features in ("auto", "csv"):
+        from_csv = _csv_features(parts)
+        if from_csv is not None:
+            return EncodedQueries(channels=from_csv[0], notes=from_csv[1])
+        if features == "csv":
+            raise TableError(
+                str(parts[0].path),
+                None,
+                None,
+                "no feature columns: expected 'feature_<channel>_<index>' columns",
+            )
+        names = ["tfidf"]  # the text-only fallback, fitted on the training split's questions
+    else:
+        requested = [features] if isinstance(features, str) else [str(f) for f in features]
+        names = encoder_names([f for f in requested if f != "csv"])
+        if "csv" in requested:
+            from_csv = _csv_features(parts)
+            if from_csv is None:
+                raise TableError(
+                    str(parts[0].path),
+                    None,
+                    None,
+                    "features asks for 'csv' but there are no 'feature_<channel>_<index>' columns",
+                )
+    offsets = np.cumsum([0] + [len(part.frame) for part in parts])
+
+    def image_error(row: int, problem: str) -> TableError:
+        k = int(np.searchsorted(offsets, row, side="right") - 1)
+        part = parts[k]
+        column = "img_path" if "img_path" in part.frame.columns else "dataset_idx"
+        return located_error(str(part.path), column, row - int(offsets[k]), problem, lines=part.lines)
+
+    encoded = encode_table_queries(
+        [q for part in parts for q in part.frame["question"].tolist()],
+        [p for part in parts for p in part.img_paths.tolist()],
+        names,
+        image_error=image_error,
+        missing_images=missing_images,
+        cache_dir=cache_dir,
+        progress=progress,
     )
-    return {"text": tfidf_features(texts, dim=TFIDF_DIM, seed=0)}, note
+    if not isinstance(features, str) and "csv" in features:
+        clash = sorted(set(from_csv[0]) & (set(encoded.channels) | set(encoded.fitted)))
+        if clash:
+            raise TableError(
+                str(parts[0].path), None, None, f"CSV feature channel(s) {clash} clash with encoder channels"
+            )
+        encoded.channels = {**from_csv[0], **encoded.channels}
+        encoded.notes = {**from_csv[1], **encoded.notes}
+    return encoded
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -461,9 +506,12 @@ def load_mmr_bench(
     path: str | Path,
     *,
     datasets: str | Sequence[str] | None = None,
-    features: FeatureMode | None = "auto",
+    features: Features = "auto",
     cost_unit: str = "unspecified (as in the CSV)",
     cost_source: str = "measured",
+    missing_images: MissingImages = "error",
+    cache_dir: CachePath = None,
+    progress: bool = True,
 ) -> RoutingTable:
     """Load MMR-Bench outcome CSVs (see the module docstring for the format) as a RoutingTable.
 
@@ -475,20 +523,30 @@ def load_mmr_bench(
         datasets: dataset names to keep (a name or a list), matched ignoring case and punctuation:
             per-dataset file names, or the MMR-Bench names for the merged file (``"MathVista"``,
             ``"SEEDBench2Plus"``, ...). A name with no rows is an error. None keeps everything.
-        features: ``"auto"``: the CSV's ``feature_<channel>_<i>`` columns if it has any, else the
-            TF-IDF text fallback; ``"csv"``: the CSV's columns, an error if there are none;
-            ``"tfidf"``: always the fallback; None: no features. The fallback is
-            :func:`mmr_gym.features.tfidf_features` (64 dims) fitted on the questions of *all* rows
-            of the table: unsupervised, no outcome is used, but test queries shape the basis.
+        features: a list of encoder names (:mod:`mmr_gym.datasets.encoded`): ``"minilm"``
+            (channel ``"text"``), ``"image-stats"`` (``"image"``), ``"clip:<dir>"``
+            (``"text_clip"``, ``"image_clip"``), ``"tfidf"`` (``"text_tfidf"``, fitted on the
+            training split's questions when an environment builds its split), and ``"csv"`` (the
+            CSV's ``feature_<channel>_<i>`` columns); computed features are cached by content.
+            Or a mode: ``"auto"``: the CSV's feature columns if it has any, else the TF-IDF
+            fallback (as ``["tfidf"]``); ``"csv"``: the CSV's columns, an error if there are
+            none; ``"tfidf"``: as ``["tfidf"]``; None: no features.
         cost_unit: the unit of the ``M_cost`` columns, recorded in ``meta["cost_unit"]``.
         cost_source: ``"measured"``, ``"estimated"`` or ``"simulated"``.
+        missing_images: when an encoder reads images and a query's image file does not exist:
+            ``"error"`` (naming the file, column and line), or ``"zero"``: a zero image row,
+            counted in ``meta["missing_images"]`` and warned about.
+        cache_dir: the feature cache root (None: :func:`mmr_gym.features.default_cache_dir`).
+        progress: show progress bars while encoding.
 
     Query ids are the ``dataset_idx`` values when the file has them (duplicates are an error),
     else ``<dataset>_<i>`` with ``i`` the 0-based data row of that file. Dataset names are the
     MMR-Bench names (``SEEDBench2Plus``) for known datasets, else the file name (per-dataset files)
     or the ``dataset_idx`` prefix (merged file). Missing numbers are filled with the column mean
     over all loaded rows (as the reference code), counted in ``meta["nan_filled"]`` and warned about.
-    Image paths and texts are not stored in the table; :func:`read_mmr_bench_frame` gives them.
+    The questions are kept as the table's ``texts``; image paths are not stored
+    (:func:`read_mmr_bench_frame` gives them). ``meta["features"]`` says how each channel was made
+    and ``meta["fitted_features"]`` lists the channels still to fit on a training split.
 
     Raises:
         TableError: bad input, naming the file, the column and the line (header = line 1).
@@ -512,7 +570,14 @@ def load_mmr_bench(
             f"(as MMR-Bench does): {nan_filled}",
             stacklevel=2,
         )
-    feature_arrays, feature_note = _features(parts, features)
+    encoded = _features(
+        parts, features, missing_images=missing_images, cache_dir=cache_dir, progress=progress
+    )
+    if encoded.missing_images:
+        warnings.warn(
+            f"{path}: {encoded.missing_images} image file(s) are missing; their image features are zeros",
+            stacklevel=2,
+        )
     query_datasets = np.concatenate([part.datasets for part in parts])
     meta = {
         "source": "MMR-Bench CSV",
@@ -523,15 +588,20 @@ def load_mmr_bench(
         "cost_unit": cost_unit,
         "cost_source": cost_source,
         "nan_filled": nan_filled,
-        "features": feature_note,
+        "features": encoded.notes,
     }
+    if encoded.fitted:
+        meta[FITTED_FEATURES_KEY] = encoded.fitted
+    if encoded.missing_images:
+        meta["missing_images"] = encoded.missing_images
     return RoutingTable(
         correct=correct,
         cost=cost,
         query_ids=np.concatenate([part.query_ids for part in parts]),
         datasets=query_datasets,
         model_names=tuple(model_names),
-        features=feature_arrays,
+        features=encoded.channels,
         meta=meta,
         source=str(path),
+        texts=np.asarray([q for part in parts for q in part.frame["question"].tolist()], dtype=object),
     )
