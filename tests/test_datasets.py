@@ -149,8 +149,15 @@ def test_tfidf_fallback_is_deferred_to_the_training_split(write_csv):
     table = load_mmr_bench(path)
     assert dict(table.features) == {}
     assert table.meta["fitted_features"] == {"text_tfidf": {"encoder": "tfidf", "dim": 64, "seed": 0}}
-    assert table.meta["features"]["text_tfidf"].startswith("TF-IDF+SVD (64 dims), fitted on the texts of the training split")
-    assert table.texts.tolist() == ["What does the\nsign say?", "Solve for x", "Read the plate", "Which animal is it?"]
+    assert table.meta["features"]["text_tfidf"].startswith(
+        "TF-IDF+SVD (64 dims), fitted on the texts of the training split"
+    )
+    assert table.texts.tolist() == [
+        "What does the\nsign say?",
+        "Solve for x",
+        "Read the plate",
+        "Which animal is it?",
+    ]
     text = fit_query_features(table, [0, 1, 2, 3])["text_tfidf"]
     assert text.shape == (4, 64) and text.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, rtol=1e-5)
