@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # prepare has its own parser (a subcommand per dataset): it gets every word after "prepare".
     commands.add_parser(
-        "prepare", help="build a real outcome table (MATH-V, the MMR-Bench hub data) once, with features"
+        "prepare",
+        help="build a real outcome table (MATH-V, the MMR-Bench hub data, any CSV or call log) once, with features",
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["prepare"]:
