@@ -63,6 +63,7 @@ __all__ = [
     "load_math_v",
     "load_prices",
     "math_v_cache_key",
+    "price_sources",
     "read_math_v_questions",
     "remember_math_v_root",
 ]
@@ -93,12 +94,18 @@ class ModelPrice:
     input_usd_per_1m: float
     output_usd_per_1m: float
     image_tokens: int
-    source_url: str
-    as_of: str
+    source_url: str  # the public price list the figures were read in ("" when unsourced)
+    as_of: str  # the date that list gives for itself
     note: str
+    price_status: str = "unsourced"  # "sourced": both prices read at source_url on read_on
+    read_on: str = ""  # YYYY-MM-DD
 
 
 _PRICE_COLUMNS = tuple(ModelPrice.__dataclass_fields__)
+# Columns a user's price file may leave out (files written before prices were sourced).
+_OPTIONAL_PRICE_COLUMNS = {"price_status": "unsourced", "read_on": ""}
+PRICE_STATUSES = ("sourced", "unsourced")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _default_prices_text() -> tuple[str, str]:
@@ -134,7 +141,7 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
             continue
         if header is None:
             header = [c.strip() for c in record]
-            missing = [c for c in _PRICE_COLUMNS if c not in header]
+            missing = [c for c in _PRICE_COLUMNS if c not in header and c not in _OPTIONAL_PRICE_COLUMNS]
             if missing:
                 raise TableError(
                     source, missing[0], None, f"line {line}: missing column (expected {_PRICE_COLUMNS})"
@@ -144,7 +151,7 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
             raise TableError(
                 source, None, None, f"line {line}: {len(record)} fields, the header has {len(header)}"
             )
-        row = dict(zip(header, (c.strip() for c in record), strict=True))
+        row = {**_OPTIONAL_PRICE_COLUMNS, **dict(zip(header, (c.strip() for c in record), strict=True))}
         values: dict[str, Any] = {}
         for column in _PRICE_COLUMNS:
             cell = row[column]
@@ -168,10 +175,50 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
             raise TableError(source, "model", None, f"line {line}: empty model name")
         if values["model"] in prices:
             raise TableError(source, "model", None, f"line {line}: model {values['model']!r} appears twice")
+        _check_sourcing(source, line, values)
         prices[values["model"]] = ModelPrice(**values)
     if header is None:
         raise TableError(source, None, None, "empty price table")
     return prices
+
+
+def _check_sourcing(source: str, line: int, values: dict[str, Any]) -> None:
+    """A sourced price names the list it was read in (a URL) and the date it was read."""
+    status = values["price_status"]
+    if status not in PRICE_STATUSES:
+        raise TableError(
+            source, "price_status", None, f"line {line}: {status!r} is not one of {PRICE_STATUSES}"
+        )
+    if status != "sourced":
+        return
+    if not values["source_url"].startswith(("https://", "http://")):
+        raise TableError(
+            source, "source_url", None, f"line {line}: a sourced price needs the URL of its price list"
+        )
+    if not _DATE.match(values["read_on"]):
+        raise TableError(
+            source, "read_on", None, f"line {line}: a sourced price needs the date it was read (YYYY-MM-DD)"
+        )
+
+
+def price_sources(prices: dict[str, ModelPrice]) -> dict[str, dict[str, Any]]:
+    """Where each model's per-token prices come from, for ``meta["price_sources"]`` and reports.
+
+    Returns model -> ``{"status": "sourced" | "unsourced", "input_usd_per_1m",
+    "output_usd_per_1m", "source_url", "as_of", "read_on", "note"}``.
+    """
+    return {
+        model: {
+            "status": price.price_status,
+            "input_usd_per_1m": price.input_usd_per_1m,
+            "output_usd_per_1m": price.output_usd_per_1m,
+            "source_url": price.source_url,
+            "as_of": price.as_of,
+            "read_on": price.read_on,
+            "note": price.note,
+        }
+        for model, price in prices.items()
+    }
 
 
 # ---------------------------------------------------------------------------------------- tokens
@@ -634,6 +681,9 @@ def load_math_v(
         "token_counter": counter_name,
         "prices_file": price_source,
         "prices": {m: asdict(price_table[m]) for m in chosen},
+        # Read by reports (mmr_gym.report.price_sources_markdown): which prices have a public source.
+        "price_sources": price_sources({m: price_table[m] for m in chosen}),
+        "prices_unsourced": [m for m in chosen if price_table[m].price_status != "sourced"],
         "tokens": token_summary,
         "accuracy": {m: float(a) for m, a in zip(chosen, accuracy, strict=True)},
         "mean_cost": {m: float(c) for m, c in zip(chosen, cost.mean(axis=0), strict=True)},
