@@ -43,7 +43,8 @@ def test_results_without_spend_records_are_skipped() -> None:
     plain = hand_result("Plain", [0.4, 0.5, 0.6])  # the evaluator filled neither field
     no_costs = replace(_with_spend("NoCosts", [0.1, 0.2, 0.3]), model_mean_cost={})
     threshold = replace(_with_spend("Router", [0.1, 0.2, 0.3]), protocol="threshold (per query)")
-    assert collapse_frame([plain, no_costs, threshold]).empty
+    no_spend = _with_spend("NoSpend", [None, None, None])  # costs recorded, spend not
+    assert collapse_frame([plain, no_costs, threshold, no_spend]).empty
     assert "no routing-collapse figure" in collapse_markdown([plain])
     assert plot_collapse([plain], "unused.png") is None
     # A point that spent nothing has no share: NaN in the frame, "n/a" in the table.
