@@ -281,7 +281,9 @@ class RoutingTable:
             return np.flatnonzero(~is_test), np.flatnonzero(is_test)
         if mode == "ids":
             return self._explicit_split(train_ids, test_ids)
-        raise ValueError(f"unknown split mode {mode!r}; expected 'in', 'out' or 'ids'")
+        raise ValueError(
+            f"unknown split mode {mode!r}; expected 'in' or 'out' (or 'ids' with train_ids/test_ids)"
+        )
 
     def _explicit_split(
         self, train_ids: Sequence[str] | None, test_ids: Sequence[str] | None
