@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"steps per second and memory, against CartPole ({BENCH_SCRIPT} of a source checkout)",
     )
     commands.add_parser(
-        "prepare", help="build a real outcome table (MATH-V, the MMR-Bench hub data) once, with features"
+        "prepare",
+        help="build a real outcome table (MATH-V, the MMR-Bench hub data, any CSV or call log) once, with features",
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["prepare"]:

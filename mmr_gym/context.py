@@ -20,6 +20,7 @@ from sklearn.decomposition import PCA
 
 from mmr_gym.budget import min_budget_ratio
 from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table
+from mmr_gym.fitted_features import fit_query_features
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.oracle import cheapest_correct_cost
 from mmr_gym.table import RoutingTable
@@ -174,6 +175,11 @@ def _build(
         split_mode, train_fraction=train_fraction, seed=split_seed, test_datasets=test_datasets
     )
     split_indices = {"train": train_idx, "test": test_idx, "all": np.arange(table.n_queries)}[split]
+    # Channels fitted on data (TF-IDF of the query texts) are fitted here, on the training rows
+    # only, and the context holds the table with them added (issue 18; see mmr_gym.fitted_features).
+    fitted = fit_query_features(table, train_idx)
+    if fitted:
+        table = table.with_features(fitted)
     train = table.subset(train_idx)
     reference = train.best_single_model()
     c_ref = float(train.model_mean_cost()[reference])

@@ -11,9 +11,24 @@ float ``[n, K]`` >= 0 in one consistent unit.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+#: Accuracies closer than this count as equal when a curve is checked against the best single
+#: model's accuracy (QNC, "reaches the best single model"). The same 0/1 outcomes averaged in
+#: another order (per episode, per seed, over streams) differ by float rounding, e.g. 20/21 as
+#: 0.9523809523809523 or 0.9523809523809522; a real difference on n queries is at least 1/n,
+#: far above this for any table that fits in memory.
+ACCURACY_TOLERANCE = 1e-9
+
+
+def reaches_accuracy(accuracy: ArrayLike, target: float) -> np.ndarray | bool:
+    """Whether ``accuracy`` (a value or an array) is at least ``target`` up to float rounding
+    (:data:`ACCURACY_TOLERANCE`). Returns a bool for a scalar, a bool array otherwise."""
+    result = np.asarray(accuracy, dtype=np.float64) >= float(target) - ACCURACY_TOLERANCE
+    return bool(result) if result.ndim == 0 else result
 
 
 def check_outcomes(correct: ArrayLike, cost: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -137,16 +152,17 @@ def quality_neutral_cost(frontier: ArrayLike, best_single_accuracy: float, best_
         best_single_cost: the best single model's mean cost per query (same unit), >= 0.
 
     Returns:
-        The cost of the cheapest frontier point with accuracy >= ``best_single_accuracy``, divided by
-        ``best_single_cost`` (a ratio; < 1 means the best model's accuracy for less money). ``inf``
-        when no point reaches that accuracy or when ``best_single_cost`` is 0.
+        The cost of the cheapest frontier point with accuracy >= ``best_single_accuracy`` (up to
+        float rounding, :func:`reaches_accuracy`), divided by ``best_single_cost`` (a ratio; < 1
+        means the best model's accuracy for less money). ``inf`` when no point reaches that accuracy
+        or when ``best_single_cost`` is 0.
     """
     pts = _as_points(frontier, "frontier")
     if not math.isfinite(best_single_accuracy):
         raise ValueError(f"best_single_accuracy must be finite, got {best_single_accuracy}")
     if not (math.isfinite(best_single_cost) and best_single_cost >= 0):
         raise ValueError(f"best_single_cost must be finite and >= 0, got {best_single_cost}")
-    reached = pts[pts[:, 1] >= best_single_accuracy]
+    reached = pts[reaches_accuracy(pts[:, 1], best_single_accuracy)]
     if reached.shape[0] == 0 or best_single_cost == 0:
         return math.inf
     return float(reached[:, 0].min() / best_single_cost)
@@ -260,3 +276,45 @@ def _as_points(points: ArrayLike, name: str) -> np.ndarray:
     if not np.isfinite(pts).all():
         raise ValueError(f"{name} must not contain NaN or infinite values")
     return pts
+
+
+def spend_shares(model_names: Sequence[str], spend: ArrayLike) -> dict[str, float]:
+    """Each model's share of the total spend: ``{model: spend_m / sum(spend)}`` (empty if nothing was spent).
+
+    Args:
+        model_names: the ``K`` model names, in the order of ``spend``.
+        spend: ``[K]`` total spend per model (any cost unit; >= 0), e.g. summed over every call of
+            a budget point's streams and seeds.
+    """
+    values = np.asarray(spend, dtype=np.float64)
+    if values.shape != (len(model_names),):
+        raise ValueError(
+            f"spend must have one entry per model ({len(model_names)}), got shape {values.shape}"
+        )
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError("spend must be finite and >= 0")
+    total = float(values.sum())
+    if total <= 0:
+        return {}
+    return {str(m): float(v / total) for m, v in zip(model_names, values, strict=True)}
+
+
+def pool_spend_shares(shares: Sequence[Mapping[str, float]], spends: Sequence[float]) -> dict[str, float]:
+    """The spend shares of several runs pooled into one, each run weighted by its total spend.
+
+    Args:
+        shares: per run, ``{model: share}`` as :func:`spend_shares` gives (empty: nothing spent).
+        spends: per run, its total spend (or mean spend per query when every run answers the same
+            number of queries), in one cost unit.
+    """
+    if len(shares) != len(spends):
+        raise ValueError(f"{len(shares)} share records but {len(spends)} spends")
+    pooled: dict[str, float] = {}
+    total = 0.0
+    for record, spend in zip(shares, spends, strict=True):
+        if not record or not spend > 0:
+            continue
+        total += float(spend)
+        for model, share in record.items():
+            pooled[model] = pooled.get(model, 0.0) + float(share) * float(spend)
+    return {m: v / total for m, v in pooled.items()} if total > 0 else {}

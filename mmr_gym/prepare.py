@@ -6,9 +6,13 @@
     mmr-gym prepare math-v --models all --clip DIR    # + text-only runs, + CLIP channels
     mmr-gym prepare mmr-bench                         # download gh0stHunter/MMR-Bench (needs [hub])
     mmr-gym prepare mmr-bench --local-dir DIR         # or use a copy you already have
+    mmr-gym prepare csv PATH --features minilm image-stats [--out DIR]   # any table or call log
 
 Afterwards ``gym.make("MMRRouting-v0", dataset="math-v")`` (or ``"mmr-bench-hub"``) loads the
-prepared table from the cache in about a second. ``--cache-dir`` (or ``$MMR_GYM_CACHE``) moves the
+prepared table from the cache in about a second. ``prepare csv`` encodes the queries of any
+outcome file (the MMR-Bench CSV layout, or a call log: CSV, Parquet, JSONL) into the feature cache,
+so that ``load_table(PATH, features=[...])`` with the same encoders reads the arrays back; with
+``--out DIR`` it also saves the table there (``load_table(DIR)``). ``--cache-dir`` (or ``$MMR_GYM_CACHE``) moves the
 cache; the default is ``~/.cache/mmr-gym``.
 """
 
@@ -81,6 +85,38 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--revision", help="Hub branch, tag or commit")
     hub.add_argument("--force", action="store_true", help="download again even if the data is there")
     common(hub)
+
+    table = sub.add_parser(
+        "csv", help="any outcome table (MMR-Bench CSV layout) or call log (CSV, Parquet, JSONL)"
+    )
+    table.add_argument("path", type=Path, help="the file (or a directory of MMR-Bench CSVs)")
+    table.add_argument(
+        "--features",
+        nargs="+",
+        default=["minilm"],
+        metavar="ENCODER",
+        help="query encoders: minilm, tfidf (fitted on the training split later), image-stats, "
+        "clip:<dir>, csv (the file's feature_<channel>_<i> columns); default: minilm",
+    )
+    table.add_argument("--layout", choices=("auto", "long", "wide"), default="auto", help="the file's layout")
+    table.add_argument(
+        "--incomplete",
+        choices=("error", "drop"),
+        default="error",
+        help="call logs: a query without a call of every model is an error, or dropped",
+    )
+    table.add_argument(
+        "--missing-images",
+        choices=("error", "zero"),
+        default="error",
+        help="an image file that does not exist: an error, or a zero image row",
+    )
+    table.add_argument("--cost-unit", help="the unit of the cost columns (recorded in the table)")
+    table.add_argument("--out", type=Path, help="also save the prepared table in this directory")
+    table.add_argument(
+        "--cache-dir", type=Path, help="cache root (default $MMR_GYM_CACHE or ~/.cache/mmr-gym)"
+    )
+    table.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -105,6 +141,47 @@ def describe(table: RoutingTable) -> str:
     if isinstance(features, dict):
         lines.extend(f"  feature {channel}: {note}" for channel, note in features.items())
     return "\n".join(lines)
+
+
+def _prepare_csv(args: argparse.Namespace) -> RoutingTable:
+    from mmr_gym.datasets import load_table
+
+    options: dict = {
+        "features": list(args.features),
+        "layout": args.layout,
+        "missing_images": args.missing_images,
+        "cache_dir": args.cache_dir,
+        "progress": not args.no_progress,
+    }
+    if args.cost_unit:
+        options["cost_unit"] = args.cost_unit
+    long_layout = args.layout == "long" or (args.layout == "auto" and _is_call_log(args.path))
+    if long_layout:
+        options["incomplete"] = args.incomplete
+    elif args.incomplete != "error":
+        raise ValueError(f"--incomplete applies to call logs; {args.path} has the MMR-Bench layout")
+    table = load_table(args.path, **options)
+    if args.out is not None:
+        print(f"saved {table.save(args.out)}")
+    return table
+
+
+def _is_call_log(path: Path) -> bool:
+    from mmr_gym.datasets.logs import is_call_log
+
+    return is_call_log(path)
+
+
+def _ready_hint(args: argparse.Namespace) -> str:
+    if args.dataset == "csv":
+        if args.out is not None:
+            return f"gym.make('MMRRouting-v0', dataset={str(args.out)!r})"
+        kwargs = {"features": list(args.features)}
+        if args.cache_dir is not None:
+            kwargs["cache_dir"] = str(args.cache_dir)
+        return f"gym.make('MMRRouting-v0', dataset={str(args.path)!r}, dataset_kwargs={kwargs!r})"
+    name = "math-v" if args.dataset == "math-v" else "mmr-bench-hub"
+    return f"gym.make('MMRRouting-v0', dataset={name!r})"
 
 
 def _prepare_math_v(args: argparse.Namespace) -> RoutingTable:
@@ -162,14 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        table = _prepare_math_v(args) if args.dataset == "math-v" else _prepare_mmr_bench(args)
+        prepare = {"math-v": _prepare_math_v, "mmr-bench": _prepare_mmr_bench, "csv": _prepare_csv}
+        table = prepare[args.dataset](args)
     except (FileNotFoundError, ModuleNotFoundError, RuntimeError, ValueError, OSError) as exc:
         # TableError is a ValueError; HubUnavailableError a RuntimeError: one line, no traceback.
         print(f"mmr-gym prepare {args.dataset}: error: {exc}", file=sys.stderr)
         return 1
     print(describe(table))
-    name = "math-v" if args.dataset == "math-v" else "mmr-bench-hub"
-    print(f"ready in {time.perf_counter() - started:.1f} s: gym.make('MMRRouting-v0', dataset={name!r})")
+    print(f"ready in {time.perf_counter() - started:.1f} s: {_ready_hint(args)}")
     return 0
 
 

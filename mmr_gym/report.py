@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from mmr_gym.collapse import collapse_markdown, plot_collapse  # noqa: E402
 from mmr_gym.evaluate import PolicyResult, json_safe  # noqa: E402
+from mmr_gym.metrics import reaches_accuracy  # noqa: E402
 from mmr_gym.provenance import provenance, provenance_line  # noqa: E402
 
 SUMMARY_COLUMNS = (
@@ -55,7 +57,11 @@ def points_frame(results: Sequence[PolicyResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         for p in r.points:
-            rows.append({"name": r.name, **vars(p)})
+            row = {"name": r.name, **vars(p)}
+            # One column per model (a dict does not fit a CSV cell); absent when not recorded.
+            shares = row.pop("spend_by_model", None) or {}
+            row.update({f"spend_share[{model}]": share for model, share in shares.items()})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -86,7 +92,8 @@ def baseline_comparison(results: Sequence[PolicyResult]) -> dict[str, Any]:
     - ``nAUC_minus_reference``: its nAUC minus that of the reference, the budgeted-stream learning
       policy with the highest finite nAUC (the bars compare agents on the same budgeted streams).
     - ``Ps_minus_best_single``, ``reaches_best_single`` (Ps >= the best single model's test accuracy,
-      the model QNC refers to) and ``QNC_below_1``.
+      the model QNC refers to, up to float rounding: :func:`mmr_gym.metrics.reaches_accuracy`) and
+      ``QNC_below_1``.
 
     ``budget_check`` lists, for every budgeted-stream result (baselines and privileged ones too),
     the episodes that spent beyond their budget and recorded final-call overrun (must be 0) and
@@ -108,8 +115,8 @@ def baseline_comparison(results: Sequence[PolicyResult]) -> dict[str, Any]:
             "nAUC_minus_reference": r.nAUC - reference.nAUC if reference is not None else float("nan"),
             "Ps": r.Ps,
             "Ps_minus_best_single": r.Ps - best_accuracy,
-            # Exactly QNC's test of reaching the best single model (metrics.quality_neutral_cost).
-            "reaches_best_single": bool(r.Ps >= best_accuracy),
+            # Exactly QNC's test of reaching the best single model, float rounding included.
+            "reaches_best_single": reaches_accuracy(r.Ps, best_accuracy),
             "QNC": r.QNC,
             "QNC_below_1": bool(r.QNC < 1.0),
         }
@@ -221,17 +228,54 @@ def plot_pareto(results: Sequence[PolicyResult], path: str | Path, title: str = 
     return path
 
 
+# ---------------------------------------------------------------------------------------- price sources
+def price_sources_markdown(price_sources: Mapping[str, Mapping[str, Any]]) -> str:
+    """The "Prices" section: for each model, its per-token prices and where they come from.
+
+    Args:
+        price_sources: a table's ``meta["price_sources"]`` (MATH-V's:
+            :func:`mmr_gym.datasets.math_v.price_sources`): model -> ``status`` ("sourced" or
+            "unsourced"), ``input_usd_per_1m``, ``output_usd_per_1m``, ``source_url``, ``as_of``,
+            ``read_on``.
+    """
+    unsourced = [m for m, p in price_sources.items() if p.get("status") != "sourced"]
+    lines = ["## Prices behind the estimated costs", ""]
+    if unsourced:
+        lines += [
+            f"{len(unsourced)} of {len(price_sources)} models' per-token prices are UNSOURCED (no readable public "
+            "price list confirming them was found): their costs, and every cost figure above that involves "
+            f"them, rest on unverified prices: {', '.join(unsourced)}.",
+            "",
+        ]
+    else:
+        lines += ["Every model's per-token price was read in a public price list (below).", ""]
+    lines += ["| model | input USD / 1M | output USD / 1M | status | source | source date | read on |"]
+    lines += ["|---|---:|---:|---|---|---|---|"]
+    for model, p in price_sources.items():
+        sourced = p.get("status") == "sourced"
+        lines.append(
+            f"| {model} | {p.get('input_usd_per_1m', float('nan')):g} | {p.get('output_usd_per_1m', float('nan')):g} "
+            f"| {'sourced' if sourced else 'UNSOURCED'} | {p.get('source_url') or '-'} | {p.get('as_of') or '-'} "
+            f"| {p.get('read_on') or '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def write_report(
     results: Sequence[PolicyResult],
     out_dir: str | Path,
     *,
     title: str = "",
     context: dict[str, Any] | None = None,
+    price_sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md`` and ``pareto.png``.
+    """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md``, ``pareto.png`` and
+    ``collapse.png`` (the routing-collapse figure, when some result records its spend per model).
 
     ``context`` gains a ``provenance`` record (:func:`mmr_gym.provenance.provenance`: versions,
-    commit, command, machine) unless it has one.
+    commit, command, machine) unless it has one. ``price_sources`` (a table's
+    ``meta["price_sources"]``, e.g. MATH-V's) adds a section that says where each per-token price
+    comes from, or that it is unsourced.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -255,6 +299,13 @@ def write_report(
         lines.append(f"- {key}: {shown}")
     lines += ["", markdown_table(results), "", comparison_markdown(results), ""]
     lines += ["![cost-accuracy frontiers](pareto.png)", ""]
+    lines += [collapse_markdown(results), ""]
+    collapse_plot = plot_collapse(results, out / "collapse.png", title)
+    if collapse_plot is not None:
+        files["collapse"] = collapse_plot
+        lines += ["![routing collapse](collapse.png)", ""]
+    if price_sources:
+        lines += [price_sources_markdown(price_sources), ""]
     files["markdown"].write_text("\n".join(lines), encoding="utf-8")
     plot_pareto(results, files["plot"], title)
     return files

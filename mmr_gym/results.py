@@ -53,6 +53,9 @@ class BudgetPoint:
     max_overrun: float = float("nan")
     unrecorded_overspend: float = float("nan")
     budget_violations: int = 0
+    # Routing collapse: model name -> share of this point's spend (all seeds and streams pooled)
+    # that went to that model; sums to 1 when anything was spent. Empty: not recorded.
+    spend_by_model: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +90,9 @@ class PolicyResult:
     regret_per_seed: list[float] = field(default_factory=list)
     overrun_rate_per_seed: list[float] = field(default_factory=list)
     budget_violations: int = 0
+    # Model name -> mean cost per query of that model on the evaluated queries (the table's cost
+    # unit); the report's dearest model is its largest. Empty: not recorded.
+    model_mean_cost: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)

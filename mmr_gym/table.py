@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ FORMAT_VERSION = 1
 _OUTCOMES_FILE = "outcomes.parquet"
 _FEATURES_FILE = "features.npz"
 _META_FILE = "meta.json"
+_TEXT_COLUMN = "question"  # the query texts, when the table has them, in the MMR-Bench column name
+
+TrainRounding = Literal["sklearn", "round"]
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -46,6 +50,9 @@ class RoutingTable:
         meta: provenance, ``cost_unit``, ``cost_source`` ("measured" | "estimated" | "simulated"),
             prices, and anything a loader wants to record (JSON-serialisable).
         source: a name for error messages (the file or generator the table came from).
+        texts: ``[n]`` the query texts (str), or None. Kept for encoders that are fitted on a
+            training split (TF-IDF: :func:`mmr_gym.fitted_features.fit_query_features`), which a
+            loader cannot run because it does not know the split.
     """
 
     correct: np.ndarray
@@ -56,6 +63,7 @@ class RoutingTable:
     features: Mapping[str, np.ndarray] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    texts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         src = self.source
@@ -102,6 +110,16 @@ class RoutingTable:
                 raise TableError(src, f"features[{channel!r}]", int(bad[0]), "non-finite feature value")
             features[str(channel)] = _frozen(values)
 
+        texts = None
+        if self.texts is not None:
+            texts = np.asarray(
+                ["" if t is None else str(t) for t in np.asarray(self.texts).tolist()], dtype=object
+            )
+            if texts.shape != (n,):
+                raise TableError(
+                    src, "texts", None, f"expected {n} entries (one per query), got {texts.shape}"
+                )
+
         object.__setattr__(self, "correct", _frozen(correct))
         object.__setattr__(self, "cost", _frozen(cost))
         object.__setattr__(self, "query_ids", _frozen(query_ids))
@@ -109,6 +127,7 @@ class RoutingTable:
         object.__setattr__(self, "model_names", model_names)
         object.__setattr__(self, "features", MappingProxyType(features))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+        object.__setattr__(self, "texts", None if texts is None else _frozen(texts))
 
     def __reduce__(self):
         # The mapping proxies that keep features/meta read-only do not pickle; rebuild from plain dicts.
@@ -121,6 +140,7 @@ class RoutingTable:
             dict(self.features),
             dict(self.meta),
             self.source,
+            self.texts,
         )
         return (type(self), fields)
 
@@ -184,6 +204,7 @@ class RoutingTable:
             features={c: v[idx] for c, v in self.features.items()},
             meta=self.meta,
             source=self.source,
+            texts=None if self.texts is None else self.texts[idx],
         )
 
     def select_models(self, names: Sequence[str]) -> RoutingTable:
@@ -201,25 +222,50 @@ class RoutingTable:
             features=dict(self.features),
             meta=self.meta,
             source=self.source,
+            texts=self.texts,
+        )
+
+    def with_features(self, channels: Mapping[str, np.ndarray]) -> RoutingTable:
+        """A new table with the feature ``channels`` added (channel -> float32 ``[n, d]``).
+
+        A channel the table already has is an error: a fitted channel never silently replaces one.
+        """
+        clash = sorted(set(channels) & set(self.features))
+        if clash:
+            raise ValueError(f"{self.source}: the table already has feature channel(s) {clash}")
+        return RoutingTable(
+            correct=self.correct,
+            cost=self.cost,
+            query_ids=self.query_ids,
+            datasets=self.datasets,
+            model_names=self.model_names,
+            features={**dict(self.features), **dict(channels)},
+            meta=self.meta,
+            source=self.source,
+            texts=self.texts,
         )
 
     def split_indices(
         self,
-        mode: str = "in",
+        mode: str | None = None,
         *,
         train_fraction: float = 0.2,
         seed: int = 0,
         test_datasets: Sequence[str] | None = None,
+        train_ids: Sequence[str] | None = None,
+        test_ids: Sequence[str] | None = None,
+        train_rounding: TrainRounding = "round",
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Row positions of the train and test parts (see :meth:`split`)."""
+        """Row positions (sorted int64) of the train and test parts; see :meth:`split`."""
+        if mode is None:
+            mode = "ids" if train_ids is not None or test_ids is not None else "in"
+        if mode != "ids" and (train_ids is not None or test_ids is not None):
+            raise ValueError(
+                f"split mode {mode!r} draws its own parts; explicit train_ids/test_ids need mode 'ids' "
+                "(or leave mode unset)"
+            )
         if mode == "in":
-            if not 0.0 < train_fraction < 1.0:
-                raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-            n_train = int(round(train_fraction * self.n_queries))
-            if not 0 < n_train < self.n_queries:
-                raise ValueError(
-                    f"train_fraction={train_fraction} of {self.n_queries} queries leaves an empty part"
-                )
+            n_train = in_split_train_size(self.n_queries, train_fraction, train_rounding)
             order = np.random.default_rng(seed).permutation(self.n_queries)
             return np.sort(order[:n_train]), np.sort(order[n_train:])
         if mode == "out":
@@ -233,33 +279,92 @@ class RoutingTable:
             if is_test.all():
                 raise ValueError("split mode 'out': every dataset is a test dataset; nothing to train on")
             return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-        raise ValueError(f"unknown split mode {mode!r}; expected 'in' or 'out'")
+        if mode == "ids":
+            return self._explicit_split(train_ids, test_ids)
+        raise ValueError(
+            f"unknown split mode {mode!r}; expected 'in' or 'out' (or 'ids' with train_ids/test_ids)"
+        )
+
+    def _explicit_split(
+        self, train_ids: Sequence[str] | None, test_ids: Sequence[str] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the given query ids; a part not given is every other query."""
+        if train_ids is None and test_ids is None:
+            raise ValueError("split mode 'ids' needs train_ids, test_ids or both (query ids of the table)")
+        position = {qid: row for row, qid in enumerate(self.query_ids.tolist())}
+        parts = {}
+        for name, ids in (("train_ids", train_ids), ("test_ids", test_ids)):
+            if ids is not None:
+                parts[name] = _rows_of_ids(self.source, name, ids, position)
+        if "train_ids" in parts and "test_ids" in parts:
+            overlap = np.intersect1d(parts["train_ids"], parts["test_ids"])
+            if overlap.size:
+                shown = [str(q) for q in self.query_ids[overlap[:5]]]
+                raise ValueError(
+                    f"{self.source}: {overlap.size} query id(s) are in both train_ids and test_ids, "
+                    f"e.g. {shown}; the parts must not overlap"
+                )
+        everything = np.arange(self.n_queries)
+        train = parts.get("train_ids", np.setdiff1d(everything, parts.get("test_ids", everything)))
+        test = parts.get("test_ids", np.setdiff1d(everything, train))
+        for name, rows in (("train", train), ("test", test)):
+            if rows.size == 0:
+                raise ValueError(f"{self.source}: train_ids/test_ids leave the {name} part empty")
+        return np.sort(train).astype(np.int64), np.sort(test).astype(np.int64)
 
     def split(
         self,
-        mode: str = "in",
+        mode: str | None = None,
         *,
         train_fraction: float = 0.2,
         seed: int = 0,
         test_datasets: Sequence[str] | None = None,
+        train_ids: Sequence[str] | None = None,
+        test_ids: Sequence[str] | None = None,
+        train_rounding: TrainRounding = "round",
     ) -> tuple[RoutingTable, RoutingTable]:
-        """Split into ``(train, test)`` as MMR-Bench does.
+        """Split into ``(train, test)`` as MMR-Bench does, or by explicit query ids.
 
         Args:
-            mode: ``"in"``: a seeded random split of queries, ``train_fraction`` of them for
-                training (the paper uses 0.2). ``"out"``: by dataset, ``test_datasets`` for testing
-                and every other dataset for training.
+            mode: ``"in"`` (the default without ids): a seeded random split of queries,
+                ``train_fraction`` of them for training (the paper uses 0.2). ``"out"``: by
+                dataset, ``test_datasets`` for testing and every other dataset for training.
+                ``"ids"`` (the default when ids are given): the queries of ``train_ids`` and
+                ``test_ids``, e.g. to reproduce another tool's split.
             train_fraction: the training share for ``"in"``.
-            seed: seed of the ``"in"`` permutation.
+            seed: seed of the ``"in"`` permutation (numpy's ``default_rng(seed).permutation``).
             test_datasets: dataset names held out for ``"out"``.
+            train_ids: query ids of the training part (``"ids"``); None: every query not in
+                ``test_ids``.
+            test_ids: query ids of the test part (``"ids"``); None: every query not in
+                ``train_ids``. When both are given, queries in neither are left out.
+            train_rounding: how ``"in"`` turns ``train_fraction * n`` into a count (see
+                :func:`in_split_train_size`): ``"round"`` (default) rounds to the nearest integer;
+                ``"sklearn"`` rounds down, as scikit-learn's ``train_test_split(train_size=...)``.
+                They differ only when ``train_fraction * n`` has a fractional part of at least
+                0.5; for the bundled table (10,370 queries: 2,074) and MATH-V (3,040: 608) at 0.2
+                both give the same split. The permutation is numpy's, not scikit-learn's: to
+                reproduce another tool's split exactly, pass its ids (``train_ids``/``test_ids``).
+
+        Raises:
+            ValueError: an empty part; unknown, repeated or overlapping ids (the message names them).
         """
         train_idx, test_idx = self.split_indices(
-            mode, train_fraction=train_fraction, seed=seed, test_datasets=test_datasets
+            mode,
+            train_fraction=train_fraction,
+            seed=seed,
+            test_datasets=test_datasets,
+            train_ids=train_ids,
+            test_ids=test_ids,
+            train_rounding=train_rounding,
         )
         return self.subset(train_idx), self.subset(test_idx)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the table's content (outcomes, ids, names, features), independent of file format."""
+        """SHA-256 of the table's content (outcomes, ids, names, features, texts), independent of file format.
+
+        A table without texts hashes as before texts existed, so older fingerprints stay valid.
+        """
         digest = hashlib.sha256()
         for array in (self.correct, self.cost):
             digest.update(np.ascontiguousarray(array, dtype="<f4").tobytes())
@@ -268,15 +373,23 @@ class RoutingTable:
         for channel in sorted(self.features):
             digest.update(channel.encode("utf-8"))
             digest.update(np.ascontiguousarray(self.features[channel], dtype="<f4").tobytes())
+        if self.texts is not None:
+            digest.update(b"texts")
+            digest.update(json.dumps(self.texts.tolist()).encode("utf-8"))
         return digest.hexdigest()
 
     # ------------------------------------------------------------------ persistence
     def to_frame(self) -> pd.DataFrame:
-        """Outcomes in the MMR-Bench column layout: ``query_id, dataset, <M>_correct, <M>_cost``."""
+        """Outcomes in the MMR-Bench column layout: ``query_id, dataset, [question,] <M>_correct, <M>_cost``.
+
+        ``question`` (the query texts) only when the table has texts.
+        """
         columns: dict[str, Any] = {
             "query_id": self.query_ids.astype(str),
             "dataset": self.datasets.astype(str),
         }
+        if self.texts is not None:
+            columns[_TEXT_COLUMN] = self.texts.astype(str)
         for j, model in enumerate(self.model_names):
             columns[f"{model}_correct"] = self.correct[:, j]
             columns[f"{model}_cost"] = self.cost[:, j]
@@ -341,6 +454,7 @@ class RoutingTable:
             features=features,
             meta=header.get("meta", {}),
             source=str(directory),
+            texts=frame[_TEXT_COLUMN].to_numpy(dtype=object) if _TEXT_COLUMN in frame.columns else None,
         )
 
 
@@ -366,3 +480,46 @@ def _check_range(
             f"value {float(values[row])!r} (query {query_ids[row]!r}) is not a finite number {bound}; "
             f"{bad.size} bad row(s) in this column",
         )
+
+
+def in_split_train_size(n_queries: int, train_fraction: float, rounding: TrainRounding = "round") -> int:
+    """The number of training queries of an ``"in"`` split of ``n_queries``.
+
+    ``"round"`` (the default, mmr-gym's rule since its first release): Python's ``round`` (to the
+    nearest integer, ties to even). ``"sklearn"``: ``floor(train_fraction * n)``, what
+    scikit-learn's ``train_test_split`` gives for ``train_size=train_fraction`` (its
+    ``_validate_shuffle_split`` rounds the train size down and leaves the rest to the test part;
+    given ``test_size`` instead it rounds the test size up). Either way both parts must be non-empty,
+    so a 4-query table at 0.2 splits 1/3 with ``"round"`` and is an error with ``"sklearn"``, as in
+    scikit-learn.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    if rounding == "sklearn":
+        n_train = math.floor(train_fraction * n_queries)
+    elif rounding == "round":
+        n_train = int(round(train_fraction * n_queries))
+    else:
+        raise ValueError(f"train_rounding must be 'sklearn' or 'round', got {rounding!r}")
+    if not 0 < n_train < n_queries:
+        raise ValueError(f"train_fraction={train_fraction} of {n_queries} queries leaves an empty part")
+    return n_train
+
+
+def _rows_of_ids(source: str, name: str, ids: Sequence[str], position: Mapping[str, int]) -> np.ndarray:
+    """Table rows of ``ids``; unknown or repeated ids are errors naming the argument."""
+    if isinstance(ids, str):
+        raise TypeError(f"{name} must be a sequence of query ids, got the single string {ids!r}")
+    ids = [str(q) for q in np.asarray(ids, dtype=object).tolist()]
+    unknown = [q for q in ids if q not in position]
+    if unknown:
+        raise ValueError(
+            f"{source}: {name} has {len(unknown)} id(s) that are not query ids of the table, e.g. "
+            f"{unknown[:5]}"
+        )
+    seen: dict[str, int] = {}
+    for i, qid in enumerate(ids):
+        if qid in seen:
+            raise ValueError(f"{source}: {name} repeats query id {qid!r} (positions {seen[qid]} and {i})")
+        seen[qid] = i
+    return np.asarray([position[q] for q in ids], dtype=np.int64)

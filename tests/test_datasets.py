@@ -130,23 +130,37 @@ def test_feature_columns_become_channels(write_csv):
     np.testing.assert_allclose(table.features["text"], [[1.5, 0.5], [3, 2]])
     np.testing.assert_allclose(table.features["image"], [[-1], [4e-3]])
     assert table.features["text"].dtype == np.float32
-    assert table.meta["features"] == (
-        "text: CSV columns feature_text_0..feature_text_1 (2 dims); "
-        "image: CSV columns feature_image_0..feature_image_0 (1 dims)"
-    )
-    assert set(load_mmr_bench(path, features="tfidf").features) == {"text"}
+    assert table.meta["features"] == {
+        "text": "CSV columns feature_text_0..feature_text_1 (2 dims)",
+        "image": "CSV columns feature_image_0..feature_image_0 (1 dims)",
+    }
+    assert "fitted_features" not in table.meta
+    tfidf = load_mmr_bench(path, features="tfidf")
+    assert dict(tfidf.features) == {} and set(tfidf.meta["fitted_features"]) == {"text_tfidf"}
     assert dict(load_mmr_bench(path, features=None).features) == {}
 
 
-def test_tfidf_fallback_rows_are_finite_unit_vectors(write_csv):
+def test_tfidf_fallback_is_deferred_to_the_training_split(write_csv):
+    """Without feature columns the TF-IDF fallback is not fitted at load time (the split is unknown):
+    the table keeps the questions and a spec, and fit_query_features fits on training rows only."""
+    from mmr_gym.fitted_features import fit_query_features
+
     path = write_csv("MMR_Bench.csv", MERGED)
     table = load_mmr_bench(path)
-    text = table.features["text"]
+    assert dict(table.features) == {}
+    assert table.meta["fitted_features"] == {"text_tfidf": {"encoder": "tfidf", "dim": 64, "seed": 0}}
+    assert table.meta["features"]["text_tfidf"].startswith(
+        "TF-IDF+SVD (64 dims), fitted on the texts of the training split"
+    )
+    assert table.texts.tolist() == [
+        "What does the\nsign say?",
+        "Solve for x",
+        "Read the plate",
+        "Which animal is it?",
+    ]
+    text = fit_query_features(table, [0, 1, 2, 3])["text_tfidf"]
     assert text.shape == (4, 64) and text.dtype == np.float32
-    assert np.isfinite(text).all()
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, rtol=1e-5)
-    assert table.meta["features"].startswith("text: TF-IDF+SVD fallback (64 dims)")
-    assert "no image channel" in table.meta["features"]
     with pytest.raises(TableError, match="no feature columns"):
         load_mmr_bench(path, features="csv")
 

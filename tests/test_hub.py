@@ -81,7 +81,10 @@ def test_prepare_downloads_lays_out_and_saves(fake_download: list[dict], tmp_pat
     assert table.query_ids.tolist() == ["MathVista_1", "MathVista_2", "OCRBench_7", "SEEDBench2_Plus_0"]
     assert table.dataset_names == ("MathVista", "OCRBench", "SEEDBench2Plus")
     np.testing.assert_array_equal(table.correct[:, 1], [0, 1, 1, 0])
-    assert set(table.features) == {"text_tfidf", "image"}
+    # TF-IDF is fitted on data: saved as a spec (with the questions), fitted on a training split later.
+    assert set(table.features) == {"image"}
+    assert set(table.meta["fitted_features"]) == {"text_tfidf"}
+    assert table.texts.tolist()[0] == "What is the area of the triangle?"
     image = table.features["image"]
     assert image[:3, 0].tolist() == [1.0, 1.0, 1.0]  # has_image
     np.testing.assert_array_equal(image[3], 0.0)  # the missing image
@@ -97,6 +100,8 @@ def test_prepared_table_is_a_named_dataset_for_the_env(fake_download, tmp_path: 
     assert DATASET_LOADERS["mmr-bench-hub"] is load_mmr_bench_hub
     table = load_table("mmr-bench-hub", cache_dir=cache)
     env = gym.make("MMRRouting-v0", dataset=table, split="all", episode_length=4, budget_ratio=None)
+    # The environment fitted the TF-IDF channel on its training rows and shows it.
+    assert env.unwrapped.ctx.channels == ("image", "text_tfidf")
     obs, info = env.reset(seed=0)
     for _ in range(4):
         obs, reward, terminated, truncated, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
@@ -185,3 +190,56 @@ def test_prepare_command(stand_in: Path, tmp_path: Path, capsys, monkeypatch) ->
     err = capsys.readouterr().err
     assert textwrap.shorten(err, 60).startswith("mmr-gym prepare mmr-bench: error: cannot download")
     assert "--local-dir" in err
+
+
+OTHER_DATASETS = """\
+dataset_idx,question,gpt_correct,gpt_cost,qwen_correct,qwen_cost
+ChartQA_1,What is the highest bar?,1,10.0,0,0.03
+ChartQA_2,What is the trend?,1,10.0,1,0.03
+DocVQA-v2_7,What is the date?,0,12.0,1,0.05
+MathVista_3,Solve for x,1,11.0,0,0.04
+"""
+
+
+def test_local_dir_takes_any_dataset_prefix(tmp_path: Path) -> None:
+    """Datasets outside MMR-Bench's seven: the id's prefix names the dataset and the image folder."""
+    root = tmp_path / "mine"
+    (root / "ChartQA").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / "ChartQA" / "1.png")
+    (root / "MMR_Bench.csv").write_text(OTHER_DATASETS, encoding="utf-8")
+    with pytest.warns(UserWarning, match="3 of 4 image file"):
+        code = prepare_main(
+            [
+                "mmr-bench",
+                "--local-dir",
+                str(root),
+                "--text",
+                "tfidf",
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--no-progress",
+            ]
+        )
+    assert code == 0
+    table = load_mmr_bench_hub(tmp_path / "c")
+    assert table.dataset_names == ("ChartQA", "DocVQA-v2", "MathVista")
+    assert table.features["image"][:, 0].tolist() == [1.0, 0.0, 0.0, 0.0]  # ChartQA/1.png was found
+
+
+def test_local_dir_with_per_dataset_files(tmp_path: Path) -> None:
+    """The reference code's other layout: one <dataset>.csv per dataset, no MMR_Bench.csv."""
+    root = tmp_path / "per-dataset"
+    root.mkdir()
+    (root / "ChartQA.csv").write_text(
+        "question,gpt_correct,gpt_cost\nWhat?,1,2.0\nWhy?,0,2.0\n", encoding="utf-8"
+    )
+    (root / "DocVQA.csv").write_text("question,gpt_correct,gpt_cost\nWhen?,1,3.0\n", encoding="utf-8")
+    assert find_data_root(tmp_path) == root  # the only subfolder
+    prepare_mmr_bench(local_dir=root, encoders=["tfidf"], cache_dir=tmp_path / "c", progress=False)
+    table = load_mmr_bench_hub(tmp_path / "c")
+    assert table.query_ids.tolist() == ["ChartQA_0", "ChartQA_1", "DocVQA_0"]
+    assert table.dataset_names == ("ChartQA", "DocVQA")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TableError, match="no MMR_Bench.csv and no <dataset>.csv files here"):
+        find_data_root(empty)

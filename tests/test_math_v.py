@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -125,9 +126,15 @@ def test_real_costs_are_estimated_usd_with_sources(real_all) -> None:
     meta = real_all.meta
     assert meta["cost_unit"] == "USD (estimated)" and meta["cost_source"] == "estimated"
     assert set(meta["prices"]) == set(real_all.model_names)
-    for model, price in meta["prices"].items():
-        assert price["source_url"].startswith("https://"), model
-        assert len(price["as_of"]) == 7, model  # YYYY-MM
+    # Every price says whether it has a public source; reports read meta["price_sources"].
+    assert set(meta["price_sources"]) == set(real_all.model_names)
+    for model, source in meta["price_sources"].items():
+        assert source["status"] in ("sourced", "unsourced"), model
+        if source["status"] == "sourced":
+            assert source["source_url"].startswith("https://") and len(source["read_on"]) == 10, model
+    assert meta["prices_unsourced"] == [
+        m for m, s in meta["price_sources"].items() if s["status"] == "unsourced"
+    ]
     mean_cost = dict(zip(real_all.model_names, real_all.model_mean_cost(), strict=True))
     # GPT-4 is the dearest per token by far; a chain-of-thought run costs more than its direct twin.
     assert max(mean_cost, key=mean_cost.get) == "GPT4-CoT (Text Only)"
@@ -277,6 +284,9 @@ def test_mini_costs_follow_the_documented_formula(mini: Path) -> None:
     np.testing.assert_array_equal(table.correct[:, big], [1, 1, 0])
     assert table.meta["token_counter"] == "chars/4"
     assert table.meta["prices"]["Big"]["source_url"] == "https://example.com/big"
+    # A price file without the sourcing columns loads, and its prices count as unsourced.
+    assert table.meta["price_sources"]["Big"]["status"] == "unsourced"
+    assert table.meta["prices_unsourced"] == list(table.model_names)
 
 
 def test_mini_model_selection(mini: Path) -> None:
@@ -367,7 +377,9 @@ def test_mini_features_and_table_cache(mini: Path, tmp_path: Path, monkeypatch: 
     first = _load(mini, features=["tfidf", "image-stats"], cache=True, cache_dir=cache)
     second = _load(mini, features=["tfidf", "image-stats"], cache=True, cache_dir=cache)
     assert len(calls) == 1  # the second load read the saved table
-    assert set(second.features) == {"text_tfidf", "image"}
+    # TF-IDF is fitted on the training split later: the cached table keeps its spec and the texts.
+    assert set(second.features) == {"image"} and set(second.meta["fitted_features"]) == {"text_tfidf"}
+    assert second.texts.tolist() == first.texts.tolist() and len(second.texts) == second.n_queries
     assert second.fingerprint() == first.fingerprint()
     # Editing an output file changes the key: the table is rebuilt.
     _write_jsonl(mini / "outputs" / "open-source" / "S" / "Small.jsonl", _outputs([True, True, True]))
@@ -390,8 +402,42 @@ def test_packaged_prices_cover_every_math_v_configuration() -> None:
     assert set(prices) == MULTIMODAL | TEXT_ONLY
     assert {m for m, p in prices.items() if p.kind == "text"} == TEXT_ONLY
     for price in prices.values():
-        assert price.source_url.startswith("https://") and price.as_of[:2] == "20"
         assert price.input_usd_per_1m > 0 and price.output_usd_per_1m > 0
+        if price.price_status == "sourced":  # a URL, the list's own date and the date it was read
+            assert (
+                price.source_url.startswith("https://")
+                and price.as_of[:2] == "20"
+                and price.read_on[:2] == "20"
+            )
+        else:  # no URL is claimed for a price nobody could read in a public list
+            assert price.price_status == "unsourced" and price.source_url == ""
+    # As of this file's last check (2026-12-07), only the two OpenAI prices were found in a public list.
+    assert {m for m, p in prices.items() if p.price_status == "sourced"} == TEXT_ONLY
+
+
+def test_sourced_prices_need_a_url_and_a_read_date(tmp_path: Path) -> None:
+    header = "model,provider_model,kind,input_usd_per_1m,output_usd_per_1m,image_tokens,price_status,source_url,as_of,read_on,note\n"
+    cases = [
+        (
+            "A,a,text,1,2,0,sourced,,2024-01-01,2026-12-07,\n",
+            "column 'source_url': line 2: a sourced price needs the URL",
+        ),
+        (
+            "A,a,text,1,2,0,sourced,https://x.org/p,,2026-12,\n",
+            "column 'read_on': line 2: a sourced price needs the date it was read",
+        ),
+        (
+            "A,a,text,1,2,0,verified,https://x.org/p,,2026-12-07,\n",
+            "column 'price_status': line 2: 'verified' is not one of",
+        ),
+    ]
+    for row, message in cases:
+        path = tmp_path / "prices.csv"
+        path.write_text(header + row, encoding="utf-8")
+        with pytest.raises(TableError, match=re.escape(message)):
+            load_prices(path)
+    path.write_text(header + "A,a,text,1,2,0,sourced,https://x.org/p,,2026-12-07,\n", encoding="utf-8")
+    assert load_prices(path)["A"].price_status == "sourced"
 
 
 def test_price_file_errors_name_column_and_line(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from mmr_gym.metrics import (
     pareto_frontier,
     peak_score,
     quality_neutral_cost,
+    reaches_accuracy,
     single_model_points,
     threshold_curve,
 )
@@ -199,3 +200,18 @@ def test_perfect_predictions_reach_the_per_query_oracle(table):
     assert (oracle[:, 0] <= points[:, 0] + 1e-12).all()
     # The last cap is the largest cost, so every model is a candidate there.
     assert points[-1, 1] == per_query_oracle_accuracy(correct)
+
+
+def test_qnc_reaches_the_best_single_model_up_to_float_rounding():
+    """Issue 18: BestSingle's own curve scored QNC inf because its accuracy, averaged in another
+    order, came out one rounding step below the best single model's (0.9523809523809522 vs 20/21)."""
+    best_acc, best_cost = 20 / 21, 2.0
+    assert best_acc == 0.9523809523809523
+    own_curve = [[0.5, 0.6], [2.0, 0.9523809523809522]]
+    assert quality_neutral_cost(pareto_frontier(own_curve), best_acc, best_cost) == 1.0
+    assert curve_summary([0.5, 2.0], [0.6, 0.9523809523809522], best_acc, best_cost)["QNC"] == 1.0
+    # A real shortfall (one query of 21 fewer, or even one of a billion) is still a miss.
+    assert quality_neutral_cost([[2.0, 19 / 21]], best_acc, best_cost) == math.inf
+    assert quality_neutral_cost([[2.0, best_acc - 1e-8]], best_acc, best_cost) == math.inf
+    assert reaches_accuracy(0.9523809523809522, best_acc) is True
+    assert reaches_accuracy([0.95, 0.9523809523809522, 1.0], best_acc).tolist() == [False, True, True]

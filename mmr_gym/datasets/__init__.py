@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmr_gym.datasets.hub import load_mmr_bench_hub
+from mmr_gym.datasets.logs import is_call_log, load_call_log
 from mmr_gym.datasets.math_v import load_math_v
 from mmr_gym.datasets.mmr_bench import load_mmr_bench, read_mmr_bench_frame
 from mmr_gym.errors import TableError
@@ -25,6 +26,7 @@ __all__ = [
     "BUNDLED_DEFAULT",
     "DATASET_LOADERS",
     "bundled_table_names",
+    "load_call_log",
     "load_math_v",
     "load_mmr_bench",
     "load_mmr_bench_hub",
@@ -42,6 +44,7 @@ DATASET_LOADERS: dict[str, Callable[..., RoutingTable]] = {
     "mmr-bench": load_mmr_bench,
     "math-v": load_math_v,
     "mmr-bench-hub": load_mmr_bench_hub,
+    "call-log": load_call_log,
 }
 
 
@@ -80,11 +83,16 @@ def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kw
     Args:
         source: None: the bundled default table (:data:`BUNDLED_DEFAULT`). A RoutingTable: returned
             as is. A bundled table name (:func:`bundled_table_names`). A directory with
-            ``meta.json``: :meth:`RoutingTable.load`. A ``.csv`` file or a directory of CSVs:
-            :func:`load_mmr_bench`. A key of :data:`DATASET_LOADERS`: that loader. Names win
-            over paths: pass a ``Path`` to read a local directory that has a bundled name.
-        **kwargs: passed to the CSV or named loader (e.g. ``datasets=``, ``cost_unit=``); none are
-            accepted for the other sources.
+            ``meta.json``: :meth:`RoutingTable.load`. A call log, one row per (query, model) call
+            (a ``.parquet``/``.jsonl`` file, or a ``.csv`` with ``model``, ``correct`` and ``cost``
+            columns): :func:`load_call_log`. Any other ``.csv`` file or a directory of CSVs
+            (the MMR-Bench layout, one row per query): :func:`load_mmr_bench`. A key of
+            :data:`DATASET_LOADERS`: that loader. Names win over paths: pass a ``Path`` to read a
+            local directory that has a bundled name.
+        **kwargs: passed to the file or named loader, e.g. ``features=["minilm", "image-stats"]``
+            (query encoders, see :mod:`mmr_gym.datasets.encoded`), ``datasets=``, ``cost_unit=``,
+            ``incomplete="drop"`` (call logs); ``layout="long"`` or ``"wide"`` overrides the
+            detection of a CSV's layout. None are accepted for the other sources.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).
@@ -104,6 +112,11 @@ def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kw
             raise TypeError(f"load_table got options {sorted(kwargs)} that a saved table cannot take")
         return RoutingTable.load(path)
     if path.exists():
+        layout = kwargs.pop("layout", "auto")
+        if layout not in ("auto", "long", "wide"):
+            raise ValueError(f"layout must be 'auto', 'long' or 'wide', got {layout!r}")
+        if layout == "long" or (layout == "auto" and is_call_log(path, kwargs.get("columns"))):
+            return load_call_log(path, **kwargs)
         return load_mmr_bench(path, **kwargs)
     if isinstance(source, str) and not (path.suffix or os.sep in source or "/" in source):
         raise ValueError(

@@ -27,7 +27,8 @@ from typing import Any
 
 from mmr_gym.datasets.mmr_bench import IDX_PREFIXES, MERGED_FILE, load_mmr_bench, read_mmr_bench_frame
 from mmr_gym.errors import TableError
-from mmr_gym.features import CachePath, default_cache_dir, encode_queries
+from mmr_gym.features import CachePath, default_cache_dir
+from mmr_gym.fitted_features import FITTED_FEATURES_KEY, encode_table_features
 from mmr_gym.table import RoutingTable
 
 __all__ = [
@@ -102,10 +103,13 @@ def download_mmr_bench(
 
 
 def find_data_root(directory: str | os.PathLike[str]) -> Path:
-    """The folder holding ``MMR_Bench.csv`` in ``directory``: itself, its ``data/``, or its only subfolder.
+    """The folder holding the outcome CSVs in ``directory``: itself, its ``data/``, or its only subfolder.
+
+    The first candidate with ``MMR_Bench.csv`` wins; failing that, the first with per-dataset
+    ``<name>.csv`` files (the reference code's other layout), whatever the datasets are called.
 
     Raises:
-        TableError: no ``MMR_Bench.csv`` there.
+        TableError: no CSV there.
     """
     directory = Path(directory)
     candidates = [directory, directory / "data"]
@@ -116,8 +120,16 @@ def find_data_root(directory: str | os.PathLike[str]) -> Path:
     for candidate in candidates:
         if (candidate / MERGED_FILE).is_file():
             return candidate
+    for candidate in candidates:
+        if candidate.is_dir() and any(
+            p.suffix.lower() == ".csv" and p.is_file() for p in candidate.iterdir()
+        ):
+            return candidate
     raise TableError(
-        str(directory), None, None, f"no {MERGED_FILE} here (nor in data/): not an MMR-Bench data folder"
+        str(directory),
+        None,
+        None,
+        f"no {MERGED_FILE} and no <dataset>.csv files here (nor in data/): not an MMR-Bench data folder",
     )
 
 
@@ -138,7 +150,9 @@ def prepare_mmr_bench(
 
     Args:
         local_dir: a folder that already holds the data (``MMR_Bench.csv`` and image folders, or a
-            Hub snapshot of them): nothing is downloaded.
+            Hub snapshot of them; or per-dataset ``<name>.csv`` files): nothing is downloaded. Any
+            dataset may be in it, not only MMR-Bench's seven: a ``dataset_idx`` such as
+            ``ChartQA_12`` names dataset ``ChartQA`` and image ``ChartQA/12.jpg``.
         dest: where to download to (default ``<cache>/mmr-bench``); an existing download is reused
             unless ``force``.
         repo_id: the Hub dataset.
@@ -187,13 +201,10 @@ def prepare_mmr_bench(
             stacklevel=2,
         )
     names = list(encoders or ()) + ([f"clip:{clip}"] if clip else [])
-    channels, notes = encode_queries(
-        frame["question"].astype(str).tolist(),
-        image_paths,
-        names,
-        missing_images="zero",
-        cache_dir=cache_dir,
-        progress=progress,
+    texts = frame["question"].astype(str).tolist()
+    # TF-IDF is fitted on data: only its spec is saved, fitted on the training split by the environment.
+    channels, notes, fitted = encode_table_features(
+        texts, image_paths, names, missing_images="zero", cache_dir=cache_dir, progress=progress
     )
     meta = dict(outcomes.meta)
     meta.update(
@@ -204,6 +215,7 @@ def prepare_mmr_bench(
             "origin": origin,
             "data_root": str(data_root.resolve()),
             "features": notes,
+            FITTED_FEATURES_KEY: fitted,
             "missing_images": missing,
             "prepared_seconds": round(time.perf_counter() - started, 3),
         }
@@ -217,6 +229,7 @@ def prepare_mmr_bench(
         features=channels,
         meta=meta,
         source=str(data_root),
+        texts=texts,
     )
     directory = hub_table_dir(cache_dir)
     _replace_dir(table, directory)

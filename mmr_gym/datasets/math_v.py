@@ -33,9 +33,7 @@ option, so the second load reads it back in about a second.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -43,14 +41,20 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from mmr_gym.datasets.prices import (  # re-exported: the price table was first defined here
+    ModelPrice,
+    default_prices_text,
+    load_prices,
+    price_sources,
+)
 from mmr_gym.errors import TableError
-from mmr_gym.features import CachePath, default_cache_dir, encode_queries, parse_encoders
+from mmr_gym.features import CachePath, default_cache_dir, parse_encoders
+from mmr_gym.fitted_features import FITTED_FEATURES_KEY, encode_table_features
 from mmr_gym.table import RoutingTable
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "load_math_v",
     "load_prices",
     "math_v_cache_key",
+    "price_sources",
     "read_math_v_questions",
     "remember_math_v_root",
 ]
@@ -74,103 +79,11 @@ NOT_MODELS = frozenset({"Random-Chance"})  # a random-guess baseline, not a mode
 DEV_ROOT = Path("..") / "shared" / "data" / "math-v"
 _ROOT_RECORD = "math-v-root.json"
 # Bump when the table this module builds changes for the same inputs (invalidates cached tables).
-_LOADER_VERSION = 1
+_LOADER_VERSION = 2  # 2: the table keeps the prompt texts; TF-IDF is fitted on the training split
 _IMAGE_PLACEHOLDER = re.compile(r"<image\d*>")
 
 ModelSelection = Literal["multimodal", "all"] | Sequence[str]
 TokenCounter = Literal["auto", "minilm", "chars4"]
-
-
-# ---------------------------------------------------------------------------------------- prices
-@dataclass(frozen=True)
-class ModelPrice:
-    """One row of the price table: a MATH-V model configuration and its public per-token price."""
-
-    model: str
-    provider_model: str
-    kind: str  # "multimodal" or "text"
-    input_usd_per_1m: float
-    output_usd_per_1m: float
-    image_tokens: int
-    source_url: str
-    as_of: str
-    note: str
-
-
-_PRICE_COLUMNS = tuple(ModelPrice.__dataclass_fields__)
-
-
-def _default_prices_text() -> tuple[str, str]:
-    resource = files("mmr_gym") / "data" / "prices.csv"
-    return resource.read_text(encoding="utf-8"), "mmr_gym/data/prices.csv"
-
-
-def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPrice]:
-    """The price table: model name -> :class:`ModelPrice`.
-
-    Args:
-        path: a CSV with the columns of ``mmr_gym/data/prices.csv`` (lines starting with ``#`` are
-            comments); None reads that packaged file.
-
-    Raises:
-        TableError: a missing column, a bad number, an unknown ``kind`` or a repeated model, naming
-            the file, the column and the line.
-    """
-    if path is None:
-        text, source = _default_prices_text()
-    else:
-        source = str(path)
-        text = Path(path).read_text(encoding="utf-8")
-    lines = text.splitlines()
-    # Comment lines are blanked, not removed, so line numbers in errors match the file.
-    body = "\n".join("" if line.lstrip().startswith("#") else line for line in lines)
-    reader = csv.reader(io.StringIO(body))
-    header: list[str] | None = None
-    prices: dict[str, ModelPrice] = {}
-    for record in reader:
-        line = reader.line_num
-        if not record or not any(cell.strip() for cell in record):
-            continue
-        if header is None:
-            header = [c.strip() for c in record]
-            missing = [c for c in _PRICE_COLUMNS if c not in header]
-            if missing:
-                raise TableError(
-                    source, missing[0], None, f"line {line}: missing column (expected {_PRICE_COLUMNS})"
-                )
-            continue
-        if len(record) != len(header):
-            raise TableError(
-                source, None, None, f"line {line}: {len(record)} fields, the header has {len(header)}"
-            )
-        row = dict(zip(header, (c.strip() for c in record), strict=True))
-        values: dict[str, Any] = {}
-        for column in _PRICE_COLUMNS:
-            cell = row[column]
-            if column in ("input_usd_per_1m", "output_usd_per_1m", "image_tokens"):
-                try:
-                    number = float(cell)
-                except ValueError:
-                    raise TableError(source, column, None, f"line {line}: not a number: {cell!r}") from None
-                if not math.isfinite(number) or number < 0:
-                    raise TableError(
-                        source, column, None, f"line {line}: {cell!r} is not a finite number >= 0"
-                    )
-                values[column] = int(number) if column == "image_tokens" else number
-            else:
-                values[column] = cell
-        if values["kind"] not in ("multimodal", "text"):
-            raise TableError(
-                source, "kind", None, f"line {line}: {values['kind']!r} is not 'multimodal' or 'text'"
-            )
-        if not values["model"]:
-            raise TableError(source, "model", None, f"line {line}: empty model name")
-        if values["model"] in prices:
-            raise TableError(source, "model", None, f"line {line}: model {values['model']!r} appears twice")
-        prices[values["model"]] = ModelPrice(**values)
-    if header is None:
-        raise TableError(source, None, None, "empty price table")
-    return prices
 
 
 # ---------------------------------------------------------------------------------------- tokens
@@ -563,7 +476,7 @@ def load_math_v(
         raise TableError(str(root), None, None, f"no {QUESTIONS_FILE} here: not a MATH-V checkout")
     price_table = load_prices(prices)
     price_source = str(prices) if prices is not None else "mmr_gym/data/prices.csv"
-    price_text = Path(prices).read_text(encoding="utf-8") if prices is not None else _default_prices_text()[0]
+    price_text = Path(prices).read_text(encoding="utf-8") if prices is not None else default_prices_text()[0]
     available = _output_files(root)
     chosen = _select_models(models, available, price_table, price_source)
     encoders = _resolve_encoders(features)
@@ -607,7 +520,8 @@ def load_math_v(
             "mean_output_tokens": float(response_tokens.mean()),
         }
 
-    channels, notes = encode_queries(
+    # TF-IDF (the fallback without MiniLM) is fitted on data: saved as a spec, fitted on the split later.
+    channels, notes, fitted = encode_table_features(
         questions.texts,
         questions.image_paths,
         encoders,
@@ -632,12 +546,17 @@ def load_math_v(
         "token_counter": counter_name,
         "prices_file": price_source,
         "prices": {m: asdict(price_table[m]) for m in chosen},
+        # Read by reports (mmr_gym.report.price_sources_markdown): which prices have a public source.
+        "price_sources": price_sources({m: price_table[m] for m in chosen}),
+        "prices_unsourced": [m for m in chosen if price_table[m].price_status != "sourced"],
         "tokens": token_summary,
         "accuracy": {m: float(a) for m, a in zip(chosen, accuracy, strict=True)},
         "mean_cost": {m: float(c) for m, c in zip(chosen, cost.mean(axis=0), strict=True)},
         "features": notes,
         "nan_filled": {},
     }
+    if fitted:
+        meta[FITTED_FEATURES_KEY] = fitted
     table = RoutingTable(
         correct=correct,
         cost=cost.astype(np.float32),
@@ -647,6 +566,7 @@ def load_math_v(
         features=channels,
         meta=meta,
         source=str(root),
+        texts=questions.texts,
     )
     if table_dir is not None:
         _save_atomically(table, table_dir)

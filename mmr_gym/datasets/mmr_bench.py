@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -35,15 +34,16 @@ from mmr_gym.datasets.columns import (
     fill_outcomes,
     located_error,
     model_columns,
-    numeric_column,
     outcome_values,
 )
+from mmr_gym.datasets.csv_features import FeatureMode, Features, mmr_bench_features  # noqa: F401
+from mmr_gym.datasets.encoded import MissingImages
 from mmr_gym.errors import TableError
-from mmr_gym.features import tfidf_features
+from mmr_gym.features import CachePath
+from mmr_gym.fitted_features import FITTED_FEATURES_KEY
 from mmr_gym.table import RoutingTable
 
 MERGED_FILE = "MMR_Bench.csv"
-TFIDF_DIM = 64
 
 # dataset_idx prefix -> (dataset name, image folder under the data root). Dataset names are the
 # paper's Table 2 names; the image folders are the reference code's.
@@ -57,10 +57,7 @@ IDX_PREFIXES: dict[str, tuple[str, str]] = {
     "SEEDBench2_Plus": ("SEEDBench2Plus", "SEEDBenchv2Plus"),
 }
 _IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp")
-_FEATURE_COLUMN = re.compile(r"^feature_(?P<channel>.+)_(?P<index>\d+)$")
 _COST_SOURCES = ("measured", "estimated", "simulated")
-
-FeatureMode = Literal["auto", "csv", "tfidf"]
 
 
 def _canon(name: str) -> str:
@@ -342,104 +339,6 @@ def read_mmr_bench_frame(path: str | Path, datasets: str | Sequence[str] | None 
     return pd.concat(frames, ignore_index=True)
 
 
-# ---------------------------------------------------------------------------------------- features
-def _feature_layout(columns: Sequence[str], source: str) -> dict[str, list[str]]:
-    """Channel -> its ``feature_<channel>_<i>`` columns in index order; gaps and repeats are errors."""
-    indexed: dict[str, dict[int, str]] = {}
-    for column in columns:
-        if not column.startswith("feature_"):
-            continue
-        match = _FEATURE_COLUMN.match(column)
-        if match is None:
-            raise TableError(
-                source, column, None, "a feature column must be named 'feature_<channel>_<index>'"
-            )
-        channel, index = match["channel"], int(match["index"])
-        by_index = indexed.setdefault(channel, {})
-        if index in by_index:
-            raise TableError(
-                source, column, None, f"feature index {index} of channel {channel!r} appears twice"
-            )
-        by_index[index] = column
-    layout = {}
-    for channel, by_index in indexed.items():
-        gaps = sorted(set(range(max(by_index) + 1)) - set(by_index))
-        if gaps:
-            raise TableError(
-                source,
-                f"feature_{channel}_{gaps[0]}",
-                None,
-                f"missing: channel {channel!r} has columns up to index {max(by_index)} but not index "
-                f"{gaps[0]} ({len(gaps)} index(es) missing)",
-            )
-        layout[channel] = [by_index[i] for i in range(len(by_index))]
-    return layout
-
-
-def _feature_block(part: _Part, columns: list[str]) -> np.ndarray:
-    source = str(part.path)
-    try:
-        values = part.frame[columns].to_numpy(dtype=np.float64)
-    except ValueError:  # some cell is not a plain number: find it column by column
-        values = np.column_stack([numeric_column(part.frame, c, source, lines=part.lines) for c in columns])
-    finite = np.isfinite(values)
-    if not finite.all():
-        row, col = (int(v[0]) for v in np.nonzero(~finite))
-        cell = part.frame[columns[col]].iloc[row]
-        raise located_error(
-            source, columns[col], row, f"feature value {cell!r} is missing or not finite", lines=part.lines
-        )
-    return values
-
-
-def _csv_features(parts: Sequence[_Part]) -> tuple[dict[str, np.ndarray], str] | None:
-    """Features from ``feature_*`` columns (every file must have the same layout), or None if none."""
-    layouts = [_feature_layout(list(part.frame.columns), str(part.path)) for part in parts]
-    if not layouts[0]:
-        if any(layouts):
-            other = next(part for part, layout in zip(parts, layouts, strict=True) if layout)
-            raise TableError(str(parts[0].path), None, None, f"no feature columns, but {other.path} has some")
-        return None
-    shape = {c: len(cols) for c, cols in layouts[0].items()}
-    for part, layout in zip(parts[1:], layouts[1:], strict=True):
-        if {c: len(cols) for c, cols in layout.items()} != shape:
-            raise TableError(
-                str(part.path),
-                None,
-                None,
-                f"feature channels { ({c: len(v) for c, v in layout.items()}) } differ from {parts[0].path}'s {shape}",
-            )
-    features = {
-        channel: np.concatenate(
-            [_feature_block(part, layout[channel]) for part, layout in zip(parts, layouts, strict=True)]
-        )
-        for channel in shape
-    }
-    note = "; ".join(
-        f"{c}: CSV columns feature_{c}_0..feature_{c}_{d - 1} ({d} dims)" for c, d in shape.items()
-    )
-    return features, note
-
-
-def _features(parts: Sequence[_Part], mode: FeatureMode | None) -> tuple[dict[str, np.ndarray], str]:
-    if mode is None:
-        return {}, "none"
-    if mode not in ("auto", "csv", "tfidf"):
-        raise ValueError(f"features must be 'auto', 'csv', 'tfidf' or None, got {mode!r}")
-    from_csv = _csv_features(parts) if mode != "tfidf" else None
-    if from_csv is not None:
-        return from_csv
-    if mode == "csv":
-        raise TableError(
-            str(parts[0].path), None, None, "no feature columns: expected 'feature_<channel>_<index>' columns"
-        )
-    texts = [q for part in parts for q in part.frame["question"].tolist()]
-    note = (
-        f"text: TF-IDF+SVD fallback ({TFIDF_DIM} dims), fitted on the questions of all rows; no image channel"
-    )
-    return {"text": tfidf_features(texts, dim=TFIDF_DIM, seed=0)}, note
-
-
 # ---------------------------------------------------------------------------------------- loading
 def _common_models(parts: Sequence[_Part]) -> list[str]:
     """The model names of the first file; every other file must have the same set."""
@@ -461,9 +360,12 @@ def load_mmr_bench(
     path: str | Path,
     *,
     datasets: str | Sequence[str] | None = None,
-    features: FeatureMode | None = "auto",
+    features: Features = "auto",
     cost_unit: str = "unspecified (as in the CSV)",
     cost_source: str = "measured",
+    missing_images: MissingImages = "error",
+    cache_dir: CachePath = None,
+    progress: bool = True,
 ) -> RoutingTable:
     """Load MMR-Bench outcome CSVs (see the module docstring for the format) as a RoutingTable.
 
@@ -475,20 +377,30 @@ def load_mmr_bench(
         datasets: dataset names to keep (a name or a list), matched ignoring case and punctuation:
             per-dataset file names, or the MMR-Bench names for the merged file (``"MathVista"``,
             ``"SEEDBench2Plus"``, ...). A name with no rows is an error. None keeps everything.
-        features: ``"auto"``: the CSV's ``feature_<channel>_<i>`` columns if it has any, else the
-            TF-IDF text fallback; ``"csv"``: the CSV's columns, an error if there are none;
-            ``"tfidf"``: always the fallback; None: no features. The fallback is
-            :func:`mmr_gym.features.tfidf_features` (64 dims) fitted on the questions of *all* rows
-            of the table: unsupervised, no outcome is used, but test queries shape the basis.
+        features: a list of encoder names (:mod:`mmr_gym.datasets.encoded`): ``"minilm"``
+            (channel ``"text"``), ``"image-stats"`` (``"image"``), ``"clip:<dir>"``
+            (``"text_clip"``, ``"image_clip"``), ``"tfidf"`` (``"text_tfidf"``, fitted on the
+            training split's questions when an environment builds its split), and ``"csv"`` (the
+            CSV's ``feature_<channel>_<i>`` columns); computed features are cached by content.
+            Or a mode: ``"auto"``: the CSV's feature columns if it has any, else the TF-IDF
+            fallback (as ``["tfidf"]``); ``"csv"``: the CSV's columns, an error if there are
+            none; ``"tfidf"``: as ``["tfidf"]``; None: no features.
         cost_unit: the unit of the ``M_cost`` columns, recorded in ``meta["cost_unit"]``.
         cost_source: ``"measured"``, ``"estimated"`` or ``"simulated"``.
+        missing_images: when an encoder reads images and a query's image file does not exist:
+            ``"error"`` (naming the file, column and line), or ``"zero"``: a zero image row,
+            counted in ``meta["missing_images"]`` and warned about.
+        cache_dir: the feature cache root (None: :func:`mmr_gym.features.default_cache_dir`).
+        progress: show progress bars while encoding.
 
     Query ids are the ``dataset_idx`` values when the file has them (duplicates are an error),
     else ``<dataset>_<i>`` with ``i`` the 0-based data row of that file. Dataset names are the
     MMR-Bench names (``SEEDBench2Plus``) for known datasets, else the file name (per-dataset files)
     or the ``dataset_idx`` prefix (merged file). Missing numbers are filled with the column mean
     over all loaded rows (as the reference code), counted in ``meta["nan_filled"]`` and warned about.
-    Image paths and texts are not stored in the table; :func:`read_mmr_bench_frame` gives them.
+    The questions are kept as the table's ``texts``; image paths are not stored
+    (:func:`read_mmr_bench_frame` gives them). ``meta["features"]`` says how each channel was made
+    and ``meta["fitted_features"]`` lists the channels still to fit on a training split.
 
     Raises:
         TableError: bad input, naming the file, the column and the line (header = line 1).
@@ -512,7 +424,14 @@ def load_mmr_bench(
             f"(as MMR-Bench does): {nan_filled}",
             stacklevel=2,
         )
-    feature_arrays, feature_note = _features(parts, features)
+    encoded = mmr_bench_features(
+        parts, features, missing_images=missing_images, cache_dir=cache_dir, progress=progress
+    )
+    if encoded.missing_images:
+        warnings.warn(
+            f"{path}: {encoded.missing_images} image file(s) are missing; their image features are zeros",
+            stacklevel=2,
+        )
     query_datasets = np.concatenate([part.datasets for part in parts])
     meta = {
         "source": "MMR-Bench CSV",
@@ -523,15 +442,20 @@ def load_mmr_bench(
         "cost_unit": cost_unit,
         "cost_source": cost_source,
         "nan_filled": nan_filled,
-        "features": feature_note,
+        "features": encoded.notes,
     }
+    if encoded.fitted:
+        meta[FITTED_FEATURES_KEY] = encoded.fitted
+    if encoded.missing_images:
+        meta["missing_images"] = encoded.missing_images
     return RoutingTable(
         correct=correct,
         cost=cost,
         query_ids=np.concatenate([part.query_ids for part in parts]),
         datasets=query_datasets,
         model_names=tuple(model_names),
-        features=feature_arrays,
+        features=encoded.channels,
         meta=meta,
         source=str(path),
+        texts=np.asarray([q for part in parts for q in part.frame["question"].tolist()], dtype=object),
     )
