@@ -20,6 +20,8 @@ class _Stateless(Policy):
     """A policy whose action depends on the current observation and mask alone: one instance acts
     for every lane (no copies)."""
 
+    info_keys = ()
+
     def reset_lanes(self, n: int, make: Any = None) -> None:
         self._lanes = None
 
@@ -31,6 +33,7 @@ class RandomPolicy(Policy):
     """Uniform over the affordable models (seeded)."""
 
     name = "Random"
+    info_keys = ()
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
@@ -95,6 +98,7 @@ class OraclePolicy(Policy):
 
     name = "Oracle"
     privileged = True
+    info_keys = ()
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:
         rows = env.episode_query_indices

@@ -142,6 +142,8 @@ class PacedPolicy(Policy):
         self.cost_source = cost_source
         self.reserve = float(reserve)
         self.learns = isinstance(scorer, OnlineScorer)
+        # What observe reads: the call's realized cost (and, to learn, the model called and its outcome).
+        self.info_keys = ("model_index", "correct", "cost") if self.learns else ("cost",)
         #: the current price of budget, in accuracy per c_ref of cost (None before the first step)
         self.lambda_: float | None = None
         self._rate: float | None = None  # the budget rate lambda_ was set for
@@ -241,7 +243,7 @@ class PacedPolicy(Policy):
         if self.learns:
             perf, cost = self.scorer.act_scores(query)
             return np.asarray(perf, dtype=np.float64), np.asarray(cost, dtype=np.float64)
-        row = self._row_of.get(query.tobytes())
+        row = self._row_of.find(query)
         if row is None:
             perf, cost = self.scorer.predict(query[None, :])
             return np.asarray(perf[0], dtype=np.float64), np.asarray(cost[0], dtype=np.float64)
@@ -265,8 +267,10 @@ class PacedPolicy(Policy):
         self._lane_rate = np.full(n, np.nan)
         self._lane_rate_squared = np.full(n, np.nan)
         self._lane_budget = np.full(n, np.nan)
+        self._lane_budgeted = np.zeros(n, dtype=bool)
         self._lane_first = np.zeros(n, dtype=bool)
         self._lane_target = np.zeros(n)
+        self._starting = False  # some lane's episode has not acted yet
 
     def begin_episodes(self, env: Any, rows: np.ndarray) -> None:
         if self.learns:
@@ -277,7 +281,9 @@ class PacedPolicy(Policy):
             self._learn_context(env.ctx)
         budget = env.budget[rows]  # NaN: no budget
         self._lane_budget[rows] = budget
+        self._lane_budgeted[rows] = ~np.isnan(budget)
         self._lane_first[rows] = True
+        self._starting = True
         unbudgeted = rows[np.isnan(budget)]
         self._lane_lambda[unbudgeted] = env.cost_weight
         self._lane_rate[unbudgeted] = np.nan
@@ -286,28 +292,32 @@ class PacedPolicy(Policy):
         if self.learns:
             return super().act_batch(obs, info, active)
         parts = self._layout.decode(obs)
-        query = np.asarray(parts.query, dtype=np.float32)
-        perf, cost = self._scores_batch(query)
+        perf, cost = self._scores_batch(np.asarray(parts.query, dtype=np.float32))
         model_costs = parts.model_costs
         cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
-        budgeted = ~np.isnan(self._lane_budget)
-        target = parts.spend_per_query.astype(np.float64)
-        self._lane_target = np.where(budgeted, target, self._lane_target)
-        for i in np.flatnonzero(self._lane_first & budgeted & active).tolist():
-            self._start_lane(i, float(target[i]))
-        self._lane_first &= ~active
+        budgeted = self._lane_budgeted
+        self._lane_target = target = parts.spend_per_query.astype(np.float64)  # read by budgeted rows only
+        if self._starting:
+            for i in np.flatnonzero(self._lane_first & budgeted & active).tolist():
+                self._start_lane(i, float(target[i]))
+            self._lane_first &= ~active
+            self._starting = bool(np.count_nonzero(self._lane_first))
         mask = np.asarray(info["action_mask"], dtype=bool)
         allowed = mask
-        reserved = budgeted & (self.reserve > 0)
-        if np.count_nonzero(reserved):
-            spendable = self._spendable_batch(parts.budget_fraction, parts.spend_per_query)
+        reserved = budgeted if self.reserve > 0 else np.zeros_like(budgeted)
+        n_reserved = np.count_nonzero(reserved)
+        if n_reserved:
+            spendable = self._spendable_batch(parts.budget_fraction, target)
             fits = model_costs * self._overshoot <= spendable[:, None]
-            allowed = np.where(reserved[:, None], mask & fits, mask)
+            allowed = (
+                mask & fits if n_reserved == reserved.size else np.where(reserved[:, None], mask & fits, mask)
+            )
         value = np.where(allowed, perf - self._lane_lambda[:, None] * cost, -np.inf)
         actions = np.argmax(value, axis=1)
-        stuck = reserved & ~allowed.any(axis=1)  # no model passes the reserve: the cheapest affordable
-        if np.count_nonzero(stuck):
-            actions[stuck] = np.argmin(np.where(mask[stuck], model_costs[stuck], np.inf), axis=1)
+        if n_reserved:
+            stuck = reserved & ~allowed.any(axis=1)  # no model passes the reserve: the cheapest affordable
+            if np.count_nonzero(stuck):
+                actions[stuck] = np.argmin(np.where(mask[stuck], model_costs[stuck], np.inf), axis=1)
         return actions
 
     def observe_batch(
@@ -316,7 +326,7 @@ class PacedPolicy(Policy):
         if self.learns:
             super().observe_batch(actions, rewards, info, active)
             return
-        rows = active & ~np.isnan(self._lane_budget)
+        rows = active & self._lane_budgeted
         if self.eta > 0 and np.count_nonzero(rows):
             overspend = info["cost"] / self._c_ref - self._lane_target
             updated = self._lane_lambda + self.eta / self._lane_rate_squared * overspend
@@ -335,28 +345,63 @@ class PacedPolicy(Policy):
         self._lane_lambda[i] = self.lambda_init if self.lambda_init is not None else self._calibrate(rate)
 
     def _spendable_batch(self, fraction: np.ndarray, per_query: np.ndarray) -> np.ndarray:
-        """:meth:`_spendable_now` for every row (NaN for rows without a budget)."""
+        """:meth:`_spendable_now` for every row (``per_query``: float64; NaN for rows without a budget)."""
         left = fraction.astype(np.float64) * self._lane_budget / self._c_ref
-        per_query = per_query.astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            queries_left = np.round(left / per_query)  # half to even, as Python's round()
+        some = per_query > 0
+        queries_left = np.divide(left, per_query, out=np.zeros_like(left), where=some)
+        np.round(queries_left, out=queries_left)  # half to even, as Python's round()
         spendable = left - np.maximum(queries_left - 1, 0) * self.reserve * self._cheapest_max
-        return np.where(per_query <= 0, 0.0, spendable)
+        return np.where(some, spendable, 0.0)
 
     def _scores_batch(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = [self._row_of.get(q.tobytes()) for q in query]
-        if None not in rows:
+        rows = self._row_of.find_batch(query)
+        if np.count_nonzero(rows < 0) == 0:
             return self._perf[rows], self._cost[rows]
         scores = [self._scores(q) for q in query]
         return np.stack([p for p, _ in scores]), np.stack([c for _, c in scores])
 
 
-# Fixed scorer -> (context, perf, cost, row of query bytes): shared by every PacedPolicy wrapping
+class _RowIndex:
+    """Which row of ``ctx.query_obs`` an observed query is (by its bytes), for one query or many.
+
+    One query: a dict lookup of its bytes. Many: a vectorised search on an integer hash of the
+    rows' bits (exact arithmetic, so a row hashes alike alone or in any batch), each hit then
+    checked bit for bit (a miss falls back to the dict). Rows with the same bytes resolve to the
+    last of them, as the dict does.
+    """
+
+    def __init__(self, rows: np.ndarray) -> None:
+        n, d = rows.shape
+        self._bits = rows.view(np.uint32)
+        self._multipliers = np.random.default_rng(0).integers(1, 2**63, d, dtype=np.uint64) | np.uint64(1)
+        keys = self._hash(self._bits)
+        self._order = np.lexsort((-np.arange(n), keys))  # by key, then the last occurrence first
+        self._keys = keys[self._order]
+        self._by_bytes = {row.tobytes(): i for i, row in enumerate(rows)}
+
+    def _hash(self, bits: np.ndarray) -> np.ndarray:
+        return (bits.astype(np.uint64) * self._multipliers).sum(axis=1, dtype=np.uint64)  # mod 2**64
+
+    def find(self, query: np.ndarray) -> int | None:
+        return self._by_bytes.get(query.tobytes())
+
+    def find_batch(self, query: np.ndarray) -> np.ndarray:
+        """int64 ``[m]``: the row of each query (``-1``: not a row)."""
+        bits = query.view(np.uint32)
+        rows = self._order[np.minimum(np.searchsorted(self._keys, self._hash(bits)), self._keys.size - 1)]
+        exact = (self._bits[rows] == bits).all(axis=1)
+        for j in np.flatnonzero(~exact).tolist():
+            found = self.find(np.ascontiguousarray(query[j]))
+            rows[j] = -1 if found is None else found
+        return rows
+
+
+# Fixed scorer -> (context, perf, cost, row index): shared by every PacedPolicy wrapping
 # the same scorer (an evaluation builds one policy per budget and seed).
 _PREDICTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _all_predictions(scorer: Scorer, ctx: RoutingContext) -> tuple[np.ndarray, np.ndarray, dict[bytes, int]]:
+def _all_predictions(scorer: Scorer, ctx: RoutingContext) -> tuple[np.ndarray, np.ndarray, _RowIndex]:
     """A fixed scorer's predictions for every query the environment can show, and a row lookup.
 
     A fixed scorer is a pure function of the query features, and every observation's query is a
@@ -374,7 +419,7 @@ def _all_predictions(scorer: Scorer, ctx: RoutingContext) -> tuple[np.ndarray, n
         ctx,
         np.asarray(perf, dtype=np.float64),
         np.asarray(cost, dtype=np.float64),
-        {row.tobytes(): i for i, row in enumerate(ctx.query_obs)},
+        _RowIndex(ctx.query_obs),
     )
     with contextlib.suppress(TypeError):
         _PREDICTIONS[scorer] = entry

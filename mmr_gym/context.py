@@ -86,16 +86,13 @@ class RoutingContext:
         if len(set(ids)) != len(ids):
             raise ValueError(f"{name} repeats a query; a stream has each query at most once")
         position = _row_of_id(self.table)
-        in_split = np.zeros(self.table.n_queries, dtype=bool)
-        in_split[self.split_indices] = True
-        rows = []
-        for qid in ids:
-            row = position.get(qid)
-            if row is None or not in_split[row]:
-                where = "not in the table" if row is None else "not in this environment's split"
-                raise ValueError(f"{name}: query {qid!r} is {where}")
-            rows.append(row)
-        return np.asarray(rows, dtype=np.int64)
+        rows = np.array([position.get(qid, -1) for qid in ids], dtype=np.int64)
+        outside = (rows < 0) | (self.lookups.slot_of_row.take(rows) < 0)  # take(-1): a real row, then masked
+        if np.count_nonzero(outside):
+            first = int(np.flatnonzero(outside)[0])
+            where = "not in the table" if rows[first] < 0 else "not in this environment's split"
+            raise ValueError(f"{name}: query {ids[first]!r} is {where}")
+        return rows
 
 
 @functools.lru_cache(maxsize=4)
@@ -176,7 +173,7 @@ def _build(
     )
     split_indices = {"train": train_idx, "test": test_idx, "all": np.arange(table.n_queries)}[split]
     # Channels fitted on data (TF-IDF of the query texts) are fitted here, on the training rows
-    # only, and the context holds the table with them added (issue 18; see mmr_gym.fitted_features).
+    # only, and the context holds the table with them added (see mmr_gym.fitted_features).
     fitted = fit_query_features(table, train_idx)
     if fitted:
         table = table.with_features(fitted)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from mmr_gym.budget import overrun_fraction, unrecorded_overspend, violates_budget
 from mmr_gym.env import MMRRoutingEnv
-from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, threshold_curve
+from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, spend_shares, threshold_curve
 from mmr_gym.oracle import per_query_oracle_curve
 from mmr_gym.policy import Policy, info_row
 from mmr_gym.results import (
@@ -69,19 +69,25 @@ def run_stream(
 
     The returned dict also holds ``final_call_cost``, the realized cost of the call that ended the
     episode, so that :func:`mmr_gym.budget.unrecorded_overspend` can check that an overrun came
-    from that call.
+    from that call, and ``spend_by_model``, float64 ``[K]``: the episode's spend on each model.
     """
     options: dict[str, Any] = {"query_ids": list(query_ids)}
     if budget_ratio is not None:
         options["budget_ratio"] = budget_ratio
     obs, info = env.reset(options=options)
     policy.begin_episode(env)
+    spend = np.zeros(env.ctx.n_models)
     while True:
         action = policy.act(obs, info)
         obs, reward, terminated, truncated, info = env.step(action)
         policy.observe(action, reward, info)
+        spend[info["model_index"]] += info["cost"]
         if terminated or truncated:
-            return {**info["episode_metrics"], "final_call_cost": float(info["cost"])}
+            return {
+                **info["episode_metrics"],
+                "final_call_cost": float(info["cost"]),
+                "spend_by_model": spend,
+            }
 
 
 def evaluation_rows(env: MMRRoutingEnv, max_queries: int | None = None) -> np.ndarray:
@@ -162,15 +168,20 @@ def _run_lanes(
     """Every lane as a row of one vector env (autoreset disabled: each finished row is reset with
     its lane's next stream). A lane whose streams are done idles on its last stream again."""
     n = len(lanes)
+    # The infos hold what the evaluator reads (the episodes' metrics, the final call's cost) and
+    # what the policy says it reads.
+    keys = None if agent.info_keys is None else ("episode_metrics", "cost", "model_index", *agent.info_keys)
     venv = MMRRoutingVectorEnv(
         num_envs=n,
         autoreset_mode=AutoresetMode.DISABLED,
         stream_sampling="per-env",
+        info_keys=keys,
         **{**env.config.kwargs(), "render_mode": None},
     )
     lane_streams = [streams[seeds[s]] for _, s in lanes]
     ratios = [float(budget_ratios[b]) for b, _ in lanes]
     episodes: Episodes = {lane: [] for lane in lanes}
+    spend = np.zeros((n, env.ctx.n_models))  # each row's spend per model in its current episode
     position = np.zeros(n, dtype=np.int64)  # each lane's current stream
     active = np.ones(n, dtype=bool)
     agent.reset_lanes(n, make)
@@ -181,12 +192,14 @@ def _run_lanes(
         actions = agent.act_batch(obs, info, active)
         obs, rewards, terminated, _, info = venv.step(actions)
         agent.observe_batch(actions, rewards, info, active)
+        np.add.at(spend, (np.arange(n), info["model_index"]), info["cost"])
         if not np.count_nonzero(terminated):
             continue
         ended = np.flatnonzero(terminated)
         for i in ended[active[ended]].tolist():
             row = info_row(info, i)
-            episodes[lanes[i]].append({**row["episode_metrics"], "final_call_cost": float(row["cost"])})
+            record = {**row["episode_metrics"], "final_call_cost": float(row["cost"])}
+            episodes[lanes[i]].append({**record, "spend_by_model": spend[i].copy()})
             bar.update()
             position[i] += 1
             if position[i] == len(lane_streams[i]):
@@ -205,6 +218,7 @@ def _run_lanes(
             }
         )
         info = _after_reset(info, reset_info, terminated)
+        spend[terminated] = 0.0
         started = ended[active[ended]]
         if started.size:
             agent.begin_episodes(venv, started)
@@ -273,6 +287,7 @@ def _summarize(
     max_overrun = np.zeros((n_budgets, n_seeds))
     overspend = np.zeros((n_budgets, n_seeds))
     violations = np.zeros((n_budgets, n_seeds), dtype=np.int64)
+    spend_by_model = np.zeros((n_budgets, env.ctx.n_models))  # over seeds and streams
     count = 0
     for (b, s), results in episodes.items():
         count = len(results)
@@ -287,6 +302,7 @@ def _summarize(
         max_overrun[b, s] = max(overrun_fraction(r) for r in results)
         overspend[b, s] = max(unrecorded_overspend(r) for r in results)
         violations[b, s] = sum(violates_budget(r) for r in results)
+        spend_by_model[b] += np.sum([r["spend_by_model"] for r in results], axis=0)
 
     test = env.ctx.table.subset(evaluation_rows(env, max_queries))
     index, best_acc, best_cost = best_single(test.correct, test.cost)
@@ -309,6 +325,7 @@ def _summarize(
             max_overrun=float(max_overrun[b].max()),
             unrecorded_overspend=float(overspend[b].max()),
             budget_violations=int(violations[b].sum()),
+            spend_by_model=spend_shares(env.model_names, spend_by_model[b]),
         )
         for b, ratio in enumerate(budget_ratios)
     ]
@@ -337,6 +354,7 @@ def _summarize(
         regret_per_seed=regret_per_seed,
         overrun_rate_per_seed=overrun_per_seed,
         budget_violations=int(violations.sum()),
+        model_mean_cost=dict(zip(env.model_names, test.model_mean_cost().tolist(), strict=True)),
     )
 
 

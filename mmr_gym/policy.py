@@ -42,6 +42,9 @@ class Policy:
     name: str = "policy"
     #: True if the policy reads outcomes it could not know (oracles). Reported as such.
     privileged: bool = False
+    #: The keys of the step info (:data:`~mmr_gym.records.INFO_KEYS`) the policy reads in ``act``
+    #: and ``observe``, beside ``action_mask``; None: any. A batched evaluation builds only these.
+    info_keys: tuple[str, ...] | None = None
     _lanes: list[Policy] | None = None
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:

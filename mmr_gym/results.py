@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmr_gym.metrics import curve_summary, pareto_frontier
+from mmr_gym.metrics import curve_summary, pareto_frontier, pool_spend_shares
 
 BUDGETED_STREAM = "budgeted stream"
 THRESHOLD_PROTOCOL = "per-query threshold (MMR-Bench)"
@@ -145,6 +145,11 @@ def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
             max_overrun=nanmax([r.points[b].max_overrun for r in results]),
             unrecorded_overspend=nanmax([r.points[b].unrecorded_overspend for r in results]),
             budget_violations=sum(r.points[b].budget_violations for r in results),
+            # Each result's shares weighted by its spend: its mean cost per query times its seeds.
+            spend_by_model=pool_spend_shares(
+                [r.points[b].spend_by_model for r in results],
+                [float(cost[i, b]) * len(r.extra.get("seeds", [0])) for i, r in enumerate(results)],
+            ),
         )
         for b, p in enumerate(first.points)
     ]

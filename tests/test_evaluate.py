@@ -316,3 +316,21 @@ def test_evaluation_counts_and_warns_about_a_violating_episode(env, monkeypatch,
     assert r.points[0].unrecorded_overspend == pytest.approx(0.3)
     markdown = write_report([r], tmp_path)["markdown"].read_text()
     assert any(line.startswith("VIOLATION: Cheapest: 1 episodes") for line in markdown.splitlines())
+
+
+def test_spend_by_model_is_each_models_share_of_the_spend(env):
+    ample = evaluate_policy(BestSinglePolicy, env, budget_ratios=(5.0, 0.05), seeds=(0, 1), progress=False)
+    train = env.ctx.table.subset(env.ctx.train_indices)
+    favourite = env.model_names[int(np.lexsort((train.model_mean_cost(), -train.model_accuracy()))[0])]
+    assert ample.points[0].spend_by_model[favourite] == pytest.approx(1.0)
+    for point in ample.points:
+        assert sum(point.spend_by_model.values()) == pytest.approx(1.0)
+    assert ample.points[1].spend_by_model[favourite] < 1.0  # a tight budget forces other models
+    # Recomputed from the episodes themselves.
+    streams = split_streams(env, 0)
+    spend = sum(run_stream(env, BestSinglePolicy(), ids, 0.05)["spend_by_model"] for ids in streams)
+    one_seed = evaluate_policy(BestSinglePolicy, env, budget_ratios=(0.05,), seeds=(0,), progress=False)
+    shares = dict(zip(env.model_names, (spend / spend.sum()).tolist(), strict=True))
+    assert one_seed.points[0].spend_by_model == pytest.approx(shares)
+    mean_cost = env.ctx.table.subset(env.ctx.split_indices).model_mean_cost().tolist()
+    assert ample.model_mean_cost == pytest.approx(dict(zip(env.model_names, mean_cost, strict=True)))

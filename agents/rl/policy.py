@@ -30,6 +30,8 @@ class SB3Policy(Policy):
     so the policy takes the environment's own observations.
     """
 
+    info_keys = ()  # it reads the observation and the action mask only
+
     def __init__(self, model: BaseAlgorithm, name: str | None = None) -> None:
         self.model = model
         self.algo = algo_name(model)
