@@ -261,6 +261,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset", default=None, help="bundled name or path (default: the bundled simulated table)"
     )
     parser.add_argument(
+        "--features",
+        default=None,
+        help="comma-separated encoders for a CSV, call log or MATH-V: minilm, image-stats, clip:<dir>, tfidf",
+    )
+    parser.add_argument(
         "--policies", default=",".join(DEFAULT_POLICIES), help=f"comma-separated, from {choices}"
     )
     parser.add_argument(
@@ -333,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     low, high = (float(x) for x in args.train_budget_range.split(","))
 
     env_kwargs: dict[str, Any] = {"dataset": args.dataset, "episode_length": args.episode_length}
+    if args.features:
+        env_kwargs["features"] = [f.strip() for f in args.features.split(",") if f.strip()]
     env_kwargs.update(json.loads(args.env_kwargs))
     for key in ("split", "budget_ratio"):  # chosen per use: test/train split, sweep or training range
         env_kwargs.pop(key, None)

@@ -106,13 +106,21 @@ def _real(value: Any, name: str) -> float:
     return result
 
 
+def _round_up(value: float, digits: int = 6) -> float:
+    """``value`` rounded up to ``digits`` significant digits (a bound that still holds when printed)."""
+    if value <= 0 or not math.isfinite(value):
+        return value
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.ceil(value * scale) / scale
+
+
 def _check_ratio_bounds(ratio: float, minimum: float, length: int, c_ref: float, name: str) -> None:
     if ratio < minimum:
         # Below this ratio some query's cheapest model would not fit the whole budget, leaving an
         # all-zero action mask at reset, which no agent can act on.
         raise ValueError(
             f"{name} {ratio:g} is too small: the cheapest model of some query would not fit the "
-            f"whole budget; use {name} >= {minimum:.6g} for this table and episode length"
+            f"whole budget; use {name} >= {_round_up(minimum):g} for this table and episode length"
         )
     if not math.isfinite(budget_total(ratio, length, c_ref)):
         raise ValueError(

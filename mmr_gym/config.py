@@ -24,7 +24,7 @@ from mmr_gym.observation import OBSERVATIONS
 from mmr_gym.table import RoutingTable
 
 SPLITS = ("train", "test", "all")
-SPLIT_MODES = ("in", "out")
+SPLIT_MODES = ("in", "out", "ids")
 MODALITIES = ("mm", "text", "image")
 FEEDBACKS = ("bandit", "full")
 INVALID_ACTIONS = ("fallback", "error")
@@ -46,6 +46,9 @@ class EnvConfig:
     train_fraction: float = 0.2
     split_seed: int = 0
     test_datasets: tuple[str, ...] | None = None
+    train_ids: tuple[str, ...] | None = None
+    test_ids: tuple[str, ...] | None = None
+    features: str | tuple[str, ...] | None = None
     episode_length: int = 100
     budget_ratio: float | tuple[float, float] | None = 0.5
     budget_sampling: str = "uniform"
@@ -83,18 +86,32 @@ class EnvConfig:
         cost_weight = _real("cost_weight", self.cost_weight)
         if cost_weight < 0:
             raise ValueError(f"cost_weight must be a finite number >= 0, got {self.cost_weight!r}")
-        test_datasets = self.test_datasets
-        if test_datasets is not None:
-            if isinstance(test_datasets, (str, bytes)) or not isinstance(test_datasets, Sequence):
-                raise TypeError(f"test_datasets must be a sequence of dataset names, got {test_datasets!r}")
-            test_datasets = tuple(str(d) for d in test_datasets)
         _set = object.__setattr__
+        for name in ("test_datasets", "train_ids", "test_ids"):
+            _set(self, name, _names(name, getattr(self, name)))
+        if self.train_ids is not None or self.test_ids is not None:
+            if self.split_mode == "out":
+                raise ValueError(
+                    "train_ids/test_ids give the split explicitly; they do not go with split_mode='out'"
+                )
+            _set(self, "split_mode", "ids")
+        elif self.split_mode == "ids":
+            raise ValueError("split_mode='ids' needs train_ids or test_ids")
+        if self.features is not None:
+            if isinstance(self.dataset, RoutingTable):
+                raise ValueError("features are computed by a loader; a ready RoutingTable takes none")
+            if self.dataset_kwargs is not None and "features" in self.dataset_kwargs:
+                raise ValueError("give features once: as features=..., or in dataset_kwargs, not both")
+            _set(
+                self,
+                "features",
+                self.features if isinstance(self.features, str) else _names("features", self.features),
+            )
         _set(self, "train_fraction", fraction)
         _set(self, "cost_weight", cost_weight)
         _set(self, "split_seed", _integer("split_seed", self.split_seed))
         _set(self, "episode_length", _integer("episode_length", self.episode_length, minimum=1))
         _set(self, "cost_observed", _flag("cost_observed", self.cost_observed))
-        _set(self, "test_datasets", test_datasets)
         if self.obs_dim is not None:
             _set(self, "obs_dim", _integer("obs_dim", self.obs_dim, minimum=1))
         # The type of budget_ratio now; its range once the table is known (resolve).
@@ -106,14 +123,21 @@ class EnvConfig:
 
     def context(self) -> RoutingContext:
         """The shared :class:`~mmr_gym.context.RoutingContext` (cached: equal arguments share one)."""
+        dataset_kwargs = dict(self.dataset_kwargs or {})
+        if self.features is not None:
+            dataset_kwargs["features"] = (
+                self.features if isinstance(self.features, str) else list(self.features)
+            )
         return build_context(
             self.dataset,
-            dataset_kwargs=dict(self.dataset_kwargs) if self.dataset_kwargs is not None else None,
+            dataset_kwargs=dataset_kwargs or None,
             split=self.split,
             split_mode=self.split_mode,
             train_fraction=self.train_fraction,
             split_seed=self.split_seed,
             test_datasets=self.test_datasets,
+            train_ids=self.train_ids,
+            test_ids=self.test_ids,
             modality=self.modality,
             cost_observed=self.cost_observed,
             obs_dim=self.obs_dim,
@@ -163,6 +187,15 @@ class EnvConfig:
 def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed: {list(allowed)}")
+
+
+def _names(name: str, values: Any) -> tuple[str, ...] | None:
+    """A sequence of names (query ids, dataset names, encoders) as a tuple of str; one string is refused."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of names, got {values!r}")
+    return tuple(str(v) for v in values)
 
 
 def _real(name: str, value: Any) -> float:

@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 
 from mmr_gym.budget import min_budget_ratio
 from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table
-from mmr_gym.fitted_features import fit_query_features
+from mmr_gym.fitted_features import FITTED_FEATURES_KEY, fit_query_features
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.oracle import cheapest_correct_cost
 from mmr_gym.table import RoutingTable
@@ -109,6 +109,8 @@ def build_context(
     train_fraction: float = 0.2,
     split_seed: int = 0,
     test_datasets: Sequence[str] | None = None,
+    train_ids: Sequence[str] | None = None,
+    test_ids: Sequence[str] | None = None,
     modality: str = "mm",
     cost_observed: bool = False,
     obs_dim: int | None = None,
@@ -116,7 +118,8 @@ def build_context(
     """Load ``dataset`` and precompute a :class:`RoutingContext` (cached: equal arguments share one).
 
     ``dataset_kwargs`` go to the loader (:func:`mmr_gym.datasets.load_table`), e.g.
-    ``{"models": "all"}`` for MATH-V.
+    ``{"models": "all"}`` for MATH-V or ``{"features": ["minilm"]}`` for a CSV. ``train_ids`` and
+    ``test_ids`` give the split explicitly (``split_mode="ids"``, :meth:`RoutingTable.split_indices`).
     """
     if isinstance(dataset, RoutingTable):
         if dataset_kwargs:
@@ -132,6 +135,8 @@ def build_context(
         float(train_fraction),
         int(split_seed),
         tuple(test_datasets) if test_datasets is not None else None,
+        tuple(train_ids) if train_ids is not None else None,
+        tuple(test_ids) if test_ids is not None else None,
         modality,
         bool(cost_observed),
         None if obs_dim is None else int(obs_dim),
@@ -164,16 +169,27 @@ def _build(
     train_fraction: float,
     split_seed: int,
     test_datasets: tuple[str, ...] | None,
+    train_ids: tuple[str, ...] | None,
+    test_ids: tuple[str, ...] | None,
     modality: str,
     cost_observed: bool,
     obs_dim: int | None,
 ) -> RoutingContext:
     train_idx, test_idx = table.split_indices(
-        split_mode, train_fraction=train_fraction, seed=split_seed, test_datasets=test_datasets
+        split_mode,
+        train_fraction=train_fraction,
+        seed=split_seed,
+        test_datasets=test_datasets,
+        train_ids=train_ids,
+        test_ids=test_ids,
     )
     split_indices = {"train": train_idx, "test": test_idx, "all": np.arange(table.n_queries)}[split]
     # Channels fitted on data (TF-IDF of the query texts) are fitted here, on the training rows
-    # only, and the context holds the table with them added (see mmr_gym.fitted_features).
+    # only, and the context holds the table with them added (see mmr_gym.fitted_features). A
+    # table that already holds them (a part of another context's table) has them fitted again.
+    stale = [c for c in table.meta.get(FITTED_FEATURES_KEY) or {} if c in table.features]
+    if stale:
+        table = table.without_features(stale)
     fitted = fit_query_features(table, train_idx)
     if fitted:
         table = table.with_features(fitted)

@@ -42,10 +42,18 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         dataset_kwargs: options for the loader, e.g. ``{"models": "all"}`` for MATH-V.
         split: which queries the episodes draw from: ``"train"``, ``"test"`` or ``"all"``. Cost
             estimates, ``c_ref`` and the feature projection always come from the training part.
-        split_mode: ``"in"`` (random by query, seeded) or ``"out"`` (by dataset, see ``test_datasets``).
+        split_mode: ``"in"`` (random by query, seeded) or ``"out"`` (by dataset, see ``test_datasets``);
+            ``"ids"`` when ``train_ids``/``test_ids`` give the split.
         train_fraction: training share of the queries for ``split_mode="in"`` (MMR-Bench uses 0.2).
         split_seed: seed of the ``"in"`` split (not of the episodes: those follow ``reset(seed=...)``).
         test_datasets: dataset names held out for ``split_mode="out"``.
+        train_ids, test_ids: an explicit split: the query ids of the training part, of the test
+            part, or both (one alone: the other part is every other query). Unknown, repeated or
+            overlapping ids raise ``ValueError``.
+        features: the encoders a loader computes the query features with, e.g. ``["minilm"]``,
+            ``["minilm", "image-stats"]``, ``["clip:<model dir>"]`` or ``["tfidf"]`` (fitted on the
+            training rows only), for a CSV, a call log or MATH-V (:func:`mmr_gym.datasets.load_table`);
+            cached by content.
         episode_length: queries per episode, drawn without replacement from the split.
         budget_ratio: budget per episode as a multiple of ``episode_length * c_ref``, where ``c_ref``
             is the mean per-query cost of the reference model (the most accurate single model on the
@@ -87,6 +95,9 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         train_fraction: float = 0.2,
         split_seed: int = 0,
         test_datasets: Sequence[str] | None = None,
+        train_ids: Sequence[str] | None = None,
+        test_ids: Sequence[str] | None = None,
+        features: str | Sequence[str] | None = None,
         episode_length: int = 100,
         budget_ratio: float | tuple[float, float] | None = 0.5,
         budget_sampling: str = "uniform",
@@ -107,6 +118,9 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             train_fraction=train_fraction,
             split_seed=split_seed,
             test_datasets=test_datasets,
+            train_ids=train_ids,
+            test_ids=test_ids,
+            features=features,
             episode_length=episode_length,
             budget_ratio=budget_ratio,
             budget_sampling=budget_sampling,

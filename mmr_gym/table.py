@@ -245,6 +245,21 @@ class RoutingTable:
             texts=self.texts,
         )
 
+    def without_features(self, channels: Sequence[str]) -> RoutingTable:
+        """A new table without the feature ``channels`` (those it does not have are ignored)."""
+        keep = {name: values for name, values in self.features.items() if name not in set(channels)}
+        return RoutingTable(
+            correct=self.correct,
+            cost=self.cost,
+            query_ids=self.query_ids,
+            datasets=self.datasets,
+            model_names=self.model_names,
+            features=keep,
+            meta=self.meta,
+            source=self.source,
+            texts=self.texts,
+        )
+
     def split_indices(
         self,
         mode: str | None = None,

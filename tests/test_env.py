@@ -497,3 +497,35 @@ def test_dataset_kwargs_reach_the_loader(tmp_path):
     assert env.ctx.channels == ("dataset_onehot",)
     with pytest.raises(ValueError, match="dataset_kwargs"):
         MMRRoutingEnv(table, dataset_kwargs={"features": None})
+
+
+def test_explicit_split_and_features_through_gym_make(table, tmp_path):
+    ids = table.query_ids[::5].tolist()
+    env = gym.make("MMRRouting-v0", dataset=table, train_ids=ids, split="test", episode_length=10)
+    ctx = env.unwrapped.ctx
+    assert sorted(table.query_ids[ctx.train_indices].tolist()) == sorted(ids)
+    assert ctx.split_indices.size == table.n_queries - len(ids)
+    with pytest.raises(ValueError, match="split_mode='out'"):
+        MMRRoutingEnv(table, train_ids=ids, split_mode="out", test_datasets=["a"])
+    with pytest.raises(TypeError, match="sequence of names"):
+        MMRRoutingEnv(table, test_ids=ids[0])
+
+    # A CSV of one's own gets the encoder asked for; TF-IDF is fitted on the training rows only.
+    rng = np.random.default_rng(0)
+    words = ["chart", "table", "sum", "angle", "price", "graph", "circle", "total"]
+    lines = ["question,a_correct,a_cost,b_correct,b_cost"]
+    for i in range(60):
+        text = " ".join(rng.choice(words, 4))
+        lines.append(f"{text} {i},{int(rng.random() < 0.4)},0.1,{int(rng.random() < 0.8)},1.0")
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = gym.make("MMRRouting-v0", dataset=str(path), features=["tfidf"], episode_length=5, train_fraction=0.5)
+    assert "text_tfidf" in env.unwrapped.ctx.table.features
+    obs, _ = env.reset(seed=0)
+    assert obs["query"].shape == env.observation_space["query"].shape and np.isfinite(obs["query"]).all()
+    # A part of that context's table (as agents.rl.validation_split carves one) fits TF-IDF again,
+    # on its own training rows.
+    part = env.unwrapped.ctx.table.subset(env.unwrapped.ctx.train_indices)
+    again = MMRRoutingEnv(part, episode_length=5, train_fraction=0.5, budget_ratio=None)
+    refit = again.ctx.table.features["text_tfidf"]
+    assert not np.array_equal(refit, part.features["text_tfidf"])
