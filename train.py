@@ -394,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
         "seconds per policy": timings,
     }
     files = write_report(
-        results, run.run_dir, title="mmr-gym: routing policies on MMRRouting-v0", context=context
+        results,
+        run.run_dir,
+        title="mmr-gym: routing policies on MMRRouting-v0",
+        context=context,
+        price_sources=table.meta.get("price_sources"),  # where per-token prices come from (MATH-V)
     )
     print()
     print(markdown_table(results))

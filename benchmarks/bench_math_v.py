@@ -164,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
         }
         files = write_report(
-            results, args.out, title="MATH-V (estimated costs): baselines vs routers", context=context
+            results,
+            args.out,
+            title="MATH-V (estimated costs): baselines vs routers",
+            context=context,
+            price_sources=table.meta.get("price_sources"),
         )
         print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
