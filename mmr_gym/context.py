@@ -28,6 +28,8 @@ from mmr_gym.table import RoutingTable
 # Features are standardised with training statistics; a dimension that is constant there keeps
 # its scale instead of blowing up.
 _MIN_STD = 1e-6
+#: Folds of the training split whose cost means give training queries their cost estimates.
+COST_FOLDS = 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,7 +204,9 @@ def _build(
             "on the training split; budgets are multiples of it, so it must be > 0"
         )
 
-    cost_estimate = table.cost.astype(np.float64) if cost_observed else _cost_estimates(table, train_idx)
+    cost_estimate = (
+        table.cost.astype(np.float64) if cost_observed else _cost_estimates(table, train_idx, split_seed)
+    )
     query_obs, channels = _query_observations(table, train_idx, modality, obs_dim)
     low = np.minimum(query_obs.min(axis=0), 0.0)
     high = np.maximum(query_obs.max(axis=0), 0.0)
@@ -225,18 +229,37 @@ def _build(
     )
 
 
-def _cost_estimates(table: RoutingTable, train_idx: np.ndarray) -> np.ndarray:
+def _cost_estimates(table: RoutingTable, train_idx: np.ndarray, seed: int) -> np.ndarray:
     """Per query and model: the training-split mean cost of that model on the query's dataset.
 
     The dataset of a query is known before any call (it is part of the request), its realized
     cost is not. Datasets absent from training (the "out" split) get the overall training mean.
+
+    A training query's own cost never enters its estimate (that would leak its outcome into the
+    observation before the action, on the ``"train"`` and ``"all"`` splits): training queries are
+    cross-fitted, each one's estimate made from the :data:`COST_FOLDS` - 1 folds of the training
+    split (seeded by ``seed``) that do not hold it. A training split of one query has nothing
+    else to learn from and keeps its own mean.
     """
     train_cost = table.cost[train_idx].astype(np.float64)
-    overall = train_cost.mean(axis=0)
-    estimate = np.broadcast_to(overall, table.cost.shape).copy()
     train_datasets = table.datasets[train_idx]
-    for name in np.unique(train_datasets):
-        estimate[table.datasets == name] = train_cost[train_datasets == name].mean(axis=0)
+    estimate = _dataset_means(train_cost, train_datasets, table.datasets)
+    folds = min(COST_FOLDS, train_idx.size)
+    if folds < 2:
+        return estimate
+    fold = np.random.default_rng(seed).permutation(train_idx.size) % folds
+    for f in range(folds):
+        held = fold == f
+        estimate[train_idx[held]] = _dataset_means(train_cost[~held], train_datasets[~held], train_datasets[held])
+    return estimate
+
+
+def _dataset_means(cost: np.ndarray, datasets: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each entry of ``targets`` (dataset names): the mean of ``cost``'s rows of that dataset,
+    or of all of them when the dataset has none (float64 ``[len(targets), K]``)."""
+    estimate = np.broadcast_to(cost.mean(axis=0), (targets.size, cost.shape[1])).copy()
+    for name in np.unique(datasets):
+        estimate[targets == name] = cost[datasets == name].mean(axis=0)
     return estimate
 
 

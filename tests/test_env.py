@@ -329,6 +329,41 @@ def test_nothing_of_the_current_outcome_leaks_before_the_action(table, cost_obse
             break
 
 
+@pytest.mark.parametrize("split", ["train", "test", "all"])
+def test_the_current_query_outcome_never_moves_what_the_agent_sees_before_acting(table, split):
+    """On every split: rewrite the current query's outcomes (every model but the reference one,
+    whose training costs define c_ref, the environment's unit) and the observation and mask before
+    the action are the same, bit for bit. In-sample cost means would fail this on "train"/"all"."""
+    kwargs = {"split": split, "episode_length": 12, "budget_ratio": 0.4}
+    env = MMRRoutingEnv(table, **kwargs)
+    # A stream that alternates training and other queries where the split holds both.
+    in_train = np.isin(env.ctx.split_indices, env.ctx.train_indices)
+    parts = [env.ctx.split_indices[in_train][:6], env.ctx.split_indices[~in_train][:6]]
+    rows = np.concatenate([p for p in parts if p.size])
+    rows = rows[np.argsort(np.arange(rows.size) % 6, kind="stable")][:12]
+    options = {"query_ids": table.query_ids[rows].tolist()}
+    obs, info = env.reset(seed=3, options=options)
+    reference = env.ctx.reference_model
+    others = np.array([m for m in range(table.n_models) if m != reference])
+    actions = []
+    for t, q in enumerate(rows.tolist()):
+        correct, cost = table.correct.copy(), table.cost.copy()
+        correct[q, others] = correct[q, others[::-1]]
+        cost[q, others] = cost[q, others[::-1]] * 7.0  # realized costs of q, not visible before the call
+        rewritten = MMRRoutingEnv(dataclasses.replace(table, correct=correct, cost=cost), **kwargs)
+        assert rewritten.ctx.reference_model == reference and rewritten.c_ref == env.c_ref
+        obs_b, info_b = rewritten.reset(seed=3, options=options)
+        for action in actions:
+            obs_b, _, _, _, info_b = rewritten.step(action)
+        assert_same(obs, obs_b)
+        assert_same(info["action_mask"], info_b["action_mask"])
+        actions.append(int(np.argmin(np.where(info["action_mask"], obs["model_costs"], np.inf))))
+        obs, _, terminated, _, info = env.step(actions[-1])
+        if terminated:
+            break
+    assert t > 3  # the test looked at several steps
+
+
 # ---------------------------------------------------------------------------- modality and projection
 def test_text_modality_zeroes_the_image_channel(table):
     mm = MMRRoutingEnv(table, episode_length=10)
@@ -519,7 +554,9 @@ def test_explicit_split_and_features_through_gym_make(table, tmp_path):
         lines.append(f"{text} {i},{int(rng.random() < 0.4)},0.1,{int(rng.random() < 0.8)},1.0")
     path = tmp_path / "mine.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = gym.make("MMRRouting-v0", dataset=str(path), features=["tfidf"], episode_length=5, train_fraction=0.5)
+    env = gym.make(
+        "MMRRouting-v0", dataset=str(path), features=["tfidf"], episode_length=5, train_fraction=0.5
+    )
     assert "text_tfidf" in env.unwrapped.ctx.table.features
     obs, _ = env.reset(seed=0)
     assert obs["query"].shape == env.observation_space["query"].shape and np.isfinite(obs["query"]).all()
