@@ -250,7 +250,9 @@ def _cost_estimates(table: RoutingTable, train_idx: np.ndarray, seed: int) -> np
     fold = np.random.default_rng(seed).permutation(train_idx.size) % folds
     for f in range(folds):
         held = fold == f
-        estimate[train_idx[held]] = _dataset_means(train_cost[~held], train_datasets[~held], train_datasets[held])
+        estimate[train_idx[held]] = _dataset_means(
+            train_cost[~held], train_datasets[~held], train_datasets[held]
+        )
     return estimate
 
 

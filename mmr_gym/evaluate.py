@@ -69,7 +69,7 @@ def run_stream(
 
     The returned dict also holds ``final_call_cost``, the realized cost of the call that ended the
     episode, so that :func:`mmr_gym.budget.unrecorded_overspend` can check that an overrun came
-    from that call, and ``spend_by_model``, float64 ``[K]``: the episode's spend on each model.
+    from that call, and ``spend_by_model``: the episode's spend on each model (a list of ``K`` floats).
     """
     options: dict[str, Any] = {"query_ids": list(query_ids)}
     if budget_ratio is not None:
@@ -86,7 +86,7 @@ def run_stream(
             return {
                 **info["episode_metrics"],
                 "final_call_cost": float(info["cost"]),
-                "spend_by_model": spend,
+                "spend_by_model": spend.tolist(),
             }
 
 
@@ -199,7 +199,7 @@ def _run_lanes(
         for i in ended[active[ended]].tolist():
             row = info_row(info, i)
             record = {**row["episode_metrics"], "final_call_cost": float(row["cost"])}
-            episodes[lanes[i]].append({**record, "spend_by_model": spend[i].copy()})
+            episodes[lanes[i]].append({**record, "spend_by_model": spend[i].tolist()})
             bar.update()
             position[i] += 1
             if position[i] == len(lane_streams[i]):

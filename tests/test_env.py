@@ -429,7 +429,7 @@ def test_table_without_features_observes_the_dataset(table):
         ({"split": "validation"}, r"allowed: \['train', 'test', 'all'\]"),
         ({"feedback": "partial"}, "allowed"),
         ({"observation": "image"}, "allowed"),
-        ({"split_mode": "sideways"}, r"allowed: \['in', 'out'\]"),
+        ({"split_mode": "sideways"}, r"allowed: \['in', 'out', 'ids'\]"),
         ({"split_mode": "out", "test_datasets": ["gamma"]}, "unknown test dataset"),
         ({"obs_dim": 100}, "obs_dim must be in"),
         ({"cost_weight": -1.0}, "cost_weight"),

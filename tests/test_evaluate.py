@@ -328,7 +328,7 @@ def test_spend_by_model_is_each_models_share_of_the_spend(env):
     assert ample.points[1].spend_by_model[favourite] < 1.0  # a tight budget forces other models
     # Recomputed from the episodes themselves.
     streams = split_streams(env, 0)
-    spend = sum(run_stream(env, BestSinglePolicy(), ids, 0.05)["spend_by_model"] for ids in streams)
+    spend = sum(np.array(run_stream(env, BestSinglePolicy(), ids, 0.05)["spend_by_model"]) for ids in streams)
     one_seed = evaluate_policy(BestSinglePolicy, env, budget_ratios=(0.05,), seeds=(0,), progress=False)
     shares = dict(zip(env.model_names, (spend / spend.sum()).tolist(), strict=True))
     assert one_seed.points[0].spend_by_model == pytest.approx(shares)

@@ -102,7 +102,15 @@ def validation_split(
     env = MMRRoutingEnv(**{k: v for k, v in kwargs.items() if k != "budget_ratio"}, budget_ratio=None)
     train_table = env.ctx.table.subset(env.ctx.train_indices)
     # The table (its features already computed) replaces the loader and its split arguments.
-    dropped = ("dataset", "dataset_kwargs", "features", "split_mode", "test_datasets", "train_ids", "test_ids")
+    dropped = (
+        "dataset",
+        "dataset_kwargs",
+        "features",
+        "split_mode",
+        "test_datasets",
+        "train_ids",
+        "test_ids",
+    )
     base = {k: v for k, v in kwargs.items() if k not in dropped}
     base.update(dataset=train_table, split_mode="in", train_fraction=1.0 - fraction, split_seed=seed)
     return {**base, "split": "train"}, {**base, "split": "test"}
