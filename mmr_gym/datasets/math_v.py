@@ -51,7 +51,9 @@ import numpy as np
 
 from mmr_gym.errors import TableError
 from mmr_gym.features import CachePath, default_cache_dir, encode_queries, parse_encoders
+from mmr_gym.files import atomic_write, file_sha256
 from mmr_gym.table import RoutingTable
+from mmr_gym.table_files import replace_table_dir
 
 __all__ = [
     "DATASET_NAME",
@@ -73,8 +75,9 @@ OUTPUTS_DIR = Path("outputs")
 NOT_MODELS = frozenset({"Random-Chance"})  # a random-guess baseline, not a model
 DEV_ROOT = Path("..") / "shared" / "data" / "math-v"
 _ROOT_RECORD = "math-v-root.json"
-# Bump when the table this module builds changes for the same inputs (invalidates cached tables).
-_LOADER_VERSION = 1
+# Bump when the table this module builds, or how it is cached, changes for the same inputs
+# (invalidates cached tables). 2: cached tables carry checksums (older entries are never read).
+_LOADER_VERSION = 2
 _IMAGE_PLACEHOLDER = re.compile(r"<image\d*>")
 
 ModelSelection = Literal["multimodal", "all"] | Sequence[str]
@@ -120,14 +123,21 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
         text, source = _default_prices_text()
     else:
         source = str(path)
-        text = Path(path).read_text(encoding="utf-8")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TableError(source, None, None, "file not found") from None
+        except UnicodeDecodeError as exc:
+            raise TableError(
+                source, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     lines = text.splitlines()
     # Comment lines are blanked, not removed, so line numbers in errors match the file.
     body = "\n".join("" if line.lstrip().startswith("#") else line for line in lines)
     reader = csv.reader(io.StringIO(body))
     header: list[str] | None = None
     prices: dict[str, ModelPrice] = {}
-    for record in reader:
+    for record in _csv_records(reader, source):
         line = reader.line_num
         if not record or not any(cell.strip() for cell in record):
             continue
@@ -171,6 +181,14 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
     if header is None:
         raise TableError(source, None, None, "empty price table")
     return prices
+
+
+def _csv_records(reader: Any, source: str) -> Any:
+    """The records of ``reader``; a malformed line is a TableError naming ``source`` and the line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise TableError(source, None, None, f"line {reader.line_num}: malformed CSV ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------- tokens
@@ -388,7 +406,8 @@ def remember_math_v_root(root: str | os.PathLike[str], cache_dir: CachePath = No
     """Record ``root`` as where MATH-V lives (``mmr-gym prepare math-v`` does this). Returns the record."""
     record = _root_record(cache_dir)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"root": str(Path(root).resolve())}) + "\n", encoding="utf-8")
+    # Atomic: a process reading the record while another writes it sees the old root or the new one.
+    atomic_write(record, json.dumps({"root": str(Path(root).resolve())}) + "\n")
     return record
 
 
@@ -427,14 +446,6 @@ def default_math_v_root(cache_dir: CachePath = None) -> Path:
     )
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def math_v_cache_key(
     root: Path,
     models: Sequence[str],
@@ -453,8 +464,8 @@ def math_v_cache_key(
         json.dumps(list(encoders)),
         json.dumps(list(models)),
     ]
-    parts.append(_file_digest(root / QUESTIONS_FILE))
-    parts.extend(f"{m}:{_file_digest(output_files[m])}" for m in models)
+    parts.append(file_sha256(root / QUESTIONS_FILE))
+    parts.extend(f"{m}:{file_sha256(output_files[m])}" for m in models)
     if any(e == "image-stats" or e.startswith("clip:") for e in encoders):
         # Image features are themselves cached by image content; the table key uses cheap stats.
         images = sorted((root / "images").glob("*")) if (root / "images").is_dir() else []
@@ -577,8 +588,10 @@ def load_math_v(
         if (table_dir / "meta.json").is_file():
             try:
                 return RoutingTable.load(table_dir)
-            except (TableError, OSError, ValueError):
-                pass  # a damaged cache entry: rebuild it below
+            except (TableError, OSError) as exc:
+                warnings.warn(
+                    f"the cached MATH-V table is damaged ({exc}); building it again from {root}", stacklevel=2
+                )
 
     questions = read_math_v_questions(root)
     if any(e == "image-stats" or e.startswith("clip:") for e in encoders):
@@ -649,23 +662,5 @@ def load_math_v(
         source=str(root),
     )
     if table_dir is not None:
-        _save_atomically(table, table_dir)
+        replace_table_dir(table, table_dir)
     return table
-
-
-def _save_atomically(table: RoutingTable, directory: Path) -> None:
-    """Save to a temporary sibling, then rename: a reader never sees a half-written table."""
-    import shutil
-    import tempfile
-
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        table.save(tmp)
-        try:
-            os.replace(tmp, directory)
-        except OSError:  # another process saved the same table first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -59,6 +59,11 @@ IDX_PREFIXES: dict[str, tuple[str, str]] = {
 _IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp")
 _FEATURE_COLUMN = re.compile(r"^feature_(?P<channel>.+)_(?P<index>\d+)$")
 _COST_SOURCES = ("measured", "estimated", "simulated")
+# The csv module refuses a field over 128 KiB by default; a question (e.g. a pasted document) may be
+# longer. The limit is process-wide and only ever raised here, never lowered.
+_FIELD_SIZE_LIMIT = 2**31 - 1
+# Separators people export by mistake (spreadsheets in many locales write ';'), by their name.
+_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 FeatureMode = Literal["auto", "csv", "tfidf"]
 
@@ -111,6 +116,8 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
     header_line = 0
     rows: list[list[str]] = []
     lines: list[int] = []
+    if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
+        csv.field_size_limit(_FIELD_SIZE_LIMIT)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -121,6 +128,7 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
                     continue
                 if header is None:
                     header, header_line = [c.strip() for c in record], start
+                    _check_separator(source, header, start)
                     continue
                 if len(record) != len(header):
                     raise TableError(
@@ -158,6 +166,24 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
     if not rows:
         raise TableError(source, None, None, "no rows: the file has a header but no data")
     return header, pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines, dtype=np.int64)
+
+
+def _check_separator(source: str, header: list[str], line: int) -> None:
+    """A header that names ``question`` only when split on ``;``, tab or ``|``: say so, not "missing column"."""
+    if "question" in header:
+        return
+    text = ",".join(header)
+    for separator, name in _OTHER_SEPARATORS.items():
+        names = [c.strip().strip('"').strip() for c in text.split(separator)]
+        if "question" in names:
+            raise TableError(
+                source,
+                None,
+                None,
+                f"line {line}: the header is separated by {name}s ({separator!r}), not commas; MMR-Bench "
+                f"CSVs are comma-separated: convert the file, e.g. pandas.read_csv(path, sep={separator!r})"
+                ".to_csv(path, index=False)",
+            )
 
 
 def _parse_dataset_idx(value: str) -> tuple[str, str, str] | None:
@@ -257,7 +283,11 @@ def _files_to_read(path: Path, datasets: list[str] | None) -> list[Path]:
     csvs = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
     if not csvs:
         raise TableError(
-            str(path), None, None, f"no CSV files: expected {MERGED_FILE} or <dataset>.csv files"
+            str(path),
+            None,
+            None,
+            f"no CSV files: expected {MERGED_FILE} or <dataset>.csv files (or a table saved by "
+            "RoutingTable.save, with meta.json)",
         )
     merged = [p for p in csvs if _is_merged(p)]
     per_dataset = [p for p in csvs if not _is_merged(p)]
@@ -433,11 +463,26 @@ def _features(parts: Sequence[_Part], mode: FeatureMode | None) -> tuple[dict[st
         raise TableError(
             str(parts[0].path), None, None, "no feature columns: expected 'feature_<channel>_<index>' columns"
         )
+    for part in parts:
+        if not part.frame["question"].astype(str).str.strip().astype(bool).any():
+            warnings.warn(
+                f"{part.path}: column 'question' is empty in every row, so the TF-IDF text features of its "
+                f"{len(part.frame)} queries are all zeros (the router sees no query text); fill the column, "
+                "give feature_<channel>_<i> columns, or pass features=None",
+                stacklevel=4,
+            )
     texts = [q for part in parts for q in part.frame["question"].tolist()]
     note = (
         f"text: TF-IDF+SVD fallback ({TFIDF_DIM} dims), fitted on the questions of all rows; no image channel"
     )
-    return {"text": tfidf_features(texts, dim=TFIDF_DIM, seed=0)}, note
+    text = tfidf_features(texts, dim=TFIDF_DIM, seed=0)
+    if not text.any() and any(str(t).strip() for t in texts):
+        warnings.warn(
+            f"{', '.join(str(part.path) for part in parts)}: no question in column 'question' has a word "
+            "TF-IDF can use, so every text feature is zero (the router sees no query text)",
+            stacklevel=4,
+        )
+    return {"text": text}, note
 
 
 # ---------------------------------------------------------------------------------------- loading
