@@ -185,3 +185,19 @@ def test_prepare_command(stand_in: Path, tmp_path: Path, capsys, monkeypatch) ->
     err = capsys.readouterr().err
     assert textwrap.shorten(err, 60).startswith("mmr-gym prepare mmr-bench: error: cannot download")
     assert "--local-dir" in err
+
+
+def test_a_damaged_prepared_table_says_to_prepare_again(stand_in: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    with pytest.warns(UserWarning):
+        directory = prepare_mmr_bench(
+            local_dir=stand_in, encoders=["image-stats"], cache_dir=cache, progress=False
+        )
+    assert (directory / "checksums.sha256").is_file()
+    (directory / "features.npz").write_bytes(b"")  # e.g. a disk that filled up
+    with pytest.raises(TableError, match=r"features\.npz: damaged.*run 'mmr-gym prepare mmr-bench' again"):
+        load_mmr_bench_hub(cache)
+    with pytest.warns(UserWarning):  # preparing again replaces the whole table
+        prepare_mmr_bench(local_dir=stand_in, encoders=["image-stats"], cache_dir=cache, progress=False)
+    assert set(load_mmr_bench_hub(cache).features) == {"image"}
+    assert sorted(p.name for p in directory.parent.iterdir()) == [directory.name]
