@@ -346,7 +346,7 @@ def test_outcome_arrays_keeps_row_offset_convention():
 
 
 # ---------------------------------------------------------------------------------------- issue 17
-def test_a_question_of_a_megabyte_is_read(write_csv):
+def test_a_question_of_a_megabyte_is_read(write_csv, default_csv_field_limit):
     question = "why " * 262_144  # 1 MiB, beyond the csv module's default field limit of 128 KiB
     path = write_csv("MMR_Bench.csv", f'{HEADER}\nMMStar_1,"{question}",1,1,0,1\nMMStar_2,short,0,1,1,2\n')
     table = load_mmr_bench(path)

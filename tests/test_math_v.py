@@ -493,7 +493,11 @@ def test_price_file_that_is_missing_or_not_text_is_named(tmp_path: Path) -> None
     binary.write_bytes(b"\xff\xfe\x00model")
     with pytest.raises(TableError, match=r"binary\.csv: not UTF-8 text"):
         load_prices(binary)
-    huge = tmp_path / "huge.csv"
-    huge.write_text(PRICES.replace("image tokens ignored", '"' + "x" * 200_000), encoding="utf-8")
-    with pytest.raises(TableError, match=r"huge\.csv: line \d+: malformed CSV"):
-        load_prices(huge)  # an unterminated quote swallows the rest of the file: a clear error
+
+
+def test_a_price_note_longer_than_the_csv_modules_default_limit_is_read(
+    tmp_path: Path, default_csv_field_limit: None
+) -> None:
+    long = tmp_path / "long.csv"
+    long.write_text(PRICES.replace("image tokens ignored for text models", "x" * 200_000), encoding="utf-8")
+    assert load_prices(long)["Blind"].note == "x" * 200_000

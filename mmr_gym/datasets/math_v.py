@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mmr_gym.datasets.columns import allow_large_csv_fields
 from mmr_gym.errors import TableError
 from mmr_gym.features import CachePath, default_cache_dir, encode_queries, parse_encoders
 from mmr_gym.files import atomic_write, file_sha256
@@ -134,10 +135,11 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
     lines = text.splitlines()
     # Comment lines are blanked, not removed, so line numbers in errors match the file.
     body = "\n".join("" if line.lstrip().startswith("#") else line for line in lines)
+    allow_large_csv_fields()
     reader = csv.reader(io.StringIO(body))
     header: list[str] | None = None
     prices: dict[str, ModelPrice] = {}
-    for record in _csv_records(reader, source):
+    for record in reader:
         line = reader.line_num
         if not record or not any(cell.strip() for cell in record):
             continue
@@ -181,14 +183,6 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
     if header is None:
         raise TableError(source, None, None, "empty price table")
     return prices
-
-
-def _csv_records(reader: Any, source: str) -> Any:
-    """The records of ``reader``; a malformed line is a TableError naming ``source`` and the line."""
-    try:
-        yield from reader
-    except csv.Error as exc:
-        raise TableError(source, None, None, f"line {reader.line_num}: malformed CSV ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------- tokens

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mmr_gym.datasets.columns import (
+    allow_large_csv_fields,
     fill_outcomes,
     located_error,
     model_columns,
@@ -59,9 +60,6 @@ IDX_PREFIXES: dict[str, tuple[str, str]] = {
 _IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp")
 _FEATURE_COLUMN = re.compile(r"^feature_(?P<channel>.+)_(?P<index>\d+)$")
 _COST_SOURCES = ("measured", "estimated", "simulated")
-# The csv module refuses a field over 128 KiB by default; a question (e.g. a pasted document) may be
-# longer. The limit is process-wide and only ever raised here, never lowered.
-_FIELD_SIZE_LIMIT = 2**31 - 1
 # Separators people export by mistake (spreadsheets in many locales write ';'), by their name.
 _OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
@@ -116,8 +114,7 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
     header_line = 0
     rows: list[list[str]] = []
     lines: list[int] = []
-    if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
-        csv.field_size_limit(_FIELD_SIZE_LIMIT)
+    allow_large_csv_fields()
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
