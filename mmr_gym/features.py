@@ -35,6 +35,7 @@ import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from mmr_gym.checks import check_int
 from mmr_gym.files import atomic_write, file_sha256, sha256_bytes
 
 __all__ = [
@@ -195,8 +196,7 @@ def tfidf_features(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.nda
         dim: the embedding width.
         seed: seed of the randomized SVD.
     """
-    if dim < 1:
-        raise ValueError(f"dim must be >= 1, got {dim}")
+    dim = check_int("dim", dim, low=1)
     out = np.zeros((len(texts), dim), dtype=np.float64)
     if len(texts) == 0:
         return out.astype(np.float32)
@@ -272,6 +272,7 @@ def minilm_features(
         progress: show a tqdm bar over batches.
         model_dir: another directory with a BERT-style sentence-transformers model.
     """
+    batch_size = check_int("batch_size", batch_size, low=1)
     directory = Path(model_dir) if model_dir is not None else minilm_model_dir()
     texts = [str(t) for t in texts]
     key = f"minilm|all-MiniLM-L6-v2|pkg={_minilm_version()}|dir={directory.name}|{_transformers_version()}"
@@ -364,6 +365,7 @@ def clip_features(
     Rows are the projected embeddings (``get_text_features`` / ``get_image_features``),
     L2-normalised as CLIP compares them.
     """
+    batch_size = check_int("batch_size", batch_size, low=1)
     texts = [str(t) for t in texts]
     paths = [str(p) if p else "" for p in image_paths]
     if len(paths) != len(texts):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmr_gym.checks import check_float, check_int
 from mmr_gym.errors import TableError
 from mmr_gym.table_files import FORMAT_VERSION, load_table_dir, save_table
 
@@ -57,6 +58,16 @@ class RoutingTable:
 
     def __post_init__(self) -> None:
         src = self.source
+        for name in ("query_ids", "datasets"):
+            missing = [
+                i
+                for i, v in enumerate(np.asarray(getattr(self, name), dtype=object).tolist())
+                if _is_missing(v)
+            ]
+            if missing:
+                raise TableError(
+                    src, name, missing[0], f"missing value (None, NaN or empty); {len(missing)} such row(s)"
+                )
         correct = np.asarray(self.correct, dtype=np.float32)
         cost = np.asarray(self.cost, dtype=np.float32)
         query_ids = np.asarray([str(q) for q in np.asarray(self.query_ids).tolist()], dtype=object)
@@ -211,8 +222,10 @@ class RoutingTable:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Row positions of the train and test parts (see :meth:`split`)."""
         if mode == "in":
-            if not 0.0 < train_fraction < 1.0:
-                raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+            train_fraction = check_float(
+                "train_fraction", train_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+            )
+            seed = check_int("seed", seed, low=0)
             n_train = int(round(train_fraction * self.n_queries))
             if not 0 < n_train < self.n_queries:
                 raise ValueError(
@@ -222,6 +235,10 @@ class RoutingTable:
             return np.sort(order[:n_train]), np.sort(order[n_train:])
         if mode == "out":
             names = self.dataset_names
+            if isinstance(test_datasets, str):
+                raise TypeError(
+                    f"test_datasets must be a list of dataset names, got the string {test_datasets!r}"
+                )
             if not test_datasets:
                 raise ValueError(f"split mode 'out' needs test_datasets, a subset of {list(names)}")
             unknown = sorted(set(test_datasets) - set(names))
@@ -296,6 +313,14 @@ class RoutingTable:
                 column and row) and what to do.
         """
         return load_table_dir(cls, directory)
+
+
+def _is_missing(value: Any) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and value != value)
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _check_unique(source: str, column: str, values: Sequence[str]) -> None:

@@ -58,7 +58,6 @@ TABLE_FILES = (OUTCOMES_FILE, FEATURES_FILE, META_FILE)
 def save_table(table: RoutingTable, directory: str | Path) -> Path:
     """Write ``table`` to ``directory`` (created if needed) as described in the module docstring."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     outcomes = io.BytesIO()
     # Deterministic bytes: no pandas index or writer metadata that carries a timestamp.
     table.to_frame().to_parquet(outcomes, index=False, compression="zstd")
@@ -70,11 +69,19 @@ def save_table(table: RoutingTable, directory: str | Path) -> Path:
         "model_names": list(table.model_names),
         "meta": dict(table.meta),
     }
+    try:
+        meta_text = json.dumps(header, indent=2, sort_keys=True) + "\n"
+    except (TypeError, ValueError) as exc:  # before any file is written
+        raise TypeError(
+            f"cannot save the table {table.source!r}: its meta must hold JSON values only (str, numbers, "
+            f"bools, None, lists, dicts with str keys): {exc}"
+        ) from exc
     contents = {
         OUTCOMES_FILE: outcomes.getvalue(),
         FEATURES_FILE: features.getvalue(),
-        META_FILE: (json.dumps(header, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+        META_FILE: meta_text.encode("utf-8"),
     }
+    directory.mkdir(parents=True, exist_ok=True)
     for name, data in contents.items():
         atomic_write(directory / name, data)
     digests = {name: sha256_bytes(data) for name, data in contents.items()}

@@ -414,3 +414,33 @@ def test_source_digest_of_a_missing_path_is_named(tmp_path):
 def test_source_digest_of_the_bundled_table_is_its_checksum_list():
     bundled = Path(datasets_module.__file__).parents[1] / "envs_data" / BUNDLED_DEFAULT
     assert re.fullmatch(r"[0-9a-f]{64}", source_digest(bundled))
+
+
+def test_a_question_column_in_another_case_is_pointed_out(write_csv):
+    path = write_csv("MMR_Bench.csv", "dataset_idx,Question,m_correct,m_cost\nMMStar_1,q,1,1\n")
+    with pytest.raises(
+        TableError, match=r"missing column .*found 'Question': column names are case-sensitive"
+    ):
+        load_mmr_bench(path)
+
+
+def test_loader_arguments_of_the_wrong_type_are_named(write_csv, tmp_path):
+    path = write_csv("MMR_Bench.csv", MERGED)
+    with pytest.raises(TypeError, match=r"datasets must be a dataset name or a list of names, got 5"):
+        load_mmr_bench(path, datasets=5)
+    with pytest.raises(TypeError, match=r"datasets must be a dataset name or a list of names, got \[1\]"):
+        load_mmr_bench(path, datasets=[1])
+    with pytest.raises(TypeError, match=r"cost_unit must be a string"):
+        load_mmr_bench(path, cost_unit=None)
+    with pytest.raises(
+        TypeError, match=r"load_table: source must be None, a RoutingTable, a name or a path, got int"
+    ):
+        load_table(5)
+
+
+def test_one_file_of_a_saved_table_points_to_its_directory(tmp_path):
+    directory = make_table(n=20).save(tmp_path / "t")
+    with pytest.raises(
+        TableError, match=re.escape(f"one file of a saved table: pass its directory ({directory})")
+    ):
+        load_table(directory / "outcomes.parquet")

@@ -281,3 +281,44 @@ def test_replace_table_dir_swaps_a_whole_table(tmp_path: Path) -> None:
     replace_table_dir(make_table(n=30, k=3, seed=1), target)
     assert RoutingTable.load(target).n_queries == 30
     assert sorted(p.name for p in target.parent.iterdir()) == ["t"]  # no temporary or old directory left
+
+
+def test_meta_that_is_not_json_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    table = make_table(n=10)
+    bad = RoutingTable(
+        table.correct, table.cost, table.query_ids, table.datasets, table.model_names, meta={"x": object()}
+    )
+    with pytest.raises(TypeError, match=r"its meta must hold JSON values only"):
+        bad.save(tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "row"),
+    [("query_ids", None, 3), ("query_ids", float("nan"), 3), ("query_ids", " ", 3), ("datasets", None, 3)],
+)
+def test_missing_ids_and_dataset_names_are_refused(field: str, value: object, row: int) -> None:
+    table = make_table(n=10)
+    values = {"query_ids": list(table.query_ids), "datasets": list(table.datasets)}
+    values[field][row] = value
+    with pytest.raises(TableError, match=rf"column '{field}', row {row}: missing value"):
+        RoutingTable(table.correct, table.cost, values["query_ids"], values["datasets"], table.model_names)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"train_fraction": "0.2"}, TypeError, r"train_fraction must be a number, got '0\.2' \(str\)"),
+        ({"train_fraction": True}, TypeError, r"train_fraction must be a number"),
+        ({"train_fraction": 1.0}, ValueError, r"train_fraction must be a finite number > 0 and < 1"),
+        ({"seed": 1.5}, TypeError, r"seed must be an integer"),
+        (
+            {"mode": "out", "test_datasets": "alpha"},
+            TypeError,
+            r"test_datasets must be a list of dataset names",
+        ),
+    ],
+)
+def test_split_arguments_are_checked(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        make_table(n=20).split(**kwargs)

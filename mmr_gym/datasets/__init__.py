@@ -106,7 +106,15 @@ def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kw
         return _load_bundled(BUNDLED_DEFAULT if source is None else str(source))
     if isinstance(source, str) and source in DATASET_LOADERS:
         return DATASET_LOADERS[source](**kwargs)
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(
+            f"load_table: source must be None, a RoutingTable, a name or a path, got {type(source).__name__}"
+        )
     path = Path(source)
+    if path.is_file() and path.name in _SAVED_TABLE_FILES:
+        raise TableError(
+            str(path), None, None, f"one file of a saved table: pass its directory ({path.parent}) instead"
+        )
     if path.is_dir() and any((path / name).is_file() for name in _SAVED_TABLE_FILES):
         # A saved table (RoutingTable.load names a missing meta.json), not a directory of CSVs.
         if kwargs:

@@ -178,6 +178,12 @@ def prepare_mmr_bench(
         raise TableError(
             str(data_root), None, None, "internal: the question rows do not match the outcome rows"
         )
+    if not frame["question"].astype(str).str.strip().astype(bool).any():
+        warnings.warn(
+            f"{data_root / MERGED_FILE}: column 'question' is empty in every row, so every text feature is "
+            "the same vector (the router sees no query text)",
+            stacklevel=2,
+        )
     image_paths = [str(p) if p else "" for p in frame["img_path"].tolist()]
     missing = sum(1 for p in image_paths if p and not Path(p).is_file())
     if missing:

@@ -225,7 +225,9 @@ def _parse_file(path: Path) -> _Part:
     source = str(path)
     header, frame, lines = _read_csv(path)
     if "question" not in header:
-        raise TableError(source, "question", None, "missing column (the query text is required)")
+        similar = [name for name in header if name.strip().lower() == "question"]
+        hint = f"; found {similar[0]!r}: column names are case-sensitive" if similar else ""
+        raise TableError(source, "question", None, f"missing column (the query text is required){hint}")
     root = path.parent.resolve()
     n = len(frame)
     merged = _is_merged(path)
@@ -325,7 +327,11 @@ def _check_unique_ids(parts: Sequence[_Part]) -> None:
 
 def _read_parts(path: str | Path, datasets: str | Sequence[str] | None) -> list[_Part]:
     """The validated rows of every file ``path`` stands for, filtered to ``datasets``."""
+    if datasets is not None and not isinstance(datasets, str | Sequence):
+        raise TypeError(f"datasets must be a dataset name or a list of names, got {datasets!r}")
     wanted = [datasets] if isinstance(datasets, str) else (list(datasets) if datasets is not None else None)
+    if wanted is not None and not all(isinstance(name, str) for name in wanted):
+        raise TypeError(f"datasets must be a dataset name or a list of names, got {datasets!r}")
     if wanted == []:
         raise ValueError("datasets=[] selects nothing; pass None to keep every dataset")
     path = Path(path)
@@ -537,6 +543,8 @@ def load_mmr_bench(
     """
     if cost_source not in _COST_SOURCES:
         raise ValueError(f"cost_source must be one of {_COST_SOURCES}, got {cost_source!r}")
+    if not isinstance(cost_unit, str):
+        raise TypeError(f"cost_unit must be a string (the unit of the cost columns), got {cost_unit!r}")
     parts = _read_parts(path, datasets)
     model_names = _common_models(parts)
     values = [outcome_values(part.frame, model_names, str(part.path), lines=part.lines) for part in parts]
