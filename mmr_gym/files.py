@@ -13,6 +13,8 @@ checks a directory by hand.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
 import secrets
@@ -25,6 +27,7 @@ from typing import BinaryIO
 __all__ = [
     "CHECKSUM_FILE",
     "atomic_write",
+    "exchange_paths",
     "file_sha256",
     "format_checksums",
     "parse_checksums",
@@ -68,6 +71,26 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str | Writer) -> Pa
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def exchange_paths(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
+    """Swap two existing paths (e.g. two directories) in one atomic step; False where unsupported.
+
+    Linux's ``renameat2(..., RENAME_EXCHANGE)``: a reader of either path sees the old entry or the
+    new one, never none. Returns False, changing nothing, on other systems or file systems without
+    it; the caller then falls back to two renames.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
 
 
 def sha256_bytes(data: bytes) -> str:

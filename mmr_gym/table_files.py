@@ -20,10 +20,13 @@ Tables saved before mmr-gym wrote checksums (no ``checksums.sha256`` and no ``ch
 directory: their files are checked for structure only. Loading and saving such a table again adds
 the checksums. A ``meta.json`` that names a checksum list which is missing is refused.
 
-Every file is replaced atomically (:func:`mmr_gym.files.atomic_write`). A load that runs while
-another process saves into the same directory can still see old and new files side by side: it then
-fails with a checksum error, it never returns a mix. Loaders that cache tables save into a new
-directory and rename it into place, so their readers never see that.
+Concurrent processes: every file is replaced atomically (:func:`mmr_gym.files.atomic_write`), the
+checksum list is removed first and written last, and a load that fails while the directory or its
+list changes (a save in progress) waits for the save to end and reads again (up to about 0.6 s), so
+readers see the old table or the new one, never a mix, and do not fail while another process saves
+now and then. (A process that saves into the same directory without pause can still make a reader
+give up with the checksum error after that wait.) Loaders that cache tables save a whole new
+directory and swap it in (:func:`replace_table_dir`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -43,7 +48,14 @@ import numpy as np
 import pandas as pd
 
 from mmr_gym.errors import TableError, UnverifiedTableWarning
-from mmr_gym.files import CHECKSUM_FILE, atomic_write, format_checksums, parse_checksums, sha256_bytes
+from mmr_gym.files import (
+    CHECKSUM_FILE,
+    atomic_write,
+    exchange_paths,
+    format_checksums,
+    parse_checksums,
+    sha256_bytes,
+)
 
 if TYPE_CHECKING:
     from mmr_gym.table import RoutingTable
@@ -82,6 +94,9 @@ def save_table(table: RoutingTable, directory: str | Path) -> Path:
         META_FILE: meta_text.encode("utf-8"),
     }
     directory.mkdir(parents=True, exist_ok=True)
+    # The list goes first and comes back last: a reader that finds none while meta.json names it
+    # knows a save is in progress (and waits), one that finds it finds the files it lists.
+    (directory / CHECKSUM_FILE).unlink(missing_ok=True)
     for name, data in contents.items():
         atomic_write(directory / name, data)
     digests = {name: sha256_bytes(data) for name, data in contents.items()}
@@ -93,9 +108,11 @@ def replace_table_dir(table: RoutingTable, directory: str | Path) -> Path:
     """Save ``table`` as ``directory`` whole: into a new temporary sibling, then renamed into place.
 
     For caches that loaders build: a reader sees the complete old table or the complete new one,
-    never a directory being written. An existing ``directory`` is first renamed aside and removed
-    after the new one is in place (a reader at that instant finds no table, as before the first
-    save). Returns ``directory``.
+    never a directory being written. An existing ``directory`` is swapped with the new one in one
+    step where the system can (Linux, :func:`mmr_gym.files.exchange_paths`), else renamed aside
+    first (a reader at that instant finds no table, as before the first save); the old one is then
+    removed. :func:`load_table_dir` starts again if the directory is swapped while it reads.
+    Returns ``directory``.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +120,8 @@ def replace_table_dir(table: RoutingTable, directory: str | Path) -> Path:
     old = None
     try:
         save_table(table, tmp)
+        if directory.exists() and exchange_paths(tmp, directory):
+            return directory  # tmp now holds the old table, removed below
         if directory.exists():
             old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
             os.replace(directory, old / directory.name)
@@ -122,16 +141,39 @@ def replace_table_dir(table: RoutingTable, directory: str | Path) -> Path:
 def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTable:
     """Read the table saved in ``directory`` by :func:`save_table` (see the module docstring).
 
+    Concurrent writers: the files are read through one handle on the directory, so a table that
+    another process swaps in whole (:func:`replace_table_dir`) is read from one directory or the
+    other. If a read fails while the directory or its checksum list changes (a save in progress
+    there: :func:`save_table` removes the list first and writes it last), it waits for the save to
+    finish (up to about 0.6 s) and reads again. A failure while nothing changes is damage: it is
+    raised at once.
+
     Raises:
         TableError: a file is missing, damaged (its SHA-256 differs from ``checksums.sha256``) or
             malformed; the message names the file (and the column or entry) and what to do.
     """
     directory = Path(directory)
+    for delay in (*_RETRY_DELAYS, None):
+        before = _signature(directory)
+        with _DirectoryFiles(directory) as files:
+            try:
+                return _load_once(cls, directory, files)
+            except TableError as exc:
+                changing = (
+                    isinstance(exc, _ChecksumsMissing) or files.replaced() or _signature(directory) != before
+                )
+                if delay is None or not changing:
+                    if isinstance(exc, _ChecksumsMissing):  # the user meets a plain TableError
+                        raise TableError(exc.source, exc.column, exc.row, exc.problem) from None
+                    raise
+        time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _load_once(cls: type[RoutingTable], directory: Path, files: _DirectoryFiles) -> RoutingTable:
     meta_path = directory / META_FILE
-    if not meta_path.is_file():
-        present = [
-            name for name in (OUTCOMES_FILE, FEATURES_FILE, CHECKSUM_FILE) if (directory / name).is_file()
-        ]
+    if not files.is_file(META_FILE):
+        present = [name for name in (OUTCOMES_FILE, FEATURES_FILE, CHECKSUM_FILE) if files.is_file(name)]
         problem = "missing: not a saved RoutingTable directory"
         if present:
             problem = (
@@ -139,13 +181,13 @@ def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTab
                 "meta.json from a copy or re-create the table with the command or loader that made it"
             )
         raise TableError(str(meta_path), None, None, problem)
-    digests = _read_checksums(directory)
-    meta_bytes = _read_checked(directory, META_FILE, digests, "")
+    digests = _read_checksums(files)
+    meta_bytes = _read_checked(files, META_FILE, digests, "")
     header = _parse_header(meta_path, meta_bytes)
     advice = _advice(header)
     if digests is None:
         if "checksum_file" in header:
-            raise TableError(
+            raise _ChecksumsMissing(
                 str(directory / CHECKSUM_FILE),
                 None,
                 None,
@@ -156,7 +198,7 @@ def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTab
             f"{directory}: no {CHECKSUM_FILE} (saved by an mmr-gym older than file checksums), so its files "
             "cannot be checked for damage; load and save it again to add checksums",
             UnverifiedTableWarning,
-            stacklevel=3,
+            stacklevel=5,  # the caller of RoutingTable.load
         )
     else:
         for name in TABLE_FILES:
@@ -168,13 +210,11 @@ def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTab
                     f"does not list {name}; restore it or {advice}",
                 )
         for name in sorted(set(digests) - set(TABLE_FILES)):  # a later format's files: check them too
-            _read_checked(directory, name, digests, advice)
+            _read_checked(files, name, digests, advice)
     model_names = header["model_names"]
-    frame = _parse_outcomes(
-        directory / OUTCOMES_FILE, _read_checked(directory, OUTCOMES_FILE, digests, advice)
-    )
+    frame = _parse_outcomes(directory / OUTCOMES_FILE, _read_checked(files, OUTCOMES_FILE, digests, advice))
     features = _parse_features(
-        directory / FEATURES_FILE, _read_checked(directory, FEATURES_FILE, digests, advice), advice
+        directory / FEATURES_FILE, _read_checked(files, FEATURES_FILE, digests, advice), advice
     )
     from mmr_gym.datasets.columns import model_columns, outcome_arrays  # local: datasets imports table
 
@@ -215,6 +255,72 @@ def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTab
 
 
 # ---------------------------------------------------------------------------------------- internals
+# Waits (seconds) before reading again while another process saves into the directory.
+_RETRY_DELAYS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
+
+
+class _ChecksumsMissing(TableError):
+    """The checksum list is missing though meta.json names it: damage, or a save in progress."""
+
+
+def _signature(directory: Path) -> tuple[object, ...]:
+    """What changes when a table is saved into ``directory`` or swapped for another."""
+    try:
+        st = os.stat(directory)
+        listing = (directory / CHECKSUM_FILE).read_bytes()
+    except OSError:
+        return (None,)
+    return (st.st_dev, st.st_ino, listing)
+
+
+class _DirectoryFiles:
+    """Reads the files of one directory through a handle on it (where the OS allows: POSIX), so that
+    every file comes from the same directory even if another one is renamed to its path meanwhile."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+
+    def __enter__(self) -> _DirectoryFiles:
+        if os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY"):
+            try:
+                self._fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                self._fd = None  # missing or not a directory: reported by the reads
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def is_file(self, name: str) -> bool:
+        if self._fd is None:
+            return (self.directory / name).is_file()
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=self._fd).st_mode)
+        except OSError:
+            return False
+
+    def read(self, name: str) -> bytes:
+        if self._fd is None:
+            return (self.directory / name).read_bytes()
+        fd = os.open(name, os.O_RDONLY, dir_fd=self._fd)
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
+
+    def replaced(self) -> bool:
+        """Whether the path now names another directory than the one read (or none)."""
+        if self._fd is None:
+            return False
+        try:
+            now = os.stat(self.directory)
+        except OSError:
+            return True
+        read = os.fstat(self._fd)
+        # A removed directory has no links; its inode number may already name the new one.
+        return read.st_nlink == 0 or (now.st_dev, now.st_ino) != (read.st_dev, read.st_ino)
+
+
 def _advice(header: dict[str, Any] | None) -> str:
     """What to do about a damaged file: re-create the table (naming what made it, if known) or restore it."""
     meta = header.get("meta", {}) if header else {}
@@ -226,12 +332,14 @@ def _advice(header: dict[str, Any] | None) -> str:
     return f"re-create the table with the command or loader that made it{made_by}, or restore the file from a copy"
 
 
-def _read_checksums(directory: Path) -> dict[str, str] | None:
-    path = directory / CHECKSUM_FILE
-    if not path.is_file():
+def _read_checksums(files: _DirectoryFiles) -> dict[str, str] | None:
+    path = files.directory / CHECKSUM_FILE
+    if not files.is_file(CHECKSUM_FILE):
         return None
     try:
-        return parse_checksums(path.read_text(encoding="utf-8"))
+        return parse_checksums(files.read(CHECKSUM_FILE).decode("utf-8"))
+    except FileNotFoundError:  # removed since is_file: as if missing
+        return None
     except (ValueError, UnicodeDecodeError) as exc:  # UnicodeDecodeError is a ValueError too
         raise TableError(
             str(path),
@@ -241,12 +349,12 @@ def _read_checksums(directory: Path) -> dict[str, str] | None:
         ) from exc
 
 
-def _read_checked(directory: Path, name: str, digests: dict[str, str] | None, advice: str) -> bytes:
-    """The bytes of ``directory / name``, checked against ``digests`` (when there is a list)."""
-    path = directory / name
+def _read_checked(files: _DirectoryFiles, name: str, digests: dict[str, str] | None, advice: str) -> bytes:
+    """The bytes of file ``name``, checked against ``digests`` (when there is a list)."""
+    path = files.directory / name
     advice = advice or _advice(None)
     try:
-        data = path.read_bytes()
+        data = files.read(name)
     except FileNotFoundError:
         listed = f" ({CHECKSUM_FILE} lists it)" if digests and name in digests else ""
         raise TableError(str(path), None, None, f"missing{listed}; {advice}") from None

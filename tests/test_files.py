@@ -11,7 +11,7 @@ import pytest
 from _concurrency import run_concurrently
 
 from mmr_gym import files
-from mmr_gym.files import atomic_write, file_sha256, format_checksums, parse_checksums
+from mmr_gym.files import atomic_write, exchange_paths, file_sha256, format_checksums, parse_checksums
 
 
 # ---------------------------------------------------------------------------------------- atomic_write
@@ -148,3 +148,17 @@ def test_readers_never_see_a_half_written_file(tmp_path: Path) -> None:
     results = run_concurrently(tmp_path / "sync", write, read)
     assert len(results) == 3 and all(r["reads"] >= 10 for r in results), results  # reads overlapped writes
     assert [r["failures"] for r in results] == [0, 0, 0], results
+
+
+def test_exchange_paths_swaps_two_directories_or_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_text("from a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("from b")
+    if not exchange_paths(tmp_path / "a", tmp_path / "b"):  # not Linux, or no RENAME_EXCHANGE here
+        assert (tmp_path / "a" / "x").read_text() == "from a"
+        return
+    assert (tmp_path / "a" / "x").read_text() == "from b"
+    assert (tmp_path / "b" / "x").read_text() == "from a"
+    with pytest.raises(FileNotFoundError):
+        exchange_paths(tmp_path / "a", tmp_path / "missing")

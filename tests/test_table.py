@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import shutil
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 import pytest
+from _concurrency import run_concurrently
 from _tables import make_table
 
 from mmr_gym import datasets
@@ -322,3 +324,38 @@ def test_missing_ids_and_dataset_names_are_refused(field: str, value: object, ro
 def test_split_arguments_are_checked(kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         make_table(n=20).split(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------- concurrent processes
+TABLES = [make_table(n=200, k=4, seed=seed) for seed in range(2)]
+FINGERPRINTS = {table.fingerprint() for table in TABLES}
+
+
+def test_readers_see_whole_tables_while_a_cache_entry_is_swapped(tmp_path: Path) -> None:
+    target = tmp_path / "tables" / "t"
+    replace_table_dir(TABLES[0], target)
+
+    def write(i: int) -> None:
+        replace_table_dir(TABLES[i % 2], target)
+
+    def read() -> None:
+        assert RoutingTable.load(target).fingerprint() in FINGERPRINTS
+
+    results = run_concurrently(tmp_path / "sync", write, read, rounds=30)
+    assert len(results) == 3 and all(r["reads"] >= 10 for r in results), results
+    assert [r["failures"] for r in results] == [0, 0, 0], results
+
+
+def test_readers_see_whole_tables_while_another_process_saves_in_place(tmp_path: Path) -> None:
+    target = TABLES[0].save(tmp_path / "t")
+
+    def write(i: int) -> None:
+        TABLES[i % 2].save(target)
+        time.sleep(0.03)  # saves now and then, as a person regenerating a table
+
+    def read() -> None:
+        assert RoutingTable.load(target).fingerprint() in FINGERPRINTS
+
+    results = run_concurrently(tmp_path / "sync", write, read, rounds=30)
+    assert len(results) == 3 and all(r["reads"] >= 10 for r in results), results
+    assert [r["failures"] for r in results] == [0, 0, 0], results
