@@ -28,7 +28,10 @@ variable ``MMR_GYM_MATH_V``, else the root recorded by ``mmr-gym prepare math-v 
 ``../shared/data/math-v`` relative to the current directory (the layout of this project's checkouts
 and CI). The prepared table, features included, is cached under the mmr-gym cache directory
 (:func:`mmr_gym.features.default_cache_dir`), keyed by the content of the data files and every
-option, so the second load reads it back in about a second.
+option, so the second load reads it back in about a second. The cached table carries its files'
+checksums (:mod:`mmr_gym.table_files`); a damaged entry is built again, with a warning. The root
+record (``math-v-root.json``) and the cached table are written atomically, so processes that read
+them while another writes them never see half a file.
 """
 
 from __future__ import annotations
