@@ -207,7 +207,7 @@ def _check_finite(what: str, values: np.ndarray, why: str = "") -> None:
         where = f"row {position[0]}" + (f", column {position[1]}" if len(position) > 1 else "")
         reason = f"; {why}" if why else ""
         raise ValueError(
-            f"{what} has {int(bad.sum())} non-finite value(s) (first at {where}: {values[position]!r}){reason}"
+            f"{what} has {int(bad.sum())} non-finite value(s) (first at {where}: {float(values[position])!r}){reason}"
         )
 
 

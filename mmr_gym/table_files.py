@@ -233,13 +233,20 @@ def _load_once(cls: type[RoutingTable], directory: Path, files: _DirectoryFiles)
             f"unexpected column (a saved table has only query_id, dataset and the model columns); {advice}",
         )
     if stored != model_names:
+        differences = [
+            f"missing from {where}: {names}"
+            for where, names in (
+                (META_FILE, [m for m in stored if m not in model_names]),
+                (OUTCOMES_FILE, [m for m in model_names if m not in stored]),
+            )
+            if names
+        ] or ["the same models in another order"]
         raise TableError(
             str(meta_path),
             "model_names",
             None,
             f"lists {model_names}, but {OUTCOMES_FILE} has columns for the models {stored}: the two files do "
-            f"not belong together (missing from {META_FILE}: {sorted(set(stored) - set(model_names))}, missing "
-            f"from {OUTCOMES_FILE}: {sorted(set(model_names) - set(stored))}); restore them or {advice}",
+            f"not belong together ({'; '.join(differences)}); restore them or {advice}",
         )
     correct, cost = outcome_arrays(frame, model_names, outcomes_path)
     return cls(
