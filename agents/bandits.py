@@ -37,7 +37,10 @@ import torch
 from torch import nn
 
 from agents.pacing import PacedPolicy
+from mmr_gym.checks import check_float, check_int
 from mmr_gym.env import MMRRoutingEnv
+
+_SEED_MAX = 2**32 - 1  # numpy's and torch's seeds
 
 
 class RidgeStatistics:
@@ -52,8 +55,7 @@ class RidgeStatistics:
     _ARRAYS = ("A_inv", "b_perf", "b_cost", "theta_perf", "theta_cost")
 
     def __init__(self, n_models: int, dim: int, ridge: float = 1.0) -> None:
-        if not ridge > 0:
-            raise ValueError(f"ridge must be > 0, got {ridge!r}")
+        ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         p = dim + 1
         self.ridge = float(ridge)
         self.A_inv = np.tile(np.eye(p) / ridge, (n_models, 1, 1))
@@ -61,6 +63,12 @@ class RidgeStatistics:
         self.b_cost = np.zeros((n_models, p))
         self.theta_perf = np.zeros((n_models, p))
         self.theta_cost = np.zeros((n_models, p))
+
+    @classmethod
+    def shapes(cls, n_models: int, dim: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each statistics array for ``n_models`` models and ``dim`` features (no allocation)."""
+        p = dim + 1
+        return {name: (n_models, p, p) if name == "A_inv" else (n_models, p) for name in cls._ARRAYS}
 
     @staticmethod
     def augment(X: np.ndarray) -> np.ndarray:
@@ -139,9 +147,26 @@ class _LinearBandit:
     name = "linear-bandit"
 
     def __init__(self, n_models: int, dim: int, *, ridge: float = 10.0, seed: int = 0) -> None:
-        self.n_models, self.dim, self.ridge, self.seed = n_models, dim, ridge, seed
-        self.stats = RidgeStatistics(n_models, dim, ridge)
-        self.rng = np.random.default_rng(seed)
+        self.n_models = check_int("n_models", n_models, low=1)
+        self.dim = check_int("dim", dim, low=1)
+        self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
+        self.stats = RidgeStatistics(self.n_models, self.dim, self.ridge)
+        self.rng = np.random.default_rng(self.seed)
+
+    @classmethod
+    def saved_shapes(
+        cls, params: Mapping[str, Any], state: Mapping[str, Any], *, max_layers: int
+    ) -> dict[str, tuple[int, ...]]:
+        """The array shapes a saved state must have for ``params``, computed without allocating.
+
+        For :mod:`agents.persistence`: checked against the files before the learner is built (the
+        constructor allocates ``n_models x (dim + 1)^2`` numbers). ``state`` and ``max_layers`` are
+        unused (the linear learners have no layers).
+        """
+        n_models = check_int("n_models", params.get("n_models"), low=1)
+        dim = check_int("dim", params.get("dim"), low=1)
+        return {f"stats.{key}": shape for key, shape in RidgeStatistics.shapes(n_models, dim).items()}
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments: ``type(self)(**learner.get_params())`` is this learner unlearned."""
@@ -198,7 +223,7 @@ class EpsilonGreedyBandit(_LinearBandit):
         self, n_models: int, dim: int, *, epsilon: float = 0.05, ridge: float = 10.0, seed: int = 0
     ) -> None:
         super().__init__(n_models, dim, ridge=ridge, seed=seed)
-        self.epsilon = epsilon
+        self.epsilon = check_float("epsilon", epsilon, low=0.0, high=1.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         perf, cost = self.predict(x[None, :])
@@ -223,7 +248,7 @@ class LinUCBBandit(_LinearBandit):
         self, n_models: int, dim: int, *, alpha: float = 0.1, ridge: float = 10.0, seed: int = 0
     ) -> None:
         super().__init__(n_models, dim, ridge=ridge, seed=seed)
-        self.alpha = alpha
+        self.alpha = check_float("alpha", alpha, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z = RidgeStatistics.augment(x)
@@ -250,7 +275,7 @@ class LinearTSBandit(_LinearBandit):
         self, n_models: int, dim: int, *, v: float = 0.1, ridge: float = 10.0, seed: int = 0
     ) -> None:
         super().__init__(n_models, dim, ridge=ridge, seed=seed)
-        self.v = v
+        self.v = check_float("v", v, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z = RidgeStatistics.augment(x)
@@ -313,21 +338,24 @@ class NeuralUCBBandit:
         cost_scale: float = 1.0,
         seed: int = 0,
     ) -> None:
-        self.n_models, self.dim = n_models, dim
-        self.alpha = alpha
-        self.hidden, self.features = hidden, features
-        self.train_every = train_every
-        self.train_steps = train_steps
-        self.batch_size = batch_size
-        self.lr, self.ridge = lr, ridge
-        self.cost_scale = cost_scale
-        self.seed = seed
-        torch.manual_seed(seed)
-        self.net = _FeatureNet(dim, n_models, hidden, features)
-        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.rng = np.random.default_rng(seed)
-        self.stats = RidgeStatistics(n_models, features, ridge)
-        self._X = np.zeros((0, dim), dtype=np.float32)
+        self.n_models = check_int("n_models", n_models, low=1)
+        self.dim = check_int("dim", dim, low=1)
+        self.alpha = check_float("alpha", alpha, low=0.0)
+        self.hidden = check_int("hidden", hidden, low=1)
+        self.features = check_int("features", features, low=1)
+        self.train_every = check_int("train_every", train_every, low=1)
+        self.train_steps = check_int("train_steps", train_steps, low=0)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.lr = check_float("lr", lr, low=0.0, low_open=True)
+        self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
+        self.cost_scale = check_float("cost_scale", cost_scale, low=0.0, low_open=True)
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
+        torch.manual_seed(self.seed)
+        self.net = _FeatureNet(self.dim, self.n_models, self.hidden, self.features)
+        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        self.rng = np.random.default_rng(self.seed)
+        self.stats = RidgeStatistics(self.n_models, self.features, self.ridge)
+        self._X = np.zeros((0, self.dim), dtype=np.float32)
         self._models = np.zeros(0, dtype=np.int64)
         self._correct = np.zeros(0)
         self._cost = np.zeros(0)
@@ -338,6 +366,24 @@ class NeuralUCBBandit:
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments: ``type(self)(**learner.get_params())`` is this learner unlearned."""
         return _init_params(self)
+
+    @classmethod
+    def saved_shapes(
+        cls, params: Mapping[str, Any], state: Mapping[str, Any], *, max_layers: int
+    ) -> dict[str, tuple[int, ...]]:
+        """The shapes a saved state must have for ``params`` (the statistics and the network's
+        tensors), found without allocating: the network is built on torch's ``meta`` device. For
+        :mod:`agents.persistence`, before the learner is built. ``state`` and ``max_layers`` are unused
+        (the network has a fixed number of layers)."""
+        n_models = check_int("n_models", params.get("n_models"), low=1)
+        dim = check_int("dim", params.get("dim"), low=1)
+        hidden = check_int("hidden", params.get("hidden", 64), low=1)
+        features = check_int("features", params.get("features", 16), low=1)
+        shapes = {f"stats.{key}": shape for key, shape in RidgeStatistics.shapes(n_models, features).items()}
+        with torch.device("meta"):
+            net = _FeatureNet(dim, n_models, hidden, features)
+        shapes.update({f"net.{key}": tuple(t.shape) for key, t in net.state_dict().items()})
+        return shapes
 
     def state_dict(self) -> dict[str, Any]:
         """What changed since construction (references, not copies).

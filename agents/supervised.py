@@ -31,12 +31,18 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.linear_model import Ridge
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import VALID_METRICS, NearestNeighbors
 from sklearn.neural_network import MLPRegressor
 from torch import nn
 
+from mmr_gym.checks import check_bool, check_float, check_int, check_int_sequence
 from mmr_gym.context import RoutingContext
 from mmr_gym.env import MMRRoutingEnv
+
+# Metrics NearestNeighbors accepts with its default algorithm choice (brute force covers them all).
+_KNN_METRICS = frozenset(VALID_METRICS["brute"]) - {"precomputed"}  # the router passes features
+# Seeds go to numpy, scikit-learn (random_state < 2**32) and torch.
+_SEED_MAX = 2**32 - 1
 
 
 class Router:
@@ -67,6 +73,8 @@ class Router:
             raise ValueError(
                 f"correct and cost must both be [{X.shape[0]}, K] like X's rows, got {correct.shape} and {cost.shape}"
             )
+        for what, values in (("X", X), ("correct", correct), ("cost", cost)):
+            _check_finite(f"{type(self).__name__}.fit: {what}", values)
         self.n_features_, self.n_models_ = X.shape[1], correct.shape[1]
         self._fit(X, correct, cost)
         return self
@@ -77,8 +85,15 @@ class Router:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"X must be [queries, {self.n_features_}], got shape {X.shape}")
-        perf, cost = self._predict(X)
-        return np.asarray(perf, dtype=np.float64), np.maximum(np.asarray(cost, dtype=np.float64), 0.0)
+        _check_finite(f"{type(self).__name__}.predict: X", X)
+        perf, cost = (np.asarray(values, dtype=np.float64) for values in self._predict(X))
+        for what, values in (("performance", perf), ("cost", cost)):
+            _check_finite(
+                f"{type(self).__name__}.predict: the predicted {what}",
+                values,
+                why="the router's fitted state is damaged (e.g. a loaded file)",
+            )
+        return perf, np.maximum(cost, 0.0)
 
     @classmethod
     def env_kwargs(cls, ctx: RoutingContext) -> dict[str, Any]:
@@ -136,6 +151,43 @@ class Router:
         """Fresh torch modules for the fitted shape (``n_features_``, ``n_models_``), by attribute name."""
         return {}
 
+    # Constructor arguments that set how many layers _new_modules builds (an int, or a sequence's length).
+    _layer_params: tuple[str, ...] = ()
+
+    @classmethod
+    def saved_shapes(
+        cls, params: Mapping[str, Any], state: Mapping[str, Any], *, max_layers: int
+    ) -> dict[str, tuple[int, ...]]:
+        """The tensor shapes a saved state must have for ``params``, found without allocating memory.
+
+        For :mod:`agents.persistence`, before anything is built from a file: the modules are built
+        on torch's ``meta`` device (shapes only). ``state`` gives ``n_features_`` and ``n_models_``;
+        ``max_layers`` bounds the layer counts the parameters ask for (each layer has at least one
+        tensor, so the number of saved tensors bounds them), so that no parameter makes even the
+        shapes expensive to build.
+
+        Raises:
+            TypeError, ValueError: a parameter or ``n_features_`` / ``n_models_`` is invalid, or a
+                layer count exceeds ``max_layers``.
+        """
+        router = cls(**params)
+        router.n_features_ = check_int("n_features_", state.get("n_features_"), low=1)
+        router.n_models_ = check_int("n_models_", state.get("n_models_"), low=1)
+        for name in cls._layer_params:
+            value = getattr(router, name)
+            count = value if isinstance(value, int) else len(value or ())
+            if count > max_layers:
+                raise ValueError(
+                    f"{name}={value!r} asks for {count} layers, but the saved state has {max_layers} tensors"
+                )
+        with torch.device("meta"):
+            modules = router._new_modules()
+        return {
+            f"{name}.{key}": tuple(tensor.shape)
+            for name, module in modules.items()
+            for key, tensor in module.state_dict().items()
+        }
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_features_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
@@ -145,6 +197,18 @@ class Router:
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+
+def _check_finite(what: str, values: np.ndarray, why: str = "") -> None:
+    """Raise ValueError naming the first row and column of ``values`` that is NaN or infinite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"row {position[0]}" + (f", column {position[1]}" if len(position) > 1 else "")
+        reason = f"; {why}" if why else ""
+        raise ValueError(
+            f"{what} has {int(bad.sum())} non-finite value(s) (first at {where}: {float(values[position])!r}){reason}"
+        )
 
 
 def _load_module_state(module: nn.Module, tensors: Mapping[str, Any], name: str) -> None:
@@ -179,8 +243,8 @@ class LinearRouter(Router):
     _fitted = ("perf_model_", "cost_model_")
 
     def __init__(self, alpha: float = 1.0, seed: int = 0) -> None:
-        self.alpha = alpha
-        self.seed = seed
+        self.alpha = check_float("alpha", alpha, low=0.0)
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
 
     def _fit(self, X, correct, cost):
         # A multi-output Ridge solves each model's column independently: one ridge per model.
@@ -208,9 +272,9 @@ class LinearMFRouter(Router):
     _fitted = ("svd_", "perf_model_", "cost_model_")
 
     def __init__(self, rank: int = 128, alpha: float = 1.0, seed: int = 0) -> None:
-        self.rank = rank
-        self.alpha = alpha
-        self.seed = seed
+        self.rank = check_int("rank", rank, low=1)
+        self.alpha = check_float("alpha", alpha, low=0.0)
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
 
     def _fit(self, X, correct, cost):
         rank = max(1, min(self.rank, X.shape[0], X.shape[1]))
@@ -238,9 +302,11 @@ class KNNRouter(Router):
     _fitted = ("neighbours_", "correct_", "cost_")
 
     def __init__(self, k: int = 50, metric: str = "cosine", seed: int = 0) -> None:
-        self.k = k
+        self.k = check_int("k", k, low=1)
+        if not isinstance(metric, str) or metric not in _KNN_METRICS:
+            raise ValueError(f"metric must be one of {sorted(_KNN_METRICS)}, got {metric!r}")
         self.metric = metric
-        self.seed = seed
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
 
     def _fit(self, X, correct, cost):
         self.neighbours_ = NearestNeighbors(n_neighbors=min(self.k, X.shape[0]), metric=self.metric).fit(X)
@@ -263,8 +329,8 @@ class KMeansRouter(Router):
     _fitted = ("kmeans_", "cluster_correct_", "cluster_cost_")
 
     def __init__(self, n_clusters: int = 20, seed: int = 0) -> None:
-        self.n_clusters = n_clusters
-        self.seed = seed
+        self.n_clusters = check_int("n_clusters", n_clusters, low=1)
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
 
     def _fit(self, X, correct, cost):
         clusters = min(self.n_clusters, X.shape[0])
@@ -308,11 +374,11 @@ class MLPRouter(Router):
         early_stopping: bool = True,
         seed: int = 0,
     ) -> None:
-        self.hidden = tuple(hidden)
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.early_stopping = early_stopping
-        self.seed = seed
+        self.hidden = check_int_sequence("hidden", hidden, low=1, allow_empty=False)
+        self.alpha = check_float("alpha", alpha, low=0.0)
+        self.max_iter = check_int("max_iter", max_iter, low=1)
+        self.early_stopping = check_bool("early_stopping", early_stopping)
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
 
     def _regressor(self) -> MLPRegressor:
         return MLPRegressor(
@@ -355,12 +421,14 @@ class _TorchRouter(Router):
         validation_fraction: float,
         seed: int,
     ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.seed = seed
+        self.epochs = check_int("epochs", epochs, low=1)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.lr = check_float("lr", lr, low=0.0, low_open=True)
+        self.weight_decay = check_float("weight_decay", weight_decay, low=0.0)
+        self.validation_fraction = check_float(
+            "validation_fraction", validation_fraction, low=0.0, high=1.0, high_open=True
+        )
+        self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
 
     def _train(self, net: nn.Module, X: np.ndarray, targets: Sequence[np.ndarray]) -> nn.Module:
         """Minimise the sum over ``targets`` of the MSE of ``net(x)``'s matching outputs."""
@@ -436,6 +504,7 @@ class MLPMFRouter(_TorchRouter):
 
     name = "MLPMF"
     _fitted = ("cost_scale_", "perf_net_", "cost_net_")
+    _layer_params = ("hidden",)
 
     def __init__(
         self,
@@ -449,8 +518,8 @@ class MLPMFRouter(_TorchRouter):
         seed: int = 0,
     ) -> None:
         super().__init__(epochs, batch_size, lr, weight_decay, validation_fraction, seed)
-        self.hidden = tuple(hidden)
-        self.latent = latent
+        self.hidden = check_int_sequence("hidden", hidden, low=1)
+        self.latent = check_int("latent", latent, low=1)
 
     def _new_modules(self):
         # Performance first, then cost: the order in which the seeded initial weights are drawn.
@@ -537,6 +606,7 @@ class CMRRouter(_TorchRouter):
 
     name = "CMR"
     _fitted = ("cost_scale_", "net_")
+    _layer_params = ("n_layers", "channel_dims")
 
     def __init__(
         self,
@@ -554,12 +624,16 @@ class CMRRouter(_TorchRouter):
         seed: int = 0,
     ) -> None:
         super().__init__(epochs, batch_size, lr, weight_decay, validation_fraction, seed)
-        self.channel_dims = None if channel_dims is None else tuple(int(d) for d in channel_dims)
-        self.tokens_per_channel = tokens_per_channel
-        self.d_model = d_model
-        self.n_heads = n_heads
-        self.n_layers = n_layers
-        self.dropout = dropout
+        self.channel_dims = (
+            None if channel_dims is None else check_int_sequence("channel_dims", channel_dims, low=1)
+        )
+        self.tokens_per_channel = check_int("tokens_per_channel", tokens_per_channel, low=1)
+        self.d_model = check_int("d_model", d_model, low=1)
+        self.n_heads = check_int("n_heads", n_heads, low=1)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
+        self.n_layers = check_int("n_layers", n_layers, low=1)
+        self.dropout = check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
 
     @classmethod
     def env_kwargs(cls, ctx: RoutingContext) -> dict[str, Any]:

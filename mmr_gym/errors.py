@@ -17,3 +17,12 @@ class TableError(ValueError):
         if row is not None:
             where.append(f"row {row}")
         super().__init__(f"{', '.join(where)}: {problem}")
+
+
+class UnverifiedFilesWarning(UserWarning):
+    """Saved files were loaded without checking them for damage: they have no checksums (an older
+    mmr-gym saved them)."""
+
+
+class UnverifiedTableWarning(UnverifiedFilesWarning):
+    """A saved table was loaded without checking its files: it has no checksums (an older mmr-gym saved it)."""

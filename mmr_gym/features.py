@@ -16,21 +16,25 @@ Encoders (each returns float32 ``[n, d]``, one row per query):
 tqdm progress bar; every encoder caches its output under :func:`default_cache_dir` keyed by the
 SHA-256 of its inputs' *content* (texts, image bytes) and of the encoder's name and version, so a
 second run with the same inputs reads the array instead of recomputing it. Cached arrays are
-``.npy`` files read with ``allow_pickle=False``.
+``.npy`` files read with ``allow_pickle=False`` and checked against the SHA-256 in their sidecar.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from mmr_gym.checks import check_int
+from mmr_gym.files import atomic_write, file_sha256, sha256_bytes
 
 __all__ = [
     "IMAGE_STATS_NAMES",
@@ -89,17 +93,15 @@ def files_digest(paths: Sequence[str | os.PathLike[str] | None]) -> str:
     """SHA-256 of the bytes of each file (in order); an empty or None path counts as "no file".
 
     Content, not names or modification times: a copied or moved data set hits the same cache entry.
+    Each file's hash is remembered for the process (:func:`mmr_gym.files.file_sha256`), so a second
+    encoder over the same images does not read them again.
     """
     digest = hashlib.sha256()
     for path in paths:
         if not path:
             digest.update(b"\x00none")
             continue
-        file_hash = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                file_hash.update(block)
-        digest.update(file_hash.digest())
+        digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()
 
 
@@ -118,36 +120,56 @@ def cached_array(
         cache_dir: the cache root (None: :func:`default_cache_dir`); False disables the cache.
 
     The entry is ``<cache_dir>/features/<sha256(encoder_key, content_digest)>.npy`` with a JSON
-    sidecar naming the encoder. Writes are atomic (temporary file, then rename), so concurrent runs
-    never read half a file.
+    sidecar naming the encoder and holding the SHA-256 of the ``.npy`` file. Both are written
+    atomically (:func:`mmr_gym.files.atomic_write`), the array first, so concurrent runs never read
+    half a file. An entry whose bytes do not match its sidecar (damaged on disk) is recomputed and
+    rewritten, with a warning naming it; an entry without a sidecar (being written, or from an
+    older mmr-gym) is recomputed silently.
     """
     if cache_dir is False:
         return np.asarray(compute(), dtype=np.float32)
     root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "features"
     key = _sha256(str(_CACHE_VERSION), encoder_key, content_digest)
     path = root / f"{key}.npy"
-    if path.is_file():
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            pass  # a corrupt entry (e.g. disk full when written): recompute and overwrite
+    cached = _read_entry(path)
+    if cached is not None:
+        return cached
     values = np.ascontiguousarray(compute(), dtype=np.float32)
     root.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda fh: np.save(fh, values, allow_pickle=False))
-    sidecar = {"encoder": encoder_key, "content_sha256": content_digest, "shape": list(values.shape)}
-    _atomic_write(path.with_suffix(".json"), lambda fh: fh.write(json.dumps(sidecar, indent=1).encode()))
+    buffer = io.BytesIO()
+    np.save(buffer, values, allow_pickle=False)
+    data = buffer.getvalue()
+    atomic_write(path, data)
+    sidecar = {
+        "encoder": encoder_key,
+        "content_sha256": content_digest,
+        "shape": list(values.shape),
+        "npy_sha256": sha256_bytes(data),
+    }
+    atomic_write(path.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
     return values
 
 
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _read_entry(path: Path) -> np.ndarray | None:
+    """The cached array at ``path`` if it exists and matches its sidecar's SHA-256, else None."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        data = path.read_bytes()
+        sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no entry, or no (readable) sidecar yet: a miss
+        return None
+    expected = sidecar.get("npy_sha256") if isinstance(sidecar, dict) else None
+    if expected != sha256_bytes(data):
+        if expected is not None:
+            warnings.warn(
+                f"feature cache entry {path} is damaged (its SHA-256 differs from {path.with_suffix('.json').name}); "
+                "computing the features again",
+                stacklevel=4,
+            )
+        return None
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
 
 
 def _progress(iterable: Any, *, total: int, desc: str, enabled: bool) -> Any:
@@ -170,6 +192,7 @@ def tfidf_features(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.nda
         dim: the embedding width.
         seed: seed of the randomized SVD.
     """
+    dim = check_int("dim", dim, low=1)
     from mmr_gym.fitted_features import TfidfEncoder  # local: that module imports this one
 
     return TfidfEncoder(dim, seed).fit(texts).transform(texts)
@@ -229,6 +252,7 @@ def minilm_features(
         progress: show a tqdm bar over batches.
         model_dir: another directory with a BERT-style sentence-transformers model.
     """
+    batch_size = check_int("batch_size", batch_size, low=1)
     directory = Path(model_dir) if model_dir is not None else minilm_model_dir()
     texts = [str(t) for t in texts]
     key = f"minilm|all-MiniLM-L6-v2|pkg={_minilm_version()}|dir={directory.name}|{_transformers_version()}"
@@ -321,6 +345,7 @@ def clip_features(
     Rows are the projected embeddings (``get_text_features`` / ``get_image_features``),
     L2-normalised as CLIP compares them.
     """
+    batch_size = check_int("batch_size", batch_size, low=1)
     texts = [str(t) for t in texts]
     paths = [str(p) if p else "" for p in image_paths]
     if len(paths) != len(texts):

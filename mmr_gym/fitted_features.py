@@ -15,6 +15,7 @@ is a text channel for the environment's modality masks.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -162,6 +163,12 @@ def fit_query_features(
             )
         encoder = TfidfEncoder(int(spec.get("dim", 64)), int(spec.get("seed", 0))).fit(train_texts)
         channels[str(channel)] = encoder.transform(texts)
+        if not channels[str(channel)].any() and any(t.strip() for t in train_texts):
+            warnings.warn(
+                f"{table.source}: no training query text has a word TF-IDF can use, so every value of the "
+                f"{channel!r} channel is zero (the router sees no query text)",
+                stacklevel=3,
+            )
     return channels
 
 

@@ -19,13 +19,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mmr_gym.checks import check_float, check_int
 from mmr_gym.errors import TableError
+from mmr_gym.table_files import FORMAT_VERSION, load_table_dir, save_table
 
-FORMAT_VERSION = 1
-_OUTCOMES_FILE = "outcomes.parquet"
-_FEATURES_FILE = "features.npz"
-_META_FILE = "meta.json"
-_TEXT_COLUMN = "question"  # the query texts, when the table has them, in the MMR-Bench column name
+__all__ = ["FORMAT_VERSION", "TEXT_COLUMN", "RoutingTable"]
+
+TEXT_COLUMN = "question"  # the query texts of a saved table, when it has them, in MMR-Bench's column name
 
 TrainRounding = Literal["sklearn", "round"]
 
@@ -67,6 +67,16 @@ class RoutingTable:
 
     def __post_init__(self) -> None:
         src = self.source
+        for name in ("query_ids", "datasets"):
+            missing = [
+                i
+                for i, v in enumerate(np.asarray(getattr(self, name), dtype=object).tolist())
+                if _is_missing(v)
+            ]
+            if missing:
+                raise TableError(
+                    src, name, missing[0], f"missing value (None, NaN or empty); {len(missing)} such row(s)"
+                )
         correct = np.asarray(self.correct, dtype=np.float32)
         cost = np.asarray(self.cost, dtype=np.float32)
         query_ids = np.asarray([str(q) for q in np.asarray(self.query_ids).tolist()], dtype=object)
@@ -280,11 +290,19 @@ class RoutingTable:
                 "(or leave mode unset)"
             )
         if mode == "in":
+            train_fraction = check_float(
+                "train_fraction", train_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+            )
+            seed = check_int("seed", seed, low=0)
             n_train = in_split_train_size(self.n_queries, train_fraction, train_rounding)
             order = np.random.default_rng(seed).permutation(self.n_queries)
             return np.sort(order[:n_train]), np.sort(order[n_train:])
         if mode == "out":
             names = self.dataset_names
+            if isinstance(test_datasets, str):
+                raise TypeError(
+                    f"test_datasets must be a list of dataset names, got the string {test_datasets!r}"
+                )
             if not test_datasets:
                 raise ValueError(f"split mode 'out' needs test_datasets, a subset of {list(names)}")
             unknown = sorted(set(test_datasets) - set(names))
@@ -404,73 +422,36 @@ class RoutingTable:
             "dataset": self.datasets.astype(str),
         }
         if self.texts is not None:
-            columns[_TEXT_COLUMN] = self.texts.astype(str)
+            columns[TEXT_COLUMN] = self.texts.astype(str)
         for j, model in enumerate(self.model_names):
             columns[f"{model}_correct"] = self.correct[:, j]
             columns[f"{model}_cost"] = self.cost[:, j]
         return pd.DataFrame(columns)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the table to ``directory`` (parquet + npz + json; no pickle). Returns the directory."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        # Deterministic bytes: no pandas index or writer metadata that carries a timestamp.
-        self.to_frame().to_parquet(directory / _OUTCOMES_FILE, index=False, compression="zstd")
-        with open(directory / _FEATURES_FILE, "wb") as fh:
-            np.savez_compressed(fh, **{c: v for c, v in self.features.items()})
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "model_names": list(self.model_names),
-            "meta": dict(self.meta),
-        }
-        (directory / _META_FILE).write_text(
-            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        return directory
+        """Write the table to ``directory`` (parquet + npz + json, and a SHA-256 per file; no pickle).
+
+        See :mod:`mmr_gym.table_files` for the layout. Returns the directory.
+        """
+        return save_table(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> RoutingTable:
-        """Read a table written by :meth:`save`; errors name the file, column and row."""
-        directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise TableError(str(meta_path), None, None, "missing: not a saved RoutingTable directory")
-        try:
-            header = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise TableError(str(meta_path), None, exc.lineno, f"invalid JSON: {exc.msg}") from None
-        if header.get("format_version") != FORMAT_VERSION:
-            raise TableError(
-                str(meta_path),
-                "format_version",
-                None,
-                f"expected {FORMAT_VERSION}, got {header.get('format_version')!r}",
-            )
-        model_names = [str(m) for m in header.get("model_names", [])]
-        outcomes_path = directory / _OUTCOMES_FILE
-        frame = pd.read_parquet(outcomes_path)
-        from mmr_gym.datasets.columns import outcome_arrays  # local: datasets imports table
+        """Read a table written by :meth:`save`, every file checked against its SHA-256 first.
 
-        correct, cost = outcome_arrays(frame, model_names, str(outcomes_path))
-        for col in ("query_id", "dataset"):
-            if col not in frame.columns:
-                raise TableError(str(outcomes_path), col, None, "missing column")
-        features: dict[str, np.ndarray] = {}
-        features_path = directory / _FEATURES_FILE
-        if features_path.is_file():
-            with np.load(features_path, allow_pickle=False) as npz:
-                features = {c: npz[c] for c in npz.files}
-        return cls(
-            correct=correct,
-            cost=cost,
-            query_ids=frame["query_id"].to_numpy(),
-            datasets=frame["dataset"].to_numpy(),
-            model_names=tuple(model_names),
-            features=features,
-            meta=header.get("meta", {}),
-            source=str(directory),
-            texts=frame[_TEXT_COLUMN].to_numpy(dtype=object) if _TEXT_COLUMN in frame.columns else None,
-        )
+        Raises:
+            TableError: a missing, damaged or malformed file; the message names the file (and the
+                column and row) and what to do.
+        """
+        return load_table_dir(cls, directory)
+
+
+def _is_missing(value: Any) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and value != value)
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _check_unique(source: str, column: str, values: Sequence[str]) -> None:

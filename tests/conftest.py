@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -29,3 +30,11 @@ def write_csv(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def default_csv_field_limit():
+    """The csv module's default field limit (128 KiB) during the test, whatever earlier tests set."""
+    previous = csv.field_size_limit(131_072)
+    yield
+    csv.field_size_limit(previous)

@@ -140,3 +140,22 @@ def test_a_paced_bandit_learns_to_beat_random(table):
 def test_unknown_bandit_raises(table):
     with pytest.raises(ValueError, match="unknown bandit"):
         make_bandit("ucb1", env_of(table))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    [
+        ("linucb", {"alpha": "abc"}, TypeError, r"alpha must be a number, got 'abc' \(str\)"),
+        ("linucb", {"dim": 2.5}, TypeError, r"dim must be an integer, got 2\.5"),
+        ("lin-ts", {"v": -1.0}, ValueError, r"v must be a finite number >= 0"),
+        ("epsilon-greedy", {"epsilon": 1.5}, ValueError, r"epsilon must be a finite number >= 0 and <= 1"),
+        ("epsilon-greedy", {"ridge": 0}, ValueError, r"ridge must be a finite number > 0"),
+        ("neural-ucb", {"hidden": "64"}, TypeError, r"hidden must be an integer, got '64' \(str\)"),
+        ("neural-ucb", {"n_models": True}, TypeError, r"n_models must be an integer, got True \(bool\)"),
+        ("neural-ucb", {"cost_scale": float("inf")}, ValueError, r"cost_scale must be a finite number > 0"),
+    ],
+)
+def test_learner_arguments_are_checked_when_constructed(name, kwargs, error, message):
+    arguments = {"n_models": 3, "dim": 4, **kwargs}
+    with pytest.raises(error, match=message):
+        BANDITS[name](arguments.pop("n_models"), arguments.pop("dim"), **arguments)

@@ -7,10 +7,13 @@ those exact substrings.
 from __future__ import annotations
 
 import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _tables import make_table
 
 import mmr_gym.datasets as datasets_module
 from mmr_gym.datasets import (
@@ -20,10 +23,12 @@ from mmr_gym.datasets import (
     load_mmr_bench,
     load_table,
     read_mmr_bench_frame,
+    source_digest,
 )
 from mmr_gym.datasets.columns import outcome_arrays
 from mmr_gym.errors import TableError
 from mmr_gym.features import tfidf_features
+from mmr_gym.fitted_features import fit_query_features
 from mmr_gym.table import RoutingTable
 
 MERGED = """
@@ -253,6 +258,14 @@ BAD_CSVS = [
      "feature_text_1", 2, "feature value '' is missing or not finite"),
     ("feature-index-gap", f"{HEADER},feature_text_0,feature_text_2\nMMStar_1,q,1,1,0,1,0.1,0.2\n",
      "feature_text_1", None, "channel 'text' has columns up to index 2 but not index 1"),
+    # Issue 17: another separator is named, not reported as a missing 'question' column.
+    ("semicolons", "dataset_idx;question;m_correct;m_cost\nMMStar_1;What is 1,5 + 2?;1;0.5\n", None, 1,
+     "the header is separated by semicolons (';'), not commas"),
+    ("semicolons-quoted", '"dataset_idx";"question";"m_correct";"m_cost"\n"MMStar_1";"q";1;0.5\n', None, 1,
+     "separated by semicolons"),
+    ("tabs", "dataset_idx\tquestion\tm_correct\tm_cost\nMMStar_1\tq\t1\t0.5\n", None, 1,
+     "the header is separated by tabs ('\\t'), not commas"),
+    ("bars", "dataset_idx|question|m_correct|m_cost\nMMStar_1|q|1|0.5\n", None, 1, "separated by vertical bars"),
 ]  # fmt: skip
 
 
@@ -345,3 +358,105 @@ def test_outcome_arrays_keeps_row_offset_convention():
     frame = pd.DataFrame({"m_correct": [1.0, 0.0], "m_cost": [1.0, -2.0]})
     with pytest.raises(TableError, match=re.escape("f.parquet, column 'm_cost', row 2:")):
         outcome_arrays(frame, ["m"], "f.parquet", row_offset=1)
+
+
+# ---------------------------------------------------------------------------------------- reliability probe
+def test_a_question_of_a_megabyte_is_read(write_csv, default_csv_field_limit):
+    question = "why " * 262_144  # 1 MiB, beyond the csv module's default field limit of 128 KiB
+    path = write_csv("MMR_Bench.csv", f'{HEADER}\nMMStar_1,"{question}",1,1,0,1\nMMStar_2,short,0,1,1,2\n')
+    table = load_mmr_bench(path)
+    assert table.n_queries == 2
+    assert read_mmr_bench_frame(path)["question"][0] == question
+
+
+def test_a_file_whose_questions_are_all_empty_is_warned_about(write_csv):
+    path = write_csv("MMR_Bench.csv", f"{HEADER}\nMMStar_1,,1,1,0,1\nMMStar_2, ,0,1,1,2\n")
+    with pytest.warns(UserWarning, match=re.escape(f"{path}: column 'question' is empty in every row")):
+        table = load_mmr_bench(path)
+    assert not fit_query_features(table, np.arange(table.n_queries))["text_tfidf"].any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_mmr_bench(path, features=None)  # no text features asked for: nothing to warn about
+
+
+def test_questions_without_a_usable_word_are_warned_about(write_csv):
+    path = write_csv("MMR_Bench.csv", f"{HEADER}\nMMStar_1,?,1,1,0,1\nMMStar_2,!,0,1,1,2\n")
+    table = load_mmr_bench(path)
+    with pytest.warns(UserWarning, match="no training query text has a word TF-IDF can use"):
+        fit_query_features(table, np.arange(table.n_queries))
+
+
+def test_a_directory_without_csv_says_what_it_expected(tmp_path):
+    with pytest.raises(
+        TableError, match=r"no CSV files: expected MMR_Bench\.csv or <dataset>\.csv files \(or a table "
+    ):
+        load_table(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- source_digest
+def test_source_digest_of_a_saved_table_changes_when_another_table_is_saved_there(tmp_path):
+    directory = tmp_path / "t"
+    make_table(n=40, k=3).save(directory)
+    first = source_digest(directory)
+    assert source_digest(directory) == first
+    make_table(n=40, k=3).save(directory)  # the same table again: the same content
+    assert source_digest(directory) == first
+    make_table(n=40, k=3, seed=1).save(directory)
+    assert source_digest(directory) != first
+    assert source_digest(str(directory)) == source_digest(directory)
+
+
+def test_source_digest_of_csvs_follows_their_bytes_and_names(write_csv, tmp_path):
+    path = write_csv("MMR_Bench.csv", MERGED)
+    first = source_digest(path)
+    assert source_digest(tmp_path) != first  # a directory of CSVs is another kind of source
+    directory_digest = source_digest(tmp_path)
+    path.write_text(MERGED.replace("10.0", "11.0"), encoding="utf-8")
+    assert source_digest(path) != first
+    assert source_digest(tmp_path) != directory_digest
+    other = tmp_path / "copy"
+    other.mkdir()
+    (other / "MMR_Bench.csv").write_bytes(path.read_bytes())
+    assert source_digest(other / "MMR_Bench.csv") == source_digest(path)  # content, not location
+    (other / "MMR_Bench.csv").rename(other / "MathVista.csv")  # the name says the dataset
+    assert source_digest(other / "MathVista.csv") != source_digest(path)
+
+
+def test_source_digest_of_a_missing_path_is_named(tmp_path):
+    with pytest.raises(TableError, match=re.escape(f"{tmp_path / 'nothing'}: file not found")):
+        source_digest(tmp_path / "nothing")
+
+
+def test_source_digest_of_the_bundled_table_is_its_checksum_list():
+    bundled = Path(datasets_module.__file__).parents[2] / "envs_data" / BUNDLED_DEFAULT
+    assert re.fullmatch(r"[0-9a-f]{64}", source_digest(bundled))
+
+
+def test_a_question_column_in_another_case_is_pointed_out(write_csv):
+    path = write_csv("MMR_Bench.csv", "dataset_idx,Question,m_correct,m_cost\nMMStar_1,q,1,1\n")
+    with pytest.raises(
+        TableError, match=r"missing column .*found 'Question': column names are case-sensitive"
+    ):
+        load_mmr_bench(path)
+
+
+def test_loader_arguments_of_the_wrong_type_are_named(write_csv, tmp_path):
+    path = write_csv("MMR_Bench.csv", MERGED)
+    with pytest.raises(TypeError, match=r"datasets must be a dataset name or a list of names, got 5"):
+        load_mmr_bench(path, datasets=5)
+    with pytest.raises(TypeError, match=r"datasets must be a dataset name or a list of names, got \[1\]"):
+        load_mmr_bench(path, datasets=[1])
+    with pytest.raises(TypeError, match=r"cost_unit must be a string"):
+        load_mmr_bench(path, cost_unit=None)
+    with pytest.raises(
+        TypeError, match=r"load_table: source must be None, a RoutingTable, a name or a path, got int"
+    ):
+        load_table(5)
+
+
+def test_one_file_of_a_saved_table_points_to_its_directory(tmp_path):
+    directory = make_table(n=20).save(tmp_path / "t")
+    with pytest.raises(
+        TableError, match=re.escape(f"one file of a saved table: pass its directory ({directory})")
+    ):
+        load_table(directory / "outcomes.parquet")

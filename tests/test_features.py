@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +123,33 @@ def test_cached_array_recovers_from_a_corrupt_entry(tmp_path: Path) -> None:
     cached_array("enc", "d", lambda: np.ones((2, 2)), tmp_path)
     (entry,) = (tmp_path / "features").glob("*.npy")
     entry.write_bytes(b"not an npy file")
-    values = cached_array("enc", "d", lambda: np.zeros((2, 2)), tmp_path)
+    with pytest.warns(UserWarning, match=r"feature cache entry .*\.npy is damaged"):
+        values = cached_array("enc", "d", lambda: np.zeros((2, 2)), tmp_path)
+    np.testing.assert_array_equal(values, np.zeros((2, 2)))
+
+
+def test_a_cached_array_with_a_changed_value_is_not_returned(tmp_path: Path) -> None:
+    # A valid .npy whose numbers changed on disk: it parses, so only the checksum can tell.
+    cached_array("enc", "d", lambda: np.ones((2, 2)), tmp_path)
+    (entry,) = (tmp_path / "features").glob("*.npy")
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 0x01  # the last byte of the last float
+    entry.write_bytes(bytes(data))
+    assert np.load(entry).sum() != 4.0  # the damage is real and silent for numpy
+    with pytest.warns(UserWarning, match="is damaged"):
+        values = cached_array("enc", "d", lambda: np.ones((2, 2)), tmp_path)
+    np.testing.assert_array_equal(values, np.ones((2, 2)))
+    sidecar = json.loads(entry.with_suffix(".json").read_text())
+    assert sidecar["npy_sha256"] == hashlib.sha256(entry.read_bytes()).hexdigest()  # rewritten whole
+
+
+def test_a_cache_entry_without_its_sidecar_is_computed_again_silently(tmp_path: Path) -> None:
+    cached_array("enc", "d", lambda: np.ones((2, 2)), tmp_path)
+    (entry,) = (tmp_path / "features").glob("*.npy")
+    entry.with_suffix(".json").unlink()  # e.g. written by an older mmr-gym, or still being written
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = cached_array("enc", "d", lambda: np.zeros((2, 2)), tmp_path)
     np.testing.assert_array_equal(values, np.zeros((2, 2)))
 
 

@@ -243,3 +243,31 @@ def test_local_dir_with_per_dataset_files(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(TableError, match="no MMR_Bench.csv and no <dataset>.csv files here"):
         find_data_root(empty)
+
+
+def test_a_damaged_prepared_table_says_to_prepare_again(stand_in: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    with pytest.warns(UserWarning):
+        directory = prepare_mmr_bench(
+            local_dir=stand_in, encoders=["image-stats"], cache_dir=cache, progress=False
+        )
+    assert (directory / "checksums.sha256").is_file()
+    (directory / "features.npz").write_bytes(b"")  # e.g. a disk that filled up
+    with pytest.raises(TableError, match=r"features\.npz: damaged.*run 'mmr-gym prepare mmr-bench' again"):
+        load_mmr_bench_hub(cache)
+    with pytest.warns(UserWarning):  # preparing again replaces the whole table
+        prepare_mmr_bench(local_dir=stand_in, encoders=["image-stats"], cache_dir=cache, progress=False)
+    assert set(load_mmr_bench_hub(cache).features) == {"image"}
+    assert sorted(p.name for p in directory.parent.iterdir()) == [directory.name]
+
+
+def test_a_csv_without_question_text_is_warned_about(stand_in: Path, tmp_path: Path) -> None:
+    text = "\n".join(
+        ",".join(cell if i != 1 else "" for i, cell in enumerate(line.split(","))) if n else line
+        for n, line in enumerate(CSV.splitlines())
+    )
+    (stand_in / "MMR_Bench.csv").write_text(text + "\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"MMR_Bench\.csv: column 'question' is empty in every row"):
+        prepare_mmr_bench(
+            local_dir=stand_in, encoders=["image-stats"], cache_dir=tmp_path / "c", progress=False
+        )

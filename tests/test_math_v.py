@@ -17,6 +17,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from _concurrency import run_concurrently
 from PIL import Image
 
 import mmr_gym  # noqa: F401  (registers the environments)
@@ -489,3 +490,60 @@ def test_chars4_fallback_warns_when_minilm_is_missing(mini: Path, monkeypatch: p
         table = _load(mini, tokenizer="auto")
     assert table.meta["token_counter"] == "chars/4"
     assert any("ceil(characters / 4)" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------------------------------- integrity (issue 17)
+def test_the_root_record_is_never_seen_half_written(
+    mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe's case: one process records the root again and again while three others look it up.
+    other = tmp_path / "other" / "MATH-V"
+    shutil.copytree(mini / "data", other / "data")
+    cache = tmp_path / "cache"
+    remember_math_v_root(mini, cache)
+    roots = [mini.resolve(), other.resolve()]
+
+    def write(i: int) -> None:
+        remember_math_v_root(roots[i % 2], cache)
+
+    def read() -> None:
+        assert default_math_v_root(cache) in roots
+
+    monkeypatch.chdir(tmp_path)  # not beside ../shared/data/math-v, the last fallback
+    monkeypatch.delenv("MMR_GYM_MATH_V", raising=False)
+    results = run_concurrently(tmp_path / "sync", write, read)
+    assert len(results) == 3 and all(r["reads"] >= 10 for r in results), results  # reads overlapped writes
+    assert [r["failures"] for r in results] == [0, 0, 0], results
+
+
+def test_a_damaged_cached_table_is_rebuilt_with_a_warning(mini: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = _load(mini, cache=True, cache_dir=cache)
+    (entry,) = (cache / "tables").iterdir()
+    data = bytearray((entry / "outcomes.parquet").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (entry / "outcomes.parquet").write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"the cached MATH-V table is damaged .*outcomes\.parquet: damaged"):
+        second = _load(mini, cache=True, cache_dir=cache)
+    assert second.fingerprint() == first.fingerprint()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _load(mini, cache=True, cache_dir=cache)  # the rebuilt entry is whole again
+    assert [p.name for p in (cache / "tables").iterdir()] == [entry.name]
+
+
+def test_price_file_that_is_missing_or_not_text_is_named(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match=r"nothing\.csv: file not found"):
+        load_prices(tmp_path / "nothing.csv")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00model")
+    with pytest.raises(TableError, match=r"binary\.csv: not UTF-8 text"):
+        load_prices(binary)
+
+
+def test_a_price_note_longer_than_the_csv_modules_default_limit_is_read(
+    tmp_path: Path, default_csv_field_limit: None
+) -> None:
+    long = tmp_path / "long.csv"
+    long.write_text(PRICES.replace("image tokens ignored for text models", "x" * 200_000), encoding="utf-8")
+    assert load_prices(long)["Blind"].note == "x" * 200_000

@@ -130,3 +130,70 @@ def test_bad_inputs_raise():
         ROUTERS["linear"]().fit(np.zeros((4, 2)), np.zeros((3, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="sum to"):
         CMRRouter(channel_dims=(2, 2)).fit(np.zeros((20, 5)), np.zeros((20, 2)), np.zeros((20, 2)))
+
+
+# ------------------------------------------------------------------ strict arguments (issue 17)
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    [
+        ("linear-mf", {"rank": "abc"}, TypeError, r"rank must be an integer, got 'abc' \(str\)"),
+        ("linear-mf", {"rank": 2.5}, TypeError, r"rank must be an integer, got 2\.5 \(float\)"),
+        ("linear-mf", {"rank": 0}, ValueError, r"rank must be an integer >= 1, got 0"),
+        ("linear-mf", {"rank": True}, TypeError, r"rank must be an integer, got True \(bool\)"),
+        ("linear", {"alpha": "1.0"}, TypeError, r"alpha must be a number, got '1\.0' \(str\)"),
+        ("linear", {"alpha": float("nan")}, ValueError, r"alpha must be a finite number >= 0, got nan"),
+        ("linear", {"seed": -1}, ValueError, r"seed must be an integer in \[0, 4294967295\], got -1"),
+        ("knn", {"k": 0}, ValueError, r"k must be an integer >= 1"),
+        ("knn", {"metric": "no-such-metric"}, ValueError, r"metric must be one of \['braycurtis'"),
+        ("kmeans", {"n_clusters": None}, TypeError, r"n_clusters must be an integer, got None"),
+        ("mlp", {"hidden": "64"}, TypeError, r"hidden must be a sequence of integers, got '64' \(str\)"),
+        ("mlp", {"hidden": ()}, ValueError, r"hidden must not be empty"),
+        ("mlp", {"early_stopping": "yes"}, TypeError, r"early_stopping must be True or False"),
+        ("mlp-mf", {"hidden": (64, 0)}, ValueError, r"hidden\[1\] must be an integer >= 1, got 0"),
+        ("mlp-mf", {"lr": 0}, ValueError, r"lr must be a finite number > 0"),
+        (
+            "mlp-mf",
+            {"validation_fraction": 1.0},
+            ValueError,
+            r"validation_fraction must be a finite number >= 0 and < 1",
+        ),
+        ("cmr", {"n_heads": 5}, ValueError, r"d_model \(32\) must be a multiple of n_heads \(5\)"),
+        ("cmr", {"dropout": -0.1}, ValueError, r"dropout must be a finite number >= 0 and < 1"),
+        ("cmr", {"channel_dims": (4, "4")}, TypeError, r"channel_dims\[1\] must be an integer"),
+    ],
+)
+def test_router_arguments_are_checked_when_constructed(name, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ROUTERS[name](**kwargs)
+
+
+def test_every_router_accepts_its_defaults_and_numpy_numbers():
+    for cls in ROUTERS.values():
+        cls()
+    ROUTERS["linear-mf"](rank=np.int64(8), alpha=np.float32(0.5))
+
+
+def test_non_finite_training_data_is_refused(env):
+    X = env.ctx.query_obs[:40].copy()
+    correct, cost = env.ctx.table.correct[:40].copy(), env.ctx.table.cost[:40].copy()
+    cost[7, 1] = np.nan
+    with pytest.raises(
+        ValueError, match=r"LinearRouter\.fit: cost has 1 non-finite value\(s\) \(first at row 7, column 1"
+    ):
+        ROUTERS["linear"]().fit(X, correct, cost)
+    X[3, 0] = np.inf
+    with pytest.raises(ValueError, match=r"LinearRouter\.fit: X has 1 non-finite"):
+        ROUTERS["linear"]().fit(X, correct, env.ctx.table.cost[:40])
+
+
+def test_non_finite_predictions_are_refused(fitted, env):
+    router = ROUTERS["knn"](k=5).fit(
+        env.ctx.query_obs[:50], env.ctx.table.correct[:50], env.ctx.table.cost[:50]
+    )
+    router.correct_ = np.full_like(router.correct_, np.nan)  # a damaged state: every prediction NaN
+    with pytest.raises(
+        ValueError, match=r"KNNRouter\.predict: the predicted performance has 6 non-finite .*damaged"
+    ):
+        router.predict(env.ctx.query_obs[:2])
+    with pytest.raises(ValueError, match=r"KNNRouter\.predict: X has 1 non-finite"):
+        fitted["knn"].predict(np.array([[np.nan] + [0.0] * 7]))

@@ -12,12 +12,15 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmr_gym.datasets.digest import source_digest
 from mmr_gym.datasets.hub import load_mmr_bench_hub
 from mmr_gym.datasets.logs import is_call_log, load_call_log
 from mmr_gym.datasets.math_v import load_math_v
 from mmr_gym.datasets.mmr_bench import load_mmr_bench, read_mmr_bench_frame
 from mmr_gym.errors import TableError
+from mmr_gym.files import CHECKSUM_FILE
 from mmr_gym.table import RoutingTable
+from mmr_gym.table_files import TABLE_FILES
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -32,10 +35,12 @@ __all__ = [
     "load_mmr_bench_hub",
     "load_table",
     "read_mmr_bench_frame",
+    "source_digest",
 ]
 
 BUNDLED_DEFAULT = "mmr-sim-default"
 _META_FILE = "meta.json"  # the marker of a directory written by RoutingTable.save
+_SAVED_TABLE_FILES = (*TABLE_FILES, CHECKSUM_FILE)
 
 # Named loaders: ``load_table(name, **kwargs)`` calls ``DATASET_LOADERS[name](**kwargs)``.
 # "math-v": MATH-V with estimated costs (data found as load_math_v documents, table cached);
@@ -74,7 +79,16 @@ def _load_bundled(name: str) -> RoutingTable:
             f"the bundled tables found are {bundled_table_names()} (see envs_data/README.md)"
         )
     with as_file(entry) as directory:
-        return RoutingTable.load(directory)
+        try:
+            return RoutingTable.load(directory)
+        except TableError as exc:
+            raise TableError(
+                exc.source,
+                exc.column,
+                exc.row,
+                f"{exc.problem}. This is the bundled table {name!r}: reinstall mmr-gym, or regenerate it with "
+                "the command in envs_data/README.md",
+            ) from exc
 
 
 def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kwargs: Any) -> RoutingTable:
@@ -83,7 +97,7 @@ def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kw
     Args:
         source: None: the bundled default table (:data:`BUNDLED_DEFAULT`). A RoutingTable: returned
             as is. A bundled table name (:func:`bundled_table_names`). A directory with
-            ``meta.json``: :meth:`RoutingTable.load`. A call log, one row per (query, model) call
+            ``meta.json`` (or another file of a saved table): :meth:`RoutingTable.load`. A call log, one row per (query, model) call
             (a ``.parquet``/``.jsonl`` file, or a ``.csv`` with ``model``, ``correct`` and ``cost``
             columns): :func:`load_call_log`. Any other ``.csv`` file or a directory of CSVs
             (the MMR-Bench layout, one row per query): :func:`load_mmr_bench`. A key of
@@ -106,8 +120,17 @@ def load_table(source: RoutingTable | str | os.PathLike[str] | None = None, **kw
         return _load_bundled(BUNDLED_DEFAULT if source is None else str(source))
     if isinstance(source, str) and source in DATASET_LOADERS:
         return DATASET_LOADERS[source](**kwargs)
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(
+            f"load_table: source must be None, a RoutingTable, a name or a path, got {type(source).__name__}"
+        )
     path = Path(source)
-    if path.is_dir() and (path / _META_FILE).is_file():
+    if path.is_file() and path.name in _SAVED_TABLE_FILES:
+        raise TableError(
+            str(path), None, None, f"one file of a saved table: pass its directory ({path.parent}) instead"
+        )
+    if path.is_dir() and any((path / name).is_file() for name in _SAVED_TABLE_FILES):
+        # A saved table (RoutingTable.load names a missing meta.json), not a directory of CSVs.
         if kwargs:
             raise TypeError(f"load_table got options {sorted(kwargs)} that a saved table cannot take")
         return RoutingTable.load(path)

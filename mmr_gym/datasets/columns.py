@@ -11,6 +11,7 @@ of two ways, chosen by the caller:
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -25,6 +26,17 @@ COST_SUFFIX = "_cost"
 MISSING_MARKERS = frozenset(
     {"", "nan", "-nan", "na", "n/a", "#n/a", "#na", "<na>", "null", "none", "-1.#ind", "1.#ind"}
 )
+
+
+# The csv module refuses a field over 128 KiB by default; a question (e.g. a pasted document) or a
+# note may be longer. The limit is process-wide: it is only ever raised here, never lowered.
+_CSV_FIELD_LIMIT = 2**31 - 1
+
+
+def allow_large_csv_fields() -> None:
+    """Let the ``csv`` module read fields of any size (up to 2 GiB), for every CSV loader here."""
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
 
 
 def located_error(

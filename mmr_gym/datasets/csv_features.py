@@ -8,6 +8,7 @@ Errors name the file, the column and the line.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -139,6 +140,15 @@ def mmr_bench_features(
                     None,
                     None,
                     "features asks for 'csv' but there are no 'feature_<channel>_<index>' columns",
+                )
+    if "tfidf" in names:
+        for part in parts:
+            if not part.frame["question"].astype(str).str.strip().astype(bool).any():
+                warnings.warn(
+                    f"{part.path}: column 'question' is empty in every row, so the TF-IDF text features of its "
+                    f"{len(part.frame)} queries are all zeros (the router sees no query text); fill the column, "
+                    "give feature_<channel>_<i> columns, or pass features=None",
+                    stacklevel=4,
                 )
     offsets = np.cumsum([0] + [len(part.frame) for part in parts])
 

@@ -17,8 +17,6 @@ dataset="mmr-bench-hub")``) then reads it back. Nothing here is needed for the d
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -30,6 +28,7 @@ from mmr_gym.errors import TableError
 from mmr_gym.features import CachePath, default_cache_dir
 from mmr_gym.fitted_features import FITTED_FEATURES_KEY, encode_table_features
 from mmr_gym.table import RoutingTable
+from mmr_gym.table_files import replace_table_dir
 
 __all__ = [
     "HUB_REPO_ID",
@@ -193,6 +192,12 @@ def prepare_mmr_bench(
         raise TableError(
             str(data_root), None, None, "internal: the question rows do not match the outcome rows"
         )
+    if not frame["question"].astype(str).str.strip().astype(bool).any():
+        warnings.warn(
+            f"{data_root / MERGED_FILE}: column 'question' is empty in every row, so every text feature is "
+            "the same vector (the router sees no query text)",
+            stacklevel=2,
+        )
     image_paths = [str(p) if p else "" for p in frame["img_path"].tolist()]
     missing = sum(1 for p in image_paths if p and not Path(p).is_file())
     if missing:
@@ -232,26 +237,8 @@ def prepare_mmr_bench(
         texts=texts,
     )
     directory = hub_table_dir(cache_dir)
-    _replace_dir(table, directory)
+    replace_table_dir(table, directory)
     return directory
-
-
-def _replace_dir(table: RoutingTable, directory: Path) -> None:
-    """Save into a temporary sibling, then swap it in: readers see the old or the new table, never half."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        table.save(tmp)
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_mmr_bench_hub(cache_dir: CachePath = None) -> RoutingTable:
@@ -267,4 +254,13 @@ def load_mmr_bench_hub(cache_dir: CachePath = None) -> RoutingTable:
             f"(downloads {HUB_REPO_ID}; needs pip install 'mmr-gym[hub]') or "
             "'mmr-gym prepare mmr-bench --local-dir DIR' with a copy of the data"
         )
-    return RoutingTable.load(directory)
+    try:
+        return RoutingTable.load(directory)
+    except TableError as exc:
+        raise TableError(
+            exc.source,
+            exc.column,
+            exc.row,
+            f"{exc.problem}. This is the prepared MMR-Bench table: run 'mmr-gym prepare mmr-bench' again "
+            "(with the same options) to rebuild it",
+        ) from exc

@@ -28,7 +28,10 @@ variable ``MMR_GYM_MATH_V``, else the root recorded by ``mmr-gym prepare math-v 
 ``../shared/data/math-v`` relative to the current directory (the layout of this project's checkouts
 and CI). The prepared table, features included, is cached under the mmr-gym cache directory
 (:func:`mmr_gym.features.default_cache_dir`), keyed by the content of the data files and every
-option, so the second load reads it back in about a second.
+option, so the second load reads it back in about a second. The cached table carries its files'
+checksums (:mod:`mmr_gym.table_files`); a damaged entry is built again, with a warning. The root
+record (``math-v-root.json``) and the cached table are written atomically, so processes that read
+them while another writes them never see half a file.
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ from mmr_gym.datasets.prices import (  # re-exported: the price table was first 
 )
 from mmr_gym.errors import TableError
 from mmr_gym.features import CachePath, default_cache_dir, parse_encoders
+from mmr_gym.files import atomic_write, file_sha256
 from mmr_gym.fitted_features import FITTED_FEATURES_KEY, encode_table_features
 from mmr_gym.table import RoutingTable
+from mmr_gym.table_files import replace_table_dir
 
 __all__ = [
     "DATASET_NAME",
@@ -78,8 +83,10 @@ OUTPUTS_DIR = Path("outputs")
 NOT_MODELS = frozenset({"Random-Chance"})  # a random-guess baseline, not a model
 DEV_ROOT = Path("..") / "shared" / "data" / "math-v"
 _ROOT_RECORD = "math-v-root.json"
-# Bump when the table this module builds changes for the same inputs (invalidates cached tables).
-_LOADER_VERSION = 2  # 2: the table keeps the prompt texts; TF-IDF is fitted on the training split
+# Bump when the table this module builds, or how it is cached, changes for the same inputs
+# (invalidates cached tables). 2: the table keeps the prompt texts, TF-IDF is fitted on the
+# training split; 3: cached tables carry checksums (older entries are never read).
+_LOADER_VERSION = 3
 _IMAGE_PLACEHOLDER = re.compile(r"<image\d*>")
 
 ModelSelection = Literal["multimodal", "all"] | Sequence[str]
@@ -301,7 +308,8 @@ def remember_math_v_root(root: str | os.PathLike[str], cache_dir: CachePath = No
     """Record ``root`` as where MATH-V lives (``mmr-gym prepare math-v`` does this). Returns the record."""
     record = _root_record(cache_dir)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"root": str(Path(root).resolve())}) + "\n", encoding="utf-8")
+    # Atomic: a process reading the record while another writes it sees the old root or the new one.
+    atomic_write(record, json.dumps({"root": str(Path(root).resolve())}) + "\n")
     return record
 
 
@@ -340,14 +348,6 @@ def default_math_v_root(cache_dir: CachePath = None) -> Path:
     )
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def math_v_cache_key(
     root: Path,
     models: Sequence[str],
@@ -366,8 +366,8 @@ def math_v_cache_key(
         json.dumps(list(encoders)),
         json.dumps(list(models)),
     ]
-    parts.append(_file_digest(root / QUESTIONS_FILE))
-    parts.extend(f"{m}:{_file_digest(output_files[m])}" for m in models)
+    parts.append(file_sha256(root / QUESTIONS_FILE))
+    parts.extend(f"{m}:{file_sha256(output_files[m])}" for m in models)
     if any(e == "image-stats" or e.startswith("clip:") for e in encoders):
         # Image features are themselves cached by image content; the table key uses cheap stats.
         images = sorted((root / "images").glob("*")) if (root / "images").is_dir() else []
@@ -490,8 +490,10 @@ def load_math_v(
         if (table_dir / "meta.json").is_file():
             try:
                 return RoutingTable.load(table_dir)
-            except (TableError, OSError, ValueError):
-                pass  # a damaged cache entry: rebuild it below
+            except (TableError, OSError) as exc:
+                warnings.warn(
+                    f"the cached MATH-V table is damaged ({exc}); building it again from {root}", stacklevel=2
+                )
 
     questions = read_math_v_questions(root)
     if any(e == "image-stats" or e.startswith("clip:") for e in encoders):
@@ -569,23 +571,5 @@ def load_math_v(
         texts=questions.texts,
     )
     if table_dir is not None:
-        _save_atomically(table, table_dir)
+        replace_table_dir(table, table_dir)
     return table
-
-
-def _save_atomically(table: RoutingTable, directory: Path) -> None:
-    """Save to a temporary sibling, then rename: a reader never sees a half-written table."""
-    import shutil
-    import tempfile
-
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        table.save(tmp)
-        try:
-            os.replace(tmp, directory)
-        except OSError:  # another process saved the same table first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

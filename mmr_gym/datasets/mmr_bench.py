@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mmr_gym.datasets.columns import (
+    allow_large_csv_fields,
     fill_outcomes,
     located_error,
     model_columns,
@@ -58,6 +59,8 @@ IDX_PREFIXES: dict[str, tuple[str, str]] = {
 }
 _IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp")
 _COST_SOURCES = ("measured", "estimated", "simulated")
+# Separators people export by mistake (spreadsheets in many locales write ';'), by their name.
+_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 
 def _canon(name: str) -> str:
@@ -108,6 +111,7 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
     header_line = 0
     rows: list[list[str]] = []
     lines: list[int] = []
+    allow_large_csv_fields()
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -118,6 +122,7 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
                     continue
                 if header is None:
                     header, header_line = [c.strip() for c in record], start
+                    _check_separator(source, header, start)
                     continue
                 if len(record) != len(header):
                     raise TableError(
@@ -155,6 +160,24 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray]:
     if not rows:
         raise TableError(source, None, None, "no rows: the file has a header but no data")
     return header, pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines, dtype=np.int64)
+
+
+def _check_separator(source: str, header: list[str], line: int) -> None:
+    """A header that names ``question`` only when split on ``;``, tab or ``|``: say so, not "missing column"."""
+    if "question" in header:
+        return
+    text = ",".join(header)
+    for separator, name in _OTHER_SEPARATORS.items():
+        names = [c.strip().strip('"').strip() for c in text.split(separator)]
+        if "question" in names:
+            raise TableError(
+                source,
+                None,
+                None,
+                f"line {line}: the header is separated by {name}s ({separator!r}), not commas; MMR-Bench "
+                f"CSVs are comma-separated: convert the file, e.g. pandas.read_csv(path, sep={separator!r})"
+                ".to_csv(path, index=False)",
+            )
 
 
 def _parse_dataset_idx(value: str) -> tuple[str, str, str] | None:
@@ -199,7 +222,9 @@ def _parse_file(path: Path) -> _Part:
     source = str(path)
     header, frame, lines = _read_csv(path)
     if "question" not in header:
-        raise TableError(source, "question", None, "missing column (the query text is required)")
+        similar = [name for name in header if name.strip().lower() == "question"]
+        hint = f"; found {similar[0]!r}: column names are case-sensitive" if similar else ""
+        raise TableError(source, "question", None, f"missing column (the query text is required){hint}")
     root = path.parent.resolve()
     n = len(frame)
     merged = _is_merged(path)
@@ -254,7 +279,11 @@ def _files_to_read(path: Path, datasets: list[str] | None) -> list[Path]:
     csvs = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
     if not csvs:
         raise TableError(
-            str(path), None, None, f"no CSV files: expected {MERGED_FILE} or <dataset>.csv files"
+            str(path),
+            None,
+            None,
+            f"no CSV files: expected {MERGED_FILE} or <dataset>.csv files (or a table saved by "
+            "RoutingTable.save, with meta.json)",
         )
     merged = [p for p in csvs if _is_merged(p)]
     per_dataset = [p for p in csvs if not _is_merged(p)]
@@ -295,7 +324,11 @@ def _check_unique_ids(parts: Sequence[_Part]) -> None:
 
 def _read_parts(path: str | Path, datasets: str | Sequence[str] | None) -> list[_Part]:
     """The validated rows of every file ``path`` stands for, filtered to ``datasets``."""
+    if datasets is not None and not isinstance(datasets, str | Sequence):
+        raise TypeError(f"datasets must be a dataset name or a list of names, got {datasets!r}")
     wanted = [datasets] if isinstance(datasets, str) else (list(datasets) if datasets is not None else None)
+    if wanted is not None and not all(isinstance(name, str) for name in wanted):
+        raise TypeError(f"datasets must be a dataset name or a list of names, got {datasets!r}")
     if wanted == []:
         raise ValueError("datasets=[] selects nothing; pass None to keep every dataset")
     path = Path(path)
@@ -407,6 +440,8 @@ def load_mmr_bench(
     """
     if cost_source not in _COST_SOURCES:
         raise ValueError(f"cost_source must be one of {_COST_SOURCES}, got {cost_source!r}")
+    if not isinstance(cost_unit, str):
+        raise TypeError(f"cost_unit must be a string (the unit of the cost columns), got {cost_unit!r}")
     parts = _read_parts(path, datasets)
     model_names = _common_models(parts)
     values = [outcome_values(part.frame, model_names, str(part.path), lines=part.lines) for part in parts]

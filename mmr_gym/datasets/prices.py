@@ -19,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from mmr_gym.datasets.columns import allow_large_csv_fields
 from mmr_gym.errors import TableError
 
 __all__ = ["PRICE_STATUSES", "ModelPrice", "default_prices_text", "load_prices", "price_sources"]
@@ -68,10 +69,18 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
         text, source = default_prices_text()
     else:
         source = str(path)
-        text = Path(path).read_text(encoding="utf-8")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TableError(source, None, None, "file not found") from None
+        except UnicodeDecodeError as exc:
+            raise TableError(
+                source, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     lines = text.splitlines()
     # Comment lines are blanked, not removed, so line numbers in errors match the file.
     body = "\n".join("" if line.lstrip().startswith("#") else line for line in lines)
+    allow_large_csv_fields()
     reader = csv.reader(io.StringIO(body))
     header: list[str] | None = None
     prices: dict[str, ModelPrice] = {}
