@@ -53,6 +53,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mmr_gym.checks import check_bool, check_float
 from mmr_gym.context import RoutingContext
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.observation import ObservationLayout
@@ -128,12 +129,11 @@ class PacedPolicy(Policy):
     ) -> None:
         if cost_source not in COST_SOURCES:
             raise ValueError(f"unknown cost_source {cost_source!r}; allowed: {list(COST_SOURCES)}")
-        if not eta >= 0:
-            raise ValueError(f"eta must be >= 0, got {eta!r}")
-        if not reserve >= 0:
-            raise ValueError(f"reserve must be >= 0, got {reserve!r}")
-        if lambda_init is not None and not lambda_init >= 0:
-            raise ValueError(f"lambda_init must be >= 0 or None, got {lambda_init!r}")
+        eta = check_float("eta", eta, low=0.0)
+        reserve = check_float("reserve", reserve, low=0.0)
+        if lambda_init is not None:
+            lambda_init = check_float("lambda_init", lambda_init, low=0.0)
+        carry_lambda = check_bool("carry_lambda", carry_lambda)
         self.scorer = scorer
         self.name = name or f"Paced-{getattr(scorer, 'name', type(scorer).__name__)}"
         self.eta = float(eta)
@@ -415,6 +415,14 @@ def _all_predictions(scorer: Scorer, ctx: RoutingContext) -> tuple[np.ndarray, n
     if cached is not None and cached[0] is ctx:
         return cached[1:]
     perf, cost = scorer.predict(ctx.query_obs)
+    for what, values in (("performance", perf), ("cost", cost)):
+        bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+        if bad.any():
+            row, column = (int(i[0]) for i in np.nonzero(bad))
+            raise ValueError(
+                f"{type(scorer).__name__}.predict gave {int(bad.sum())} non-finite {what} value(s) (first at "
+                f"row {row}, model {column}): a paced policy needs finite predictions"
+            )
     entry = (
         ctx,
         np.asarray(perf, dtype=np.float64),

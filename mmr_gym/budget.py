@@ -18,11 +18,12 @@ The functions work on scalars and on arrays (the vectorized environment broadcas
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from mmr_gym.checks import check_float
 
 #: The budget features of the observation, in order (see :func:`budget_features`).
 BUDGET_FEATURE_NAMES = ("budget_fraction", "steps_fraction", "spend_per_query")
@@ -71,7 +72,7 @@ def check_budget_ratio(
 ) -> float | tuple[float, float] | None:
     """Validate a budget ratio (a real number, a ``(low, high)`` pair, or None); return it normalised.
 
-    Refused: strings and booleans (``"0.5"`` and ``True`` are not ratios), non-finite or
+    Refused: strings and booleans (``"0.5"`` and ``True`` are not ratios: ``TypeError``), non-finite or
     non-positive values, ranges with ``low > high``, ratios below ``minimum`` (some query's
     cheapest model would not fit the whole budget: :func:`min_budget_ratio`) and ratios so large
     that the budget ``ratio * length * c_ref`` overflows (use None for no budget).
@@ -81,29 +82,17 @@ def check_budget_ratio(
     if isinstance(ratio, (tuple, list)):
         if len(ratio) != 2:
             raise ValueError(f"{name} range must be (low, high), got {ratio!r}")
-        low, high = (_real(r, name) for r in ratio)
+        low, high = (check_float(name, r) for r in ratio)
         if not (0 < low <= high):
             raise ValueError(f"{name} range must satisfy 0 < low <= high, got {ratio!r}")
         for value in (low, high):
             _check_ratio_bounds(value, minimum, length, c_ref, name)
         return (low, high)
-    value = _real(ratio, name)
+    value = check_float(name, ratio)
     if value <= 0:
         raise ValueError(f"{name} must be > 0 (or None for no budget), got {ratio!r}")
     _check_ratio_bounds(value, minimum, length, c_ref, name)
     return value
-
-
-def _real(value: Any, name: str) -> float:
-    # numbers.Real admits numpy floats and ints; bool is an int subclass but never a ratio.
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a number (or None for no budget), got {value!r} ({type(value).__name__})"
-        )
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be finite (None means no budget), got {value!r}")
-    return result
 
 
 def _round_up(value: float, digits: int = 6) -> float:

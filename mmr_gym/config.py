@@ -10,7 +10,6 @@ is checked by :meth:`EnvConfig.resolve`, once the context exists.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mmr_gym.budget import BUDGET_SAMPLINGS, check_budget_ratio
+from mmr_gym.checks import check_bool, check_float, check_int
 from mmr_gym.context import RoutingContext, build_context
 from mmr_gym.observation import OBSERVATIONS
 from mmr_gym.table import RoutingTable
@@ -36,8 +36,8 @@ DEFAULT_RATIO = "default"
 @dataclass(frozen=True)
 class EnvConfig:
     """The keyword arguments of the routing environments (see :class:`~mmr_gym.env.MMRRoutingEnv`
-    for what each means), validated. ``EnvConfig(**kwargs)`` raises ``ValueError`` (``TypeError``
-    for a mapping or sequence of the wrong kind) naming the first bad argument."""
+    for what each means), validated. ``EnvConfig(**kwargs)`` raises ``TypeError`` for an argument of
+    the wrong type and ``ValueError`` for a wrong value, naming the first bad argument."""
 
     dataset: str | Path | RoutingTable | None = None
     dataset_kwargs: Mapping[str, Any] | None = None
@@ -80,12 +80,10 @@ class EnvConfig:
             )
         if self.dataset_kwargs is not None and not isinstance(self.dataset_kwargs, Mapping):
             raise TypeError(f"dataset_kwargs must be a mapping, got {type(self.dataset_kwargs).__name__}")
-        fraction = _real("train_fraction", self.train_fraction)
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
-        cost_weight = _real("cost_weight", self.cost_weight)
-        if cost_weight < 0:
-            raise ValueError(f"cost_weight must be a finite number >= 0, got {self.cost_weight!r}")
+        fraction = check_float(
+            "train_fraction", self.train_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        cost_weight = check_float("cost_weight", self.cost_weight, low=0.0)
         _set = object.__setattr__
         for name in ("test_datasets", "train_ids", "test_ids"):
             _set(self, name, _names(name, getattr(self, name)))
@@ -109,11 +107,11 @@ class EnvConfig:
             )
         _set(self, "train_fraction", fraction)
         _set(self, "cost_weight", cost_weight)
-        _set(self, "split_seed", _integer("split_seed", self.split_seed))
-        _set(self, "episode_length", _integer("episode_length", self.episode_length, minimum=1))
-        _set(self, "cost_observed", _flag("cost_observed", self.cost_observed))
+        _set(self, "split_seed", check_int("split_seed", self.split_seed))
+        _set(self, "episode_length", check_int("episode_length", self.episode_length, low=1))
+        _set(self, "cost_observed", check_bool("cost_observed", self.cost_observed))
         if self.obs_dim is not None:
-            _set(self, "obs_dim", _integer("obs_dim", self.obs_dim, minimum=1))
+            _set(self, "obs_dim", check_int("obs_dim", self.obs_dim, low=1))
         # The type of budget_ratio now; its range once the table is known (resolve).
         check_budget_ratio(self.budget_ratio, minimum=0.0, length=1, c_ref=1.0)
 
@@ -196,27 +194,3 @@ def _names(name: str, values: Any) -> tuple[str, ...] | None:
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise TypeError(f"{name} must be a sequence of names, got {values!r}")
     return tuple(str(v) for v in values)
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    result = float(value)
-    if not np.isfinite(result):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return result
-
-
-def _integer(name: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    result = int(value)
-    if minimum is not None and result < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return result
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
-    return bool(value)

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from mmr_gym.budget import min_budget_ratio
-from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table
+from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table, source_digest
 from mmr_gym.fitted_features import FITTED_FEATURES_KEY, fit_query_features
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.oracle import cheapest_correct_cost
@@ -145,13 +145,14 @@ def build_context(
     )
 
 
-def _dataset_key(dataset: str | Path | None) -> tuple[str | None, float]:
-    # Names (bundled tables, named loaders) win over paths, as in load_table; paths are keyed
-    # with their modification time so an edited file is read again.
+def _dataset_key(dataset: str | Path | None) -> tuple[str | None, str]:
+    # Names (bundled tables, named loaders) win over paths, as in load_table. A path is keyed by
+    # where it is and by its content (source_digest): a table saved again into the same directory,
+    # or a CSV rewritten within the same second, is read again.
     if dataset is None or (isinstance(dataset, str) and _is_table_name(dataset)):
-        return dataset, 0.0
+        return dataset, ""
     path = Path(dataset)
-    return (str(path.resolve()), path.stat().st_mtime) if path.exists() else (str(dataset), 0.0)
+    return (str(path.resolve()), source_digest(path)) if path.exists() else (str(dataset), "")
 
 
 def _is_table_name(name: str) -> bool:
@@ -159,7 +160,7 @@ def _is_table_name(name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(key: tuple[str | None, float], options: str) -> RoutingTable:
+def _load_cached(key: tuple[str | None, str], options: str) -> RoutingTable:
     return load_table(key[0], **json.loads(options))
 
 

@@ -4,6 +4,7 @@ copies of a running vector env continue exactly: the reliability probe's environ
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 
 import numpy as np
@@ -24,27 +25,28 @@ ENVS = [MMRRoutingEnv, lambda *a, **k: MMRRoutingVectorEnv(*a, num_envs=2, **k)]
 
 @pytest.mark.parametrize("make", ENVS, ids=["single", "vector"])
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"budget_ratio": "abc"}, r"budget_ratio must be a number.*'abc'"),
-        ({"budget_ratio": "0.5"}, r"budget_ratio must be a number.*'0.5'"),
-        ({"budget_ratio": True}, r"budget_ratio must be a number.*True"),
-        ({"budget_ratio": (0.1, "x")}, r"budget_ratio must be a number.*'x'"),
-        ({"budget_ratio": 1e308}, r"overflow; use None for no budget"),
-        ({"budget_ratio": float("nan")}, r"budget_ratio must be finite"),
-        ({"cost_weight": "abc"}, r"cost_weight must be a number.*'abc'"),
-        ({"cost_weight": True}, r"cost_weight must be a number"),
-        ({"obs_dim": 2.5}, r"obs_dim must be an integer.*2.5"),
-        ({"obs_dim": True}, r"obs_dim must be an integer"),
-        ({"episode_length": 10.0}, r"episode_length must be an integer"),
-        ({"cost_observed": "yes"}, r"cost_observed must be True or False"),
-        ({"split_seed": 1.5}, r"split_seed must be an integer"),
-        ({"train_fraction": "0.2"}, r"train_fraction must be a number"),
-        ({"modality": 3}, r"unknown modality 3"),
+        ({"budget_ratio": "abc"}, TypeError, r"budget_ratio must be a number, got 'abc' \(str\)"),
+        ({"budget_ratio": "0.5"}, TypeError, r"budget_ratio must be a number, got '0.5' \(str\)"),
+        ({"budget_ratio": True}, TypeError, r"budget_ratio must be a number, got True \(bool\)"),
+        ({"budget_ratio": (0.1, "x")}, TypeError, r"budget_ratio must be a number, got 'x'"),
+        ({"budget_ratio": 1e308}, ValueError, r"overflow; use None for no budget"),
+        ({"budget_ratio": float("nan")}, ValueError, r"budget_ratio must be a finite number"),
+        ({"cost_weight": "abc"}, TypeError, r"cost_weight must be a number, got 'abc'"),
+        ({"cost_weight": True}, TypeError, r"cost_weight must be a number"),
+        ({"obs_dim": 2.5}, TypeError, r"obs_dim must be an integer, got 2.5"),
+        ({"obs_dim": True}, TypeError, r"obs_dim must be an integer"),
+        ({"episode_length": 10.0}, TypeError, r"episode_length must be an integer"),
+        ({"cost_observed": "yes"}, TypeError, r"cost_observed must be True or False"),
+        ({"split_seed": 1.5}, TypeError, r"split_seed must be an integer"),
+        ({"train_fraction": "0.2"}, TypeError, r"train_fraction must be a number"),
+        ({"train_fraction": 1.0}, ValueError, r"train_fraction must be a finite number > 0 and < 1"),
+        ({"modality": 3}, ValueError, r"unknown modality 3"),
     ],
 )
-def test_wrong_argument_types_are_refused_by_name(table, make, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_wrong_arguments_are_refused_by_name(table, make, kwargs, error, message):
+    with pytest.raises(error, match=message):
         make(table, **kwargs)
 
 
@@ -145,3 +147,19 @@ def test_vector_env_copies_continue_exactly_mid_run(table, copier, sampling):
         for key in ("model_index", "cost", "budget_remaining", "_episode_metrics"):
             if key in a[4]:
                 np.testing.assert_array_equal(a[4][key], b[4][key])
+
+
+def test_a_table_saved_again_into_the_same_directory_is_read_again(tmp_path):
+    # The environments cache loaded tables; the key is the directory's content, not its mtime
+    # (two saves within one second kept the first table before).
+    directory = tmp_path / "table"
+    make_table(n=400, k=4, seed=1).save(directory)
+    first = MMRRoutingEnv(str(directory), split="test", episode_length=5)
+    stamp = directory.stat().st_mtime_ns
+    second_table = make_table(n=400, k=4, seed=2)
+    second_table.save(directory)
+    os.utime(directory, ns=(stamp, stamp))  # as a coarse clock, or a copy that keeps times, leaves it
+    second = MMRRoutingEnv(str(directory), split="test", episode_length=5)
+    assert second.ctx.table.fingerprint() == second_table.fingerprint() != first.ctx.table.fingerprint()
+    again = MMRRoutingEnv(str(directory), split="test", episode_length=5)
+    assert again.ctx is second.ctx  # unchanged content: the cached context

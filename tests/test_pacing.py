@@ -144,3 +144,36 @@ def test_bad_arguments_raise(env):
         PacedPolicy(PerfectScorer(env), eta=-1.0)
     with pytest.raises(ValueError, match="reserve"):
         PacedPolicy(PerfectScorer(env), reserve=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"eta": "abc"}, TypeError, r"eta must be a number, got 'abc'"),
+        ({"eta": -1.0}, ValueError, r"eta must be a finite number >= 0"),
+        ({"reserve": float("nan")}, ValueError, r"reserve must be a finite number"),
+        ({"lambda_init": True}, TypeError, r"lambda_init must be a number"),
+        ({"carry_lambda": "yes"}, TypeError, r"carry_lambda must be True or False"),
+        ({"cost_source": "oracle"}, ValueError, r"unknown cost_source"),
+    ],
+)
+def test_pacing_arguments_are_checked(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        PacedPolicy(_NaNScorer(), **kwargs)
+
+
+class _NaNScorer:
+    def predict(self, X):
+        perf = np.full((len(X), 4), 0.5)
+        perf[3, 2] = np.nan
+        return perf, np.ones((len(X), 4))
+
+
+def test_a_scorer_with_non_finite_predictions_is_refused():
+    env = MMRRoutingEnv(make_table(n=300, k=4, seed=1), split="test", episode_length=5)
+    policy = PacedPolicy(_NaNScorer())
+    env.reset(seed=0)
+    with pytest.raises(
+        ValueError, match=r"_NaNScorer.predict gave 1 non-finite performance value.*row 3, model 2"
+    ):
+        policy.begin_episode(env)
