@@ -60,6 +60,7 @@ class EnvConfig:
     observation: str = "dict"
     invalid_action: str = "fallback"
     render_mode: str | None = None
+    scenario: str | Any | None = None  # a preset name or a mmr_gym.scenarios.Scenario
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -112,6 +113,16 @@ class EnvConfig:
         _set(self, "cost_observed", check_bool("cost_observed", self.cost_observed))
         if self.obs_dim is not None:
             _set(self, "obs_dim", check_int("obs_dim", self.obs_dim, low=1))
+        if self.scenario is not None:
+            from mmr_gym.scenarios import Scenario, available  # local: scenarios is optional weight
+
+            if isinstance(self.scenario, str):
+                if self.scenario not in available():
+                    raise ValueError(f"unknown scenario {self.scenario!r}; presets: {available()}")
+            elif not isinstance(self.scenario, Scenario):
+                raise TypeError(
+                    f"scenario must be a preset name or a mmr_gym.scenarios.Scenario, got {type(self.scenario).__name__}"
+                )
         # The type of budget_ratio now; its range once the table is known (resolve).
         check_budget_ratio(self.budget_ratio, minimum=0.0, length=1, c_ref=1.0)
 
@@ -141,8 +152,18 @@ class EnvConfig:
             obs_dim=self.obs_dim,
         )
 
+    def world(self, ctx: RoutingContext) -> Any:
+        """The scenario's :class:`~mmr_gym.scenarios.World` for ``ctx`` (None without a scenario)."""
+        if self.scenario is None:
+            return None
+        from mmr_gym.scenarios import compile_world, preset
+
+        scenario = preset(self.scenario, ctx) if isinstance(self.scenario, str) else self.scenario
+        return compile_world(scenario, ctx)
+
     def resolve(self, ctx: RoutingContext) -> EnvConfig:
-        """This config with ``episode_length`` and ``budget_ratio`` checked against ``ctx`` (normalised)."""
+        """This config with ``episode_length`` and ``budget_ratio`` checked against ``ctx`` (normalised);
+        under a scenario, the budget must let every query start at every time."""
         n_split = ctx.split_indices.size
         if self.episode_length > n_split:
             raise ValueError(
@@ -151,7 +172,7 @@ class EnvConfig:
             )
         ratio = check_budget_ratio(
             self.budget_ratio,
-            minimum=ctx.min_budget_ratio(self.episode_length),
+            minimum=ctx.min_budget_ratio(self.episode_length, world=self.world(ctx)),
             length=self.episode_length,
             c_ref=ctx.c_ref,
         )
@@ -173,7 +194,7 @@ class EnvConfig:
         """
         stream = None if query_ids is None else ctx.slots_from_ids(query_ids, name)
         length = self.episode_length if stream is None else stream.size
-        minimum = ctx.min_budget_ratio(length, stream)
+        minimum = ctx.min_budget_ratio(length, stream, world=self.world(ctx))
         ratio = budget_ratio
         if not (isinstance(ratio, str) and ratio == DEFAULT_RATIO):
             ratio = check_budget_ratio(ratio, minimum=minimum, length=length, c_ref=ctx.c_ref)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -59,10 +60,15 @@ class RoutingContext:
         """What a step looks up per query of the split (made on first use, then shared read-only)."""
         return _split_lookups(self)
 
-    def min_budget_ratio(self, length: int, slots: np.ndarray | None = None) -> float:
+    def min_budget_ratio(self, length: int, slots: np.ndarray | None = None, world: Any = None) -> float:
         """Smallest budget ratio at which every query of the split (or of ``slots``) has an
-        affordable model at reset (:func:`mmr_gym.budget.min_budget_ratio`)."""
-        cheapest = self.lookups.cheapest_estimate
+        affordable model at reset (:func:`mmr_gym.budget.min_budget_ratio`); under a scenario's
+        ``world``, at every time (its price factors and availability as the agent knows them)."""
+        cheapest = (
+            self.lookups.cheapest_estimate
+            if world is None
+            else world.cheapest_known(self.lookups.cost_estimate)
+        )
         return min_budget_ratio(cheapest if slots is None else cheapest.take(slots), length, self.c_ref)
 
     def slots_from_ids(self, query_ids: Sequence[str], name: str = "options['query_ids']") -> np.ndarray:

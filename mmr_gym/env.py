@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from mmr_gym.checks import check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episodes import Episode, check_action
@@ -29,7 +30,7 @@ from mmr_gym.streams import draw_episode
 from mmr_gym.table import RoutingTable
 
 #: The options of :meth:`MMRRoutingEnv.reset`.
-RESET_OPTIONS = ("budget_ratio", "query_ids")
+RESET_OPTIONS = ("budget_ratio", "query_ids", "time")
 
 
 class MMRRoutingEnv(gym.Env, ContextFacts):
@@ -76,6 +77,10 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             (their concatenation in that order, for ``MlpPolicy``).
         invalid_action: what a masked (unaffordable) action does: ``"fallback"`` calls the cheapest
             affordable model instead (``info["action_replaced"]`` is True), ``"error"`` raises.
+        scenario: a world that changes along the timeline of queries served (prices, outages, new
+            models, silent regressions, traffic drift): a preset name
+            (:func:`mmr_gym.scenarios.available`) or a :class:`mmr_gym.scenarios.Scenario`. None
+            (default): a world that never changes.
         render_mode: ``None``, ``"ansi"`` (one line of text) or ``"rgb_array"`` (a frame of
             :data:`mmr_gym.render.FRAME_SHAPE`: the budget, the current query's cost estimates
             and mask, the last call; see :mod:`mmr_gym.render`).
@@ -109,6 +114,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         observation: str = "dict",
         invalid_action: str = "fallback",
         render_mode: str | None = None,
+        scenario: str | Any | None = None,
     ) -> None:
         config = EnvConfig(
             dataset,
@@ -132,6 +138,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             observation=observation,
             invalid_action=invalid_action,
             render_mode=render_mode,
+            scenario=scenario,
         )
         self.ctx: RoutingContext = config.context()
         self.config = config = config.resolve(self.ctx)
@@ -145,6 +152,8 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self.render_mode = config.render_mode
         self._renderer = FrameRenderer(self.ctx.cost_estimate) if render_mode == "rgb_array" else None
         self._episode = Episode(self.ctx, config)
+        world = config.world(self.ctx)
+        self._drift = world if world is not None and world.scenario.has_drift else None
         self.layout: ObservationLayout = self._episode.layout
         self.action_space = spaces.Discrete(self.ctx.n_models)
         self.observation_space = self.layout.observation_space()
@@ -173,23 +182,32 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
 
         Options (this episode only): ``query_ids``, a stream to replay (distinct query ids of the
         split, a sequence of strings); ``budget_ratio``, a budget ratio (or None, or a
-        ``(low, high)`` range) instead of the configured one.
+        ``(low, high)`` range) instead of the configured one; ``time``, where on the timeline the
+        episode starts (:mod:`mmr_gym.scenarios`). Without it a seeded reset starts the timeline at
+        0 and a reset without a seed continues it where the last episode's stream ended.
         """
         super().reset(seed=seed)
         options = options or {}
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(RESET_OPTIONS)}")
+        time = options.get("time")
+        if time is not None:
+            time = check_int("options['time']", time, low=0)
         stream, ratio = self.config.reset_request(
             self.ctx, options.get("query_ids"), options.get("budget_ratio", DEFAULT_RATIO)
         )
         if isinstance(ratio, str):
             ratio = self.budget_ratio
+        episode = self._episode
+        if time is None:
+            time = 0 if seed is not None or not episode.started else episode.time0 + len(episode.slots)
         length = self.episode_length if stream is None else stream.size
+        drift = (self._drift, time) if self._drift is not None else None
         slots, ratio = draw_episode(
-            self.np_random, self.ctx.split_indices.size, length, ratio, self.budget_sampling, stream
+            self.np_random, self.ctx.split_indices.size, length, ratio, self.budget_sampling, stream, drift
         )
-        self._episode.start(slots, ratio)
+        episode.start(slots, ratio, time)
         return self._episode.observation(), {"action_mask": self._episode.mask.astype(np.int8)}
 
     def step(self, action):

@@ -147,6 +147,12 @@ class EpisodeBatch:
         if track_calls:
             self.last_calls = np.zeros((n, 4))
             self.last_calls[:, 0] = -1  # no call yet
+        # The timeline (mmr_gym.scenarios): where each episode started; its current query is at
+        # time0 + answered. ``world`` changes prices, availability and outcomes with time (None:
+        # nothing does, and the step skips all of it).
+        self.time0 = np.zeros(n, dtype=np.int64)
+        world = config.world(ctx)
+        self.world = world if world is not None and not world.static else None
         self._bind_views()
 
     # ------------------------------------------------------------------ state views
@@ -195,13 +201,14 @@ class EpisodeBatch:
         streams: np.ndarray,
         ratio: Any = DEFAULT_RATIO,
         oracle: np.ndarray | None = None,
+        times: np.ndarray | int = 0,
     ) -> None:
         """Start episodes in ``envs`` (int indices) on ``streams``: slots ``[m, length + 1]`` (each
         stream, then its last slot again), or one such row that all of them replay.
 
         ``ratio``: :data:`~mmr_gym.config.DEFAULT_RATIO` (the configured fixed ratio), None (no
         budget), a float, or float ``[m]`` (NaN: no budget); ``oracle``: the oracle accuracies
-        computed ahead (NaN: not yet).
+        computed ahead (NaN: not yet); ``times``: where on the timeline they start.
         """
         default = isinstance(ratio, str)
         length = streams.shape[-1] - 1
@@ -218,6 +225,7 @@ class EpisodeBatch:
             self.last_calls[envs, 0] = -1
         self.pos[envs] = self._stream_offset.take(envs)
         self.slots[envs] = self._streams_2d[envs, 0]
+        self.time0[envs] = times
         if default and length == self.episode_length and self._default_episode is not None:
             self._episode[envs] = self._default_episode  # the common case: one precomputed row
             if oracle is not None:
@@ -230,21 +238,41 @@ class EpisodeBatch:
             self.all_default_length = not np.count_nonzero(self.length != length)
         self.all_budgeted = bool(np.isfinite(self.total).all())
 
+    def next_times(self, envs: np.ndarray) -> np.ndarray:
+        """Where the next episodes of ``envs`` start: after the streams of their current ones."""
+        return self.time0[envs] + self.length[envs]
+
+    def now(self, envs: np.ndarray | None = None) -> np.ndarray:
+        """The time of each episode's current query (of all, or of ``envs``)."""
+        if envs is None:
+            return self.time0 + (self.length - self.steps_left)
+        return self.time0[envs] + (self.length[envs] - self.steps_left[envs])
+
+    def known_estimates(self, envs: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The current queries' cost estimates as the agent knows them now (of all, or of ``envs``):
+        under a scenario scaled by the known prices, ``inf`` where a model cannot be called."""
+        slots = self.slots if envs is None else self.slots[envs]
+        estimates = self.lookups.cost_estimate.take(slots, axis=0, out=out, mode="clip")
+        if self.world is None:
+            return estimates
+        return self.world.known_estimates(estimates, self.world.segment(self.now(envs)))
+
     def forget_stream_ends(self) -> None:
         """Every episode starts anew (a full reset): the stream ends noted so far are stale."""
         self._stream_ends.clear()
 
     def set_masks(self, remaining: np.ndarray) -> None:
         """The masks of all episodes, all just started (``remaining``: their budget left)."""
-        self.mask = affordable(self.lookups.cost_estimate.take(self.slots, axis=0), remaining)
+        estimates = self.known_estimates()
+        self.mask = affordable(estimates, remaining) & (estimates < np.inf)
 
     def first_masks(self, envs: np.ndarray, remaining: np.ndarray) -> None:
         """The masks of the episodes ``envs`` that just started (``remaining`` is theirs).
 
         A new episode is never over, so no episode needs the end-of-stream rule.
         """
-        estimates = self.lookups.cost_estimate.take(self.slots[envs], axis=0)
-        self.mask[envs] = affordable(estimates, remaining)
+        estimates = self.known_estimates(envs)
+        self.mask[envs] = affordable(estimates, remaining) & (estimates < np.inf)
 
     def _episode_rows(self, ratio: float | np.ndarray | None, length: int) -> np.ndarray:
         """Float state rows at the start of an episode with ``ratio`` (None or NaN: no budget)."""
@@ -348,6 +376,17 @@ class EpisodeBatch:
             flat[done] = lookups.nothing  # correct 0 and cost 0 for the episodes reset
         outcome = lookups.outcomes.take(flat, axis=0)  # fresh [n, 2]: each call's (correct, cost)
         correct, cost = outcome[:, 0], outcome[:, 1]
+        world = self.world
+        times = None
+        if world is not None:  # the world at the time of each call (reset episodes keep their 0s)
+            times = self.now()
+            segment = world.segment(times)
+            if world.regressed_correct is not None:
+                regressed = world.regressed_correct.reshape(-1).take(flat, mode="clip")
+                np.copyto(
+                    correct, regressed, where=world.regressed[segment, chosen] & (flat != lookups.nothing)
+                )
+            cost *= world.cost_scale[segment, chosen]
         if self.last_calls is not None:
             self.last_calls[:, 0] = np.where(done, -1, chosen) if any_done else chosen
             self.last_calls[:, 1], self.last_calls[:, 2], self.last_calls[:, 3] = correct, cost, requested
@@ -373,13 +412,16 @@ class EpisodeBatch:
         remaining = np.maximum(balance, 0.0, out=balance)
         limit = affordable_limit(remaining)
         # mode="clip" (slots are valid): with mode="raise" take() would buffer its output
-        estimates = lookups.cost_estimate.take(next_slots, axis=0, out=self._estimates, mode="clip")
+        estimates = self.known_estimates(out=self._estimates)
         # Into the mask's own buffer: it is internal state, only ever handed out as copies.
         self.mask = np.less_equal(estimates, limit[:, None], out=self.mask)
+        if world is not None:  # a model that cannot be called now has an infinite estimate
+            self.mask &= estimates < np.inf
         # Terminated: the last call overshot the budget, or not even the cheapest model fits the
         # rest of it (the remaining queries go unanswered; one column instead of K), or the
         # stream is over.
-        terminated = lookups.cheapest_estimate.take(next_slots) > limit
+        cheapest = lookups.cheapest_estimate.take(next_slots) if world is None else estimates.min(axis=1)
+        terminated = cheapest > limit
         terminated |= overran
         if self.step_count in self._stream_ends:
             self._stream_ends.discard(self.step_count)
@@ -400,6 +442,7 @@ class EpisodeBatch:
             terminated,
             remaining,
             stepping,
+            times,
         )
 
     # ------------------------------------------------------------------ what the agent sees
@@ -423,13 +466,24 @@ class EpisodeBatch:
         per_query = self._per_query_denominator.take(steps_left)
         all_budgeted = self.all_budgeted if envs is None else bool(np.isfinite(self.total[envs]).all())
         fill_budget_features(budget, remaining, denominator, steps_fraction, per_query, all_budgeted)
+        if self.world is not None:  # prices as known now; 0 for a model that cannot be called
+            segment = self.world.segment(self.now(envs))
+            known = np.where(self.world.available[segment], self.world.known_scale[segment], 0.0)
+            obs[:, self.layout.model_costs] *= known
         return self.layout.from_flat(obs)
 
     # ------------------------------------------------------------------ what the episodes report
     def step_info(self, result: StepResult, keys: frozenset[str], everyone: np.ndarray) -> dict[str, Any]:
         """The step's info, batched (:func:`mmr_gym.records.batched_step_info`)."""
         return batched_step_info(
-            result, keys, everyone, self._no_replacement, self.model_names, self.ctx, self.config.feedback
+            result,
+            keys,
+            everyone,
+            self._no_replacement,
+            self.model_names,
+            self.ctx,
+            self.config.feedback,
+            self.world,
         )
 
     def episode_metrics(self, envs: np.ndarray) -> dict[str, Any]:
@@ -443,7 +497,10 @@ class EpisodeBatch:
             todo = np.flatnonzero(np.isnan(oracle))
             streams = [self._streams_2d[envs[j], : length[j]] for j in todo.tolist()]
             totals = episode[todo, _TOTAL]
-            oracle[todo] = stream_oracle_accuracies(self.ctx, streams, totals, self.episode_length)
+            starts = self.time0[envs[todo]]
+            oracle[todo] = stream_oracle_accuracies(
+                self.ctx, streams, totals, self.episode_length, world=self.world, starts=starts
+            )
         return episode_metrics(
             episode[:, _CORRECT_SUM],
             length,
@@ -455,6 +512,7 @@ class EpisodeBatch:
             oracle,
             self.ctx.c_ref,
             self.ctx.table.cost_unit,
+            self.time0[envs],
         )
 
     def frame_state(self, i: int, ended: bool) -> FrameState:
@@ -463,7 +521,7 @@ class EpisodeBatch:
         model, correct, cost, asked = self.last_calls[i].tolist()
         return frame_state(
             self.ctx.table.model_names,
-            self.lookups.cost_estimate[self.slots[i]],
+            self.known_estimates(np.array([i]))[0],
             self.mask[i],
             self.ctx.cost_observed,
             self.ctx.table.cost_unit,
@@ -507,17 +565,36 @@ class Episode:
         self.mask = np.zeros(ctx.n_models, dtype=bool)  # affordable models for the current query
         self.last_call: tuple[int, float, float, int] | None = None  # for frames (records.frame_state)
         self.started = False
+        self.time0 = 0  # where the episode started on the timeline (mmr_gym.scenarios)
+        world = config.world(ctx)
+        self.world = world if world is not None and not world.static else None
 
-    def start(self, slots: np.ndarray, ratio: float | None) -> None:
-        """Start an episode on the stream ``slots`` under the budget ``ratio`` (None: no budget)."""
+    def start(self, slots: np.ndarray, ratio: float | None, time0: int = 0) -> None:
+        """Start an episode on the stream ``slots`` under the budget ``ratio`` (None: no budget), at
+        ``time0`` on the timeline."""
         self.slots = slots.tolist()
         self.budget = Budget(ratio, len(self.slots), self.ctx.c_ref)
         self.t = 0
+        self.time0 = int(time0)
         self.correct_sum = 0.0
         self.ended = False
         self.started = True
         self.last_call = None
-        self.mask = self.budget.affordable(self.lookups.cost_estimate[self.slots[0]])
+        self.mask = self._affordable(self.slots[0], self.time0)
+
+    def known_estimates(self, slot: int, time: int) -> np.ndarray:
+        """A query's cost estimates as the agent knows them at ``time`` (``inf``: cannot be called)."""
+        estimates = self.lookups.cost_estimate[slot]
+        if self.world is None:
+            return estimates
+        return self.world.known_estimates(estimates, self.world.segment(time))
+
+    def _affordable(self, slot: int, time: int) -> np.ndarray:
+        estimates = self.known_estimates(slot, time)
+        mask = self.budget.affordable(estimates)
+        if self.world is not None:  # a model that cannot be called now has an infinite estimate
+            mask &= estimates < np.inf
+        return mask
 
     def step(self, requested: int) -> tuple[int, float, float, float, bool]:
         """Call ``requested`` (or its fallback) on the current query; returns ``(model called,
@@ -526,7 +603,7 @@ class Episode:
         mask = self.mask  # computed once, when this query became current
         chosen = requested
         if not mask[requested]:
-            estimates = self.lookups.cost_estimate[slot]
+            estimates = self.known_estimates(slot, self.time0 + self.t)
             if self.config.invalid_action == "error":
                 raise masked_action_error(
                     "",
@@ -542,12 +619,18 @@ class Episode:
             chosen = int(np.argmin(np.where(mask, estimates, np.inf)))
         flat = slot * self.n_models + chosen
         correct, cost = self.lookups.outcomes[flat].tolist()
+        world = self.world
+        if world is not None:  # the world at the time of the call
+            segment = world.segment(self.time0 + self.t)
+            if world.regressed[segment, chosen]:
+                correct = float(world.regressed_correct[slot, chosen])
+            cost = cost * float(world.cost_scale[segment, chosen])
         self.budget.charge(cost)
         self.correct_sum += correct
         self.t += 1
         self.last_call = (chosen, correct, cost, requested)
         if self.t < len(self.slots):
-            self.mask = self.budget.affordable(self.lookups.cost_estimate[self.slots[self.t]])
+            self.mask = self._affordable(self.slots[self.t], self.time0 + self.t)
             # Nothing fits the rest of the budget: the remaining queries go unanswered.
             terminated = self.budget.overrun > 0.0 or not np.count_nonzero(self.mask)  # any(): slower
         else:
@@ -561,6 +644,11 @@ class Episode:
         slot = self.slots[min(self.t, len(self.slots) - 1)]
         flat = self.lookups.observations[slot].copy()
         flat[self.layout.budget] = self.budget.features(len(self.slots) - self.t)
+        if self.world is not None:  # prices as known now; 0 for a model that cannot be called
+            segment = self.world.segment(self.time0 + self.t)
+            flat[self.layout.model_costs] *= np.where(
+                self.world.available[segment], self.world.known_scale[segment], 0.0
+            )
         return self.layout.from_flat(flat)
 
     def step_info(
@@ -583,10 +671,12 @@ class Episode:
         )
         if self.config.feedback == "full":
             row = lookups.table_rows[slot]
-            info["outcomes"] = {
-                "correct": self.ctx.table.correct[row].copy(),
-                "cost": self.ctx.table.cost[row].copy(),
-            }
+            correct, cost = self.ctx.table.correct[row].copy(), self.ctx.table.cost[row].copy()
+            if self.world is not None:
+                time = np.array([self.time0 + self.t - 1])
+                effective = self.world.effective_outcomes(correct[None], cost[None], np.array([slot]), time)
+                correct, cost = (v[0].astype(np.float32) for v in effective)
+            info["outcomes"] = {"correct": correct, "cost": cost}
         return info
 
     def metrics(self) -> dict[str, Any]:
@@ -594,7 +684,14 @@ class Episode:
         budget = self.budget
         total = np.array([np.inf if budget.total is None else budget.total])
         stream = np.asarray(self.slots, dtype=np.int64)
-        oracle = stream_oracle_accuracies(self.ctx, [stream], total, self.config.episode_length)
+        oracle = stream_oracle_accuracies(
+            self.ctx,
+            [stream],
+            total,
+            self.config.episode_length,
+            world=self.world,
+            starts=np.array([self.time0]),
+        )
         one = np.ones(1)
         metrics = episode_metrics(
             one * self.correct_sum,
@@ -607,6 +704,7 @@ class Episode:
             oracle,
             self.ctx.c_ref,
             self.ctx.table.cost_unit,
+            np.array([self.time0]),
         )
         return metrics_row(metrics)
 
@@ -614,7 +712,7 @@ class Episode:
         slot = self.slots[min(self.t, len(self.slots) - 1)]
         return frame_state(
             self.ctx.table.model_names,
-            self.lookups.cost_estimate[slot],
+            self.known_estimates(slot, self.time0 + min(self.t, len(self.slots) - 1)),
             self.mask,
             self.ctx.cost_observed,
             self.ctx.table.cost_unit,

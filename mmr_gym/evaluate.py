@@ -63,9 +63,16 @@ Episodes = dict[tuple[int, int], list[dict[str, Any]]]
 
 
 def run_stream(
-    env: MMRRoutingEnv, policy: Policy, query_ids: Sequence[str], budget_ratio: float | None
+    env: MMRRoutingEnv,
+    policy: Policy,
+    query_ids: Sequence[str],
+    budget_ratio: float | None,
+    time: int | None = None,
 ) -> dict:
     """One episode over ``query_ids``; returns the environment's ``episode_metrics``.
+
+    ``time``: where on the timeline the episode starts (:mod:`mmr_gym.scenarios`); None continues
+    the environment's timeline after its last episode.
 
     The returned dict also holds ``final_call_cost``, the realized cost of the call that ended the
     episode, so that :func:`mmr_gym.budget.unrecorded_overspend` can check that an overrun came
@@ -74,6 +81,8 @@ def run_stream(
     options: dict[str, Any] = {"query_ids": list(query_ids)}
     if budget_ratio is not None:
         options["budget_ratio"] = budget_ratio
+    if time is not None:
+        options["time"] = time
     obs, info = env.reset(options=options)
     policy.begin_episode(env)
     spend = np.zeros(env.ctx.n_models)
@@ -259,8 +268,9 @@ def _run_lanes_one_by_one(
         lane = make() if make is not None and index > 0 else agent  # agent: the first lane's
         ratio = budget_ratios[b]
         results = []
-        for ids in streams[seeds[s]]:
-            results.append(run_stream(env, lane, ids, ratio))
+        for j, ids in enumerate(streams[seeds[s]]):
+            # Each lane's timeline starts at 0 and runs through its streams.
+            results.append(run_stream(env, lane, ids, ratio, time=0 if j == 0 else None))
             bar.update()
         episodes[(b, s)] = results
         if on_point is not None:

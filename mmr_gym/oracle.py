@@ -107,12 +107,20 @@ def stream_oracle_accuracy(correct: ArrayLike, cost: ArrayLike, budget: float | 
 
 
 def stream_oracle_accuracies(
-    ctx: Any, streams: list[np.ndarray], totals: np.ndarray, full_length: int | None = None
+    ctx: Any,
+    streams: list[np.ndarray],
+    totals: np.ndarray,
+    full_length: int | None = None,
+    *,
+    world: Any = None,
+    starts: np.ndarray | None = None,
 ) -> np.ndarray:
     """The hindsight oracle's accuracy on each stream (slots of ``ctx``'s split) under its budget ``totals``.
 
     ``ctx`` is a :class:`~mmr_gym.context.RoutingContext` (its per-split lookups hold each query's
-    price, best correctness and whether its scores are 0/1).
+    price, best correctness and whether its scores are 0/1). Under a scenario's ``world`` the
+    oracle faces the world as it is at each query (stream ``j`` starts at time ``starts[j]``):
+    :meth:`~mmr_gym.scenarios.World.effective_outcomes`, stream by stream.
 
     Streams of ``full_length`` queries with 0/1 correctness are solved together by the oracle's
     greedy rule (:func:`mmr_gym.oracle.greedy_accuracy`: the same float64 operations as
@@ -123,6 +131,14 @@ def stream_oracle_accuracies(
     lookups = ctx.lookups
     oracle = np.full(len(streams), np.nan)
     todo = np.ones(len(streams), dtype=bool)
+    table = ctx.table
+    if world is not None:
+        for j, slots in enumerate(streams):
+            rows = lookups.table_rows.take(slots)
+            times = starts[j] + np.arange(slots.size)
+            correct, cost = world.effective_outcomes(table.correct[rows], table.cost[rows], slots, times)
+            oracle[j] = stream_oracle_accuracy(correct, cost, float(totals[j]))
+        return oracle
     if full_length is not None:
         full = np.array([s.size == full_length for s in streams], dtype=bool)
         if np.count_nonzero(full):
@@ -141,7 +157,6 @@ def stream_oracle_accuracies(
             if np.count_nonzero(unbudgeted):
                 oracle[index[unbudgeted]] = lookups.best_correct.take(slots[unbudgeted]).mean(axis=1)
             todo[index[greedy | unbudgeted]] = False
-    table = ctx.table
     for j in np.flatnonzero(todo).tolist():
         rows = lookups.table_rows.take(streams[j])
         total = float(totals[j])

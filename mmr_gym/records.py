@@ -52,7 +52,13 @@ METRIC_KEYS = (
     "regret",  # oracle_accuracy - accuracy
     "c_ref",
     "cost_unit",
+    "time",  # where the episode started on the timeline (queries since the timeline started)
 )
+#: The integer and string keys of ``episode_metrics``; the others are floats (``budget`` and
+#: ``budget_ratio`` None without a budget).
+METRIC_INT_KEYS = ("answered", "unanswered", "length", "time")
+METRIC_STR_KEYS = ("cost_unit",)
+METRIC_FLOAT_KEYS = tuple(k for k in METRIC_KEYS if k not in METRIC_INT_KEYS + METRIC_STR_KEYS)
 
 
 def step_info(
@@ -101,6 +107,7 @@ class StepResult(NamedTuple):
     terminated: np.ndarray
     remaining: np.ndarray  # budget left (inf: no budget); the info's budget_remaining
     stepping: np.ndarray | None
+    times: np.ndarray | None = None  # under a scenario: the time of each call
 
 
 def batched_step_info(
@@ -111,6 +118,7 @@ def batched_step_info(
     model_names: np.ndarray,
     ctx: Any,
     feedback: str,
+    world: Any = None,
 ) -> dict[str, Any]:
     """The step info's keys among ``keys`` (:data:`~mmr_gym.records.INFO_KEYS`), batched as
     ``SyncVectorEnv`` batches single environments' infos: episodes that did not step hold the
@@ -160,6 +168,9 @@ def batched_step_info(
         table, rows = ctx.table, lookups.table_rows.take(slots)
         outcome_correct = table.correct.take(rows, axis=0)
         outcome_cost = table.cost.take(rows, axis=0)
+        if world is not None:  # every model's outcome in the world of the call's time
+            effective = world.effective_outcomes(outcome_correct, outcome_cost, slots, result.times)
+            outcome_correct, outcome_cost = (v.astype(np.float32) for v in effective)
         if done is not None:
             outcome_correct[done] = 0.0
             outcome_cost[done] = 0.0
@@ -185,6 +196,7 @@ def episode_metrics(
     oracle_accuracy: np.ndarray,
     c_ref: float,
     cost_unit: str,
+    time: np.ndarray,
 ) -> dict[str, Any]:
     """The metrics of ``m`` finished episodes, as arrays of shape ``[m]`` keyed by :data:`METRIC_KEYS`.
 
@@ -210,6 +222,7 @@ def episode_metrics(
         "regret": oracle_accuracy - accuracy,
         "c_ref": c_ref,
         "cost_unit": cost_unit,
+        "time": time,
     }
 
 
@@ -230,6 +243,7 @@ def metrics_row(metrics: dict[str, Any], i: int = 0) -> dict[str, Any]:
         "regret": float(metrics["regret"][i]),
         "c_ref": float(metrics["c_ref"]),
         "cost_unit": metrics["cost_unit"],
+        "time": int(metrics["time"][i]),
     }
 
 

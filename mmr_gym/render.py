@@ -35,8 +35,8 @@ _AFFORDABLE, _MASKED, _SPENT, _OVERRUN = "tab:blue", "lightgrey", "tab:orange", 
 class FrameState:
     """What one frame shows, in the table's cost unit.
 
-    ``estimates`` and ``mask`` are the current query's per-model cost estimates and the action
-    mask the agent sees (after the last query: the last query's, all masked); ``remaining`` and
+    ``estimates`` and ``mask`` are the current query's per-model cost estimates (``inf`` for a model
+    a scenario makes unavailable) and the action mask the agent sees (after the last query: the last query's, all masked); ``remaining`` and
     ``total`` are None without a budget; ``last_call`` is ``(model name, correct, cost)`` of the
     call just made (None at the start of an episode) and ``replaced`` the model the agent asked
     for when that was masked and the environment called its fallback instead (else None).
@@ -189,11 +189,12 @@ class _Artists:
             self.axes.set_xlim(low, high)
             self.limits, self.background = (low, high), None  # new ticks: a new background
         for bar, text, value, affordable in zip(self.bars, self.values, estimates, state.mask, strict=True):
+            callable_now = bool(np.isfinite(value))  # inf: a scenario makes the model unavailable
             bar.set_x(low)
-            bar.set_width(max(value, low) - low)
+            bar.set_width(max(value, low) - low if callable_now else 0.0)
             bar.set_color(_AFFORDABLE if affordable else _MASKED)
-            text.set_position((max(value, low) * 1.08, text.get_position()[1]))
-            text.set_text(f"{value:.3g}")
+            text.set_position(((max(value, low) if callable_now else low) * 1.08, text.get_position()[1]))
+            text.set_text(f"{value:.3g}" if callable_now else "not available")
         self.remaining.set_visible(state.remaining is not None)
         if state.remaining is not None:
             self.remaining.set_xdata([max(state.remaining, low)] * 2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -34,6 +35,46 @@ def draw_stream(rng: np.random.Generator, n_split: int, length: int) -> np.ndarr
     return rng.choice(n_split, length, replace=False)
 
 
+def draw_drift_stream(rng: np.random.Generator, world: Any, start: int, length: int) -> np.ndarray:
+    """A stream under a scenario's traffic drift: the dataset of the query at time ``t`` is drawn
+    with the world's weights at ``t``, the query uniformly among that dataset's queries of the split
+    (distinct within the stream; a dataset that runs out passes its positions to the others)."""
+    weights = world.dataset_weights(start + np.arange(length))
+    cumulative = np.cumsum(weights, axis=1)
+    datasets = (rng.random(length)[:, None] > cumulative / cumulative[:, -1:]).sum(axis=1)
+    datasets = np.minimum(datasets, weights.shape[1] - 1)
+    supply = np.bincount(world.dataset_of_slot, minlength=weights.shape[1])
+    counts = np.bincount(datasets, minlength=weights.shape[1])
+    for d in np.flatnonzero(counts > supply).tolist():  # rare: more positions than queries
+        extra = np.flatnonzero(datasets == d)[supply[d] :]
+        for position in extra.tolist():
+            spare = supply - np.bincount(datasets, minlength=supply.size)
+            datasets[position] = int(np.argmax(spare))
+    slots = np.empty(length, dtype=np.int64)
+    for d in np.unique(datasets).tolist():
+        positions = np.flatnonzero(datasets == d)
+        candidates = np.flatnonzero(world.dataset_of_slot == d)
+        slots[positions] = rng.choice(candidates, positions.size, replace=False)
+    return slots
+
+
+def drift_order(world: Any, slots: np.ndarray, seed: int) -> np.ndarray:
+    """``slots`` (each once) in an order whose dataset mix follows the world's traffic drift: each
+    dataset's queries are spread over the timeline ``0 .. len(slots) - 1`` by its weight curve
+    (uniformly where it never weighs), then all are sorted by time (seeded)."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(slots.size)
+    weights = world.dataset_weights(times)
+    keys = np.empty(slots.size)
+    of_slot = world.dataset_of_slot[slots]
+    for d in np.unique(of_slot).tolist():
+        members = np.flatnonzero(of_slot == d)
+        density = weights[:, d] if weights[:, d].sum() > 0 else np.ones(slots.size)
+        cdf = np.cumsum(density) / density.sum()
+        keys[members] = np.searchsorted(cdf, rng.random(members.size)) + rng.random(members.size)
+    return slots[np.argsort(keys, kind="stable")]
+
+
 def draw_episode(
     rng: np.random.Generator,
     n_split: int,
@@ -41,10 +82,17 @@ def draw_episode(
     ratio: float | tuple[float, float] | None,
     sampling: str,
     stream: np.ndarray | None = None,
+    drift: tuple[Any, int] | None = None,
 ) -> tuple[np.ndarray, float | None]:
-    """One episode's randomness, in its order: the stream (unless ``stream`` replays one), then,
-    for a ``(low, high)`` budget ratio range, the ratio. Returns ``(slots, ratio)``."""
-    slots = draw_stream(rng, n_split, length) if stream is None else stream
+    """One episode's randomness, in its order: the stream (unless ``stream`` replays one; under a
+    scenario's traffic drift ``(world, start time)`` by :func:`draw_drift_stream`), then, for a
+    ``(low, high)`` budget ratio range, the ratio. Returns ``(slots, ratio)``."""
+    if stream is not None:
+        slots = stream
+    elif drift is not None:
+        slots = draw_drift_stream(rng, drift[0], drift[1], length)
+    else:
+        slots = draw_stream(rng, n_split, length)
     if isinstance(ratio, tuple):
         ratio = float(draw_budget_ratios(rng, ratio, sampling))
     return slots, ratio
@@ -74,12 +122,25 @@ class PerEnvSampler:
         ratio: float | tuple[float, float] | None,
         sampling: str,
         stream: np.ndarray | None,
+        drift: tuple[Any, np.ndarray] | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray | None, None]:
         """Streams ``[m, length + 1]`` (the last slot repeated; None when ``stream`` is replayed), ratios
-        ``[m]`` (None: not a range) and no precomputed oracle, for the sub-environments ``envs``."""
+        ``[m]`` (None: not a range) and no precomputed oracle, for the sub-environments ``envs``;
+        ``drift``: ``(world, start times [m])`` under a scenario's traffic drift."""
         # The one loop over sub-environments: each generator makes a single environment's calls.
         rngs = [self.rngs[i] for i in envs.tolist()]
-        draws = [draw_episode(rng, n_split, length, ratio, sampling, stream) for rng in rngs]
+        draws = [
+            draw_episode(
+                rng,
+                n_split,
+                length,
+                ratio,
+                sampling,
+                stream,
+                None if drift is None else (drift[0], int(drift[1][j])),
+            )
+            for j, rng in enumerate(rngs)
+        ]
         ratios = np.array([d[1] for d in draws]) if isinstance(ratio, tuple) else None
         if stream is not None:
             return None, ratios, None
@@ -121,11 +182,17 @@ class BatchedSampler:
         ratio: float | tuple[float, float] | None,
         sampling: str,
         stream: np.ndarray | None,
+        drift: tuple[Any, np.ndarray] | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Streams ``[m, length + 1]`` from the pool with their oracle accuracies (or None when
-        ``stream`` is replayed) and ratios ``[m]`` (None: not a range)."""
+        ``stream`` is replayed) and ratios ``[m]`` (None: not a range). Under a scenario's traffic
+        drift (``(world, start times [m])``) the streams are drawn one by one, as their times say."""
         streams = oracle = None
-        if stream is None:
+        if stream is None and drift is not None:
+            rows = [draw_drift_stream(self.rng, drift[0], int(t), length) for t in drift[1].tolist()]
+            positions = np.array(rows, dtype=np.int64).reshape(envs.size, length)
+            streams = np.concatenate((positions, positions[:, -1:]), axis=1)
+        elif stream is None:
             streams, oracle = self.pool.take(envs.size)
         ratios = (
             draw_budget_ratios(self.rng, ratio, sampling, envs.size) if isinstance(ratio, tuple) else None

@@ -63,25 +63,24 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from mmr_gym.checks import check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episodes import EpisodeBatch
-from mmr_gym.records import INFO_KEYS, METRIC_KEYS
+from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_KEYS
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import STREAM_SAMPLINGS, BatchedSampler, PerEnvSampler, StreamPool
 from mmr_gym.table import RoutingTable
 
 #: Options of ``reset``: those of ``MMRRoutingEnv.reset``, per-sub-environment streams and budgets,
 #: and ``reset_mask``.
-RESET_OPTIONS = ("budget_ratio", "query_ids", "budget_ratios", "streams", "reset_mask")
+RESET_OPTIONS = ("budget_ratio", "query_ids", "budget_ratios", "streams", "reset_mask", "time")
 # Streams drawn ahead in "batched" mode: num_envs clipped to [_MIN_BATCH, _MAX_BATCH], and at most
 # _MAX_BATCH_ENTRIES queries. Larger batches save nothing per stream, and their temporaries (a few
 # MB) come fresh from the OS on every refill: page faults cost more than the draws at 4096 envs.
 _MIN_BATCH = 64
 _MAX_BATCH = 1024
 _MAX_BATCH_ENTRIES = 1 << 17
-# The episode metrics SyncVectorEnv batches as int64 (the rest are float64, or objects for strings).
-_INT_METRICS = ("answered", "unanswered", "length")
 
 
 class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
@@ -191,6 +190,8 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self.render_mode = config.render_mode
 
         self._episodes = EpisodeBatch(self.ctx, config, n, track_calls=self.render_mode == "rgb_array")
+        world = config.world(self.ctx)
+        self._drift = world if world is not None and world.scenario.has_drift else None
         self.layout = self._episodes.layout
         self.single_observation_space = self.layout.observation_space()
         self.single_action_space = gym.spaces.Discrete(self.ctx.n_models)
@@ -207,8 +208,10 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if stream_sampling == "batched":
             length = self.episode_length
             batch = max(1, min(max(_MIN_BATCH, n), _MAX_BATCH, _MAX_BATCH_ENTRIES // (length + 1)))
-            # The oracle of a default episode depends on its stream only when its budget is fixed.
+            # The oracle of a default episode depends on its stream only when its budget is fixed
+            # (and, under a scenario, not on its time).
             fixed = self.budget_ratio is not None and not isinstance(self.budget_ratio, tuple)
+            fixed = fixed and self._episodes.world is None
             oracle_budget = (
                 float(self._episodes.total_of(self.budget_ratio))
                 if fixed and self.ctx.lookups.all_binary
@@ -283,7 +286,10 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                   sub-environment reset; they replace ``budget_ratio`` and ``query_ids``;
                 - ``reset_mask``: bool ``[num_envs]``, reset only these (after a first full reset),
                   as ``SyncVectorEnv`` does. The others keep their episodes, and the info holds
-                  ``action_mask`` for the reset ones only (``info["_action_mask"]``).
+                  ``action_mask`` for the reset ones only (``info["_action_mask"]``);
+                - ``time``: where on the timeline the new episodes start (``mmr_gym.scenarios``).
+                  Without it a seeded sub-environment starts at 0 and the others continue their
+                  timelines.
         """
         n = self.num_envs
         options = dict(options or {})
@@ -295,6 +301,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._check_reset_mask(reset_mask)
         seeds = self._seeds(seed)
         envs = np.arange(n) if reset_mask is None else np.flatnonzero(reset_mask)
+        time = options.pop("time", None)
+        if time is not None:
+            time = check_int("options['time']", time, low=0)
         starts = self._requested_starts(options, envs)
 
         # Every argument is checked: only now does anything change.
@@ -304,7 +313,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if reset_mask is None:
             episodes.forget_stream_ends()
         for group, stream, ratio in starts:
-            self._start(group, stream=stream, ratio=ratio)
+            # A seeded sub-environment starts its timeline anew; the others continue theirs.
+            times = self._episodes.next_times(group)
+            seeded = np.array([seeds[i] is not None for i in group.tolist()], dtype=bool)
+            times = np.where(seeded, 0, times) if time is None else np.full(group.size, time)
+            self._start(group, stream=stream, ratio=ratio, times=times)
         self._prev_done = np.zeros(n, dtype=bool) if reset_mask is None else self._prev_done & ~reset_mask
         self._prev_any_done = np.count_nonzero(self._prev_done) > 0
         self._started = True
@@ -450,17 +463,26 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         return starts
 
     def _start(
-        self, envs: np.ndarray, *, stream: np.ndarray | None = None, ratio: Any = DEFAULT_RATIO
+        self,
+        envs: np.ndarray,
+        *,
+        stream: np.ndarray | None = None,
+        ratio: Any = DEFAULT_RATIO,
+        times: np.ndarray | None = None,
     ) -> None:
-        """Draw the streams and budgets of new episodes in ``envs`` (or replay ``stream``) and start them."""
+        """Draw the streams and budgets of new episodes in ``envs`` (or replay ``stream``) and start
+        them at ``times`` on the timeline (default: where their previous episodes' streams end)."""
         length = self.episode_length if stream is None else stream.size
         wanted = self.budget_ratio if isinstance(ratio, str) else ratio
+        if times is None:
+            times = self._episodes.next_times(envs)
+        drift = (self._drift, times) if self._drift is not None else None
         streams, ratios, oracle = self._sampler.draw(
-            envs, self.ctx.split_indices.size, length, wanted, self.budget_sampling, stream
+            envs, self.ctx.split_indices.size, length, wanted, self.budget_sampling, stream, drift
         )
         if stream is not None:
             streams = np.append(stream, stream[-1])  # the same stream (and end column) for all
-        self._episodes.start(envs, streams, ratio if ratios is None else ratios, oracle)
+        self._episodes.start(envs, streams, ratio if ratios is None else ratios, oracle, times)
 
     def _metrics_info(self, envs: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         """The finished sub-environments' episode metrics batched as ``SyncVectorEnv`` batches them:
@@ -472,7 +494,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         # SyncVectorEnv types a key by its first value: float64 with budgets, objects (None) without.
         budgeted = np.isfinite(metrics["budget"])
         all_budget = np.count_nonzero(budgeted) == envs.size
-        float_keys = [k for k in METRIC_KEYS if k not in _INT_METRICS and k != "cost_unit"]
+        float_keys = list(METRIC_FLOAT_KEYS)
         if not all_budget:
             float_keys = [k for k in float_keys if k not in ("budget", "budget_ratio")]
         values = np.empty((len(float_keys), envs.size))
@@ -480,9 +502,12 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             values[j] = metrics[key]  # c_ref is one number for all
         floats = np.zeros((len(float_keys), n))
         floats[:, envs] = values
-        ints = np.zeros((len(_INT_METRICS), n), dtype=np.int64)
-        ints[:, envs] = np.stack([metrics[k] for k in _INT_METRICS])
-        columns = {**dict(zip(float_keys, floats, strict=True)), **dict(zip(_INT_METRICS, ints, strict=True))}
+        ints = np.zeros((len(METRIC_INT_KEYS), n), dtype=np.int64)
+        ints[:, envs] = np.stack([metrics[k] for k in METRIC_INT_KEYS])
+        columns = {
+            **dict(zip(float_keys, floats, strict=True)),
+            **dict(zip(METRIC_INT_KEYS, ints, strict=True)),
+        }
         cost_unit = np.full(n, None, dtype=object)
         cost_unit[envs] = metrics["cost_unit"]
         columns["cost_unit"] = cost_unit

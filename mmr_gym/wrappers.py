@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from mmr_gym.records import METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_STR_KEYS
+
 
 class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """The action mask inside the observation: ``{"observations": obs, "action_mask": mask}``.
@@ -52,22 +54,6 @@ class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return {self.observation_key: obs, self.mask_key: info["action_mask"].astype(np.float32)}
 
 
-#: The keys of ``info["episode_metrics"]`` that hold ints, and the one that holds a string; the
-#: others hold floats (``budget`` and ``budget_ratio`` are None without a budget).
-_EPISODE_INT_KEYS = ("answered", "unanswered", "length")
-_EPISODE_STR_KEYS = ("cost_unit",)
-_EPISODE_FLOAT_KEYS = (
-    "accuracy",
-    "spend",
-    "budget",
-    "budget_ratio",
-    "overrun",
-    "oracle_accuracy",
-    "regret",
-    "c_ref",
-)
-
-
 class PaddedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Every info with the same keys, types and shapes, from ``reset`` to the episode's last step.
 
@@ -110,9 +96,9 @@ class PaddedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
         }
         self._outcomes = int(env.action_space.n) if feedback == "full" else None
         self._no_episode: dict[str, Any] = {
-            **dict.fromkeys(_EPISODE_FLOAT_KEYS, 0.0),
-            **dict.fromkeys(_EPISODE_INT_KEYS, -1),
-            **dict.fromkeys(_EPISODE_STR_KEYS, ""),
+            **dict.fromkeys(METRIC_FLOAT_KEYS, 0.0),
+            **dict.fromkeys(METRIC_INT_KEYS, -1),
+            **dict.fromkeys(METRIC_STR_KEYS, ""),
         }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -138,7 +124,7 @@ class PaddedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
             padded["episode_metrics"] = dict(self._no_episode)
         else:
             padded["episode_metrics"] = {
-                key: (float("inf") if value is None and key in _EPISODE_FLOAT_KEYS else value)
+                key: (float("inf") if value is None and key in METRIC_FLOAT_KEYS else value)
                 for key, value in metrics.items()
             }
         return padded

@@ -93,8 +93,10 @@ def test_a_paced_policy_around_a_reloaded_router_acts_as_before(env, tmp_path):
         save_scorer(PacedPolicy(router), tmp_path / "paced")
     save_scorer(router, tmp_path / "router")
     streams = split_streams(env, seed=0)[:3]
-    before = [run_stream(env, PacedPolicy(router), ids, 0.3) for ids in streams]
-    after = [run_stream(env, PacedPolicy(load_scorer(tmp_path / "router")), ids, 0.3) for ids in streams]
+    before = [run_stream(env, PacedPolicy(router), ids, 0.3, time=0) for ids in streams]
+    after = [
+        run_stream(env, PacedPolicy(load_scorer(tmp_path / "router")), ids, 0.3, time=0) for ids in streams
+    ]
     assert before == after
 
 

@@ -668,7 +668,7 @@ def test_batched_sub_envs_replay_like_single_envs_given_their_streams(table, kwa
 def replay_in_single_env(table, kwargs, length, stream, first_obs, steps) -> int:
     single = MMRRoutingEnv(table, episode_length=length, **kwargs)
     metrics = steps[-1][4]["episode_metrics"]
-    options = {"query_ids": table.query_ids[stream].tolist()}
+    options = {"query_ids": table.query_ids[stream].tolist(), "time": metrics["time"]}
     if metrics["budget_ratio"] is not None:
         options["budget_ratio"] = metrics["budget_ratio"]
     obs, _ = single.reset(options=options)
