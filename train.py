@@ -261,6 +261,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset", default=None, help="bundled name or path (default: the bundled simulated table)"
     )
     parser.add_argument(
+        "--scenario",
+        default=None,
+        help="run the evaluation streams (and RL training) in a changing world: a preset of mmr_gym.scenarios "
+        "(price-cut, outage, new-model, regression, drift, combined, ...)",
+    )
+    parser.add_argument(
         "--features",
         default=None,
         help="comma-separated encoders for a CSV, call log or MATH-V: minilm, image-stats, clip:<dir>, tfidf",
@@ -340,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     env_kwargs: dict[str, Any] = {"dataset": args.dataset, "episode_length": args.episode_length}
     if args.features:
         env_kwargs["features"] = [f.strip() for f in args.features.split(",") if f.strip()]
+    if args.scenario:
+        env_kwargs["scenario"] = args.scenario
     env_kwargs.update(json.loads(args.env_kwargs))
     for key in ("split", "budget_ratio"):  # chosen per use: test/train split, sweep or training range
         env_kwargs.pop(key, None)
@@ -382,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
 
     context = {
         "table": repr(table),
+        "scenario": args.scenario or "none (the world does not change)",
         "cost unit": f"{env.cost_unit} ({table.meta.get('cost_source', 'unspecified')})",
         "split": f"test ({env.ctx.split_indices.size} queries"
         f"{'' if max_queries is None else f', a fixed random {max_queries} of them'})",

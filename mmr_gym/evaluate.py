@@ -41,6 +41,7 @@ from mmr_gym.results import (
     nanstd,
     warn_on_violations,
 )
+from mmr_gym.streams import drift_order
 from mmr_gym.vector import MMRRoutingVectorEnv
 
 __all__ = [
@@ -110,8 +111,17 @@ def evaluation_rows(env: MMRRoutingEnv, max_queries: int | None = None) -> np.nd
 
 
 def split_streams(env: MMRRoutingEnv, seed: int, max_queries: int | None = None) -> list[list[str]]:
-    """The evaluated rows shuffled by ``seed`` and cut into streams of ``env.episode_length`` query ids."""
+    """The evaluated rows shuffled by ``seed`` and cut into streams of ``env.episode_length`` query ids.
+
+    Under a scenario with traffic drift the order follows the drift instead
+    (:func:`mmr_gym.streams.drift_order`): the mix of datasets along the streams moves as the
+    scenario says, each query still answered once.
+    """
     rows = np.random.default_rng(seed).permutation(evaluation_rows(env, max_queries))
+    world = env.config.world(env.ctx)
+    if world is not None and world.scenario.has_drift:
+        slots = drift_order(world, env.ctx.lookups.slot_of_row.take(rows), seed)
+        rows = env.ctx.lookups.table_rows.take(slots)
     ids = env.ctx.table.query_ids[rows].tolist()
     length = env.episode_length
     return [ids[i : i + length] for i in range(0, len(ids), length)]
@@ -127,6 +137,7 @@ def evaluate_policy(
     progress: bool = True,
     on_point: Callable[[Policy, float, int], None] | None = None,
     vectorized: bool = True,
+    scenario: str | Any | None = None,
 ) -> PolicyResult:
     """Evaluate ``policy`` on ``env``'s split over ``budget_ratios`` x ``seeds``.
 
@@ -144,8 +155,15 @@ def evaluate_policy(
             the streams of that (budget, seed), e.g. to save an online learner as it then stands.
         vectorized: run the (budget, seed) lanes side by side on the native vector env (default),
             or one after another on ``env`` itself (the same episodes, slower).
+        scenario: run the streams in this world instead of ``env``'s own scenario (a preset name or
+            a :class:`~mmr_gym.scenarios.Scenario`). Each lane's timeline starts at 0 and runs
+            through its streams in order; the result then holds a record per episode
+            (``PolicyResult.timeline``: where it started, its accuracy, the oracle's, its spend),
+            from which :mod:`mmr_gym.scenarios.analysis` measures each event's effect.
     """
     env = env.unwrapped
+    if scenario is not None:
+        env = MMRRoutingEnv(**{**env.config.kwargs(), "scenario": scenario, "render_mode": None})
     make = policy if callable(policy) and not isinstance(policy, Policy) else None
     agent = make() if make is not None else policy
     streams = {seed: split_streams(env, seed, max_queries) for seed in seeds}
@@ -160,7 +178,27 @@ def evaluate_policy(
     run = _run_lanes if vectorized else _run_lanes_one_by_one
     episodes = run(agent, make, env, lanes, budget_ratios, seeds, streams, on_point, bar)
     bar.close()
-    return _summarize(agent, env, episodes, budget_ratios, seeds, max_queries)
+    result = _summarize(agent, env, episodes, budget_ratios, seeds, max_queries)
+    if env.config.scenario is not None:
+        result.scenario = _scenario_record(env)
+        result.timeline = [
+            {"budget_ratio": float(budget_ratios[b]), "seed": seeds[s], **_episode_record(r)}
+            for (b, s), records in episodes.items()
+            for r in records
+        ]
+    return result
+
+
+def _scenario_record(env: MMRRoutingEnv) -> dict[str, Any]:
+    record = env.config.world(env.ctx).scenario.to_dict()
+    record["split_queries"] = int(env.ctx.split_indices.size)
+    return record
+
+
+def _episode_record(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a timeline keeps of an episode (see :attr:`PolicyResult.timeline`)."""
+    keys = ("time", "length", "answered", "accuracy", "oracle_accuracy", "spend", "budget", "overrun")
+    return {key: metrics[key] for key in keys}
 
 
 def _run_lanes(

@@ -306,6 +306,15 @@ def write_report(
         lines += ["![routing collapse](collapse.png)", ""]
     if price_sources:
         lines += [price_sources_markdown(price_sources), ""]
+    timed = [r for r in results if r.timeline]
+    if timed:  # evaluated under a scenario: what each event did, and the timeline figure
+        from mmr_gym.scenarios.analysis import effects_markdown, event_effects, plot_timeline
+
+        scenario = timed[0].scenario
+        lines += [f"## Scenario {scenario['name']!r}", "", scenario.get("description", ""), ""]
+        lines += [effects_markdown([e for r in timed for e in event_effects(r)]), ""]
+        files["timeline"] = plot_timeline(timed, out / "timeline.png", title)
+        lines += ["![accuracy, regret and spend over time](timeline.png)", ""]
     files["markdown"].write_text("\n".join(lines), encoding="utf-8")
     plot_pareto(results, files["plot"], title)
     return files

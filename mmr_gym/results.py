@@ -93,6 +93,12 @@ class PolicyResult:
     # Model name -> mean cost per query of that model on the evaluated queries (the table's cost
     # unit); the report's dearest model is its largest. Empty: not recorded.
     model_mean_cost: dict[str, float] = field(default_factory=dict)
+    # Under a scenario: the scenario (mmr_gym.scenarios.Scenario.to_dict) and one record per
+    # episode of every (budget, seed) lane, in time order: budget_ratio, seed, time (where it
+    # started on the lane's timeline), length, answered, accuracy, oracle_accuracy, spend, budget,
+    # overrun. Empty without a scenario.
+    scenario: dict[str, Any] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -177,6 +183,7 @@ def merge_seed_results(results: Sequence[PolicyResult]) -> PolicyResult:
         regret_per_seed=regret_per_seed,
         overrun_rate_per_seed=overrun_per_seed,
         budget_violations=sum(p.budget_violations for p in points),
+        timeline=[record for r in results for record in r.timeline],
     )
 
 

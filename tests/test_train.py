@@ -105,3 +105,17 @@ def test_merging_per_seed_results_equals_evaluating_the_seeds_together(factory):
         assert (p.cost, p.accuracy, p.accuracy_std, p.regret) == pytest.approx(
             (q.cost, q.accuracy, q.accuracy_std, q.regret)
         )
+
+
+def test_a_quick_run_under_a_scenario_reports_each_events_effect(tmp_path):
+    run_dir = tmp_path / "scenario"
+    argv = ["--quick", "--run-dir", str(run_dir), "--no-progress", "--scenario", "regression"]
+    assert train.main([*argv, "--policies", "cheapest,best-single"]) == 0
+    payload = json.loads((run_dir / "results.json").read_text())
+    assert payload["context"]["scenario"] == "regression"
+    best = next(r for r in payload["results"] if r["name"] == "BestSingle")
+    assert best["scenario"]["name"] == "regression" and best["timeline"]
+    assert {r["time"] for r in best["timeline"]} >= {0, 100}  # lanes run along the timeline
+    markdown = (run_dir / "results.md").read_text()
+    assert "## Scenario 'regression'" in markdown and "answers as" in markdown
+    assert (run_dir / "timeline.png").stat().st_size > 0
