@@ -331,3 +331,31 @@ def test_evaluation_runs_lanes_along_the_timeline_and_matches_one_by_one(table):
     batched = evaluate_policy(CheapestPolicy, env, **kwargs)
     one_by_one = evaluate_policy(CheapestPolicy, env, vectorized=False, **kwargs)
     assert batched.to_dict() == one_by_one.to_dict()
+
+
+def test_event_effects_measure_regret_before_and_after_and_recovery():
+    from types import SimpleNamespace
+
+    from mmr_gym.scenarios.analysis import event_effects
+
+    scenario = Scenario("s", (Regression("a", at=100, replacement="b"),)).to_dict()
+    timeline = []
+    for seed in (0, 1):
+        for k in range(10):  # episodes of 25 queries; the event at 100: 4 before, 6 after
+            after = k >= 4
+            # Regret 0.1 before; 0.4 for two episodes after, then back to 0.11 (within the margin).
+            regret = 0.1 if not after else (0.4 if k < 6 else 0.11)
+            record = {"time": 25 * k, "length": 25, "answered": 25, "spend": 5.0, "budget": 10.0}
+            record.update(accuracy=0.5, oracle_accuracy=0.5 + regret, overrun=0.1 if k == 4 else 0.0)
+            timeline.append({"budget_ratio": 0.3, "seed": seed, **record})
+    result = SimpleNamespace(name="P", timeline=timeline, scenario={**scenario, "split_queries": 250})
+    (effect,) = event_effects(result, margin=0.02, window=2)
+    assert effect["regret_before"] == pytest.approx(0.1) and effect["regret_before_std"] == pytest.approx(0.0)
+    assert effect["regret_after"] == pytest.approx((2 * 0.4 + 4 * 0.11) / 6)
+    assert effect["change"] == pytest.approx(effect["regret_after"] - 0.1)
+    assert effect["recovery_queries"] == 50.0 and effect["recovered_share"] == 1.0  # from t=150
+    assert effect["overrun_rate_after"] == pytest.approx(1 / 6)
+    assert effect["spend_over_budget_after"] == pytest.approx(0.5)
+    never = [dict(r, oracle_accuracy=0.9) if r["time"] >= 100 else r for r in timeline]
+    (stuck,) = event_effects(SimpleNamespace(name="Q", timeline=never, scenario=result.scenario))
+    assert stuck["recovery_queries"] == float("inf") and stuck["recovered_share"] == 0.0
