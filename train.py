@@ -282,7 +282,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seeds", default="0,1,2", help="comma-separated seeds: one fit and one set of test streams each"
     )
-    parser.add_argument("--episode-length", type=int, default=100)
+    parser.add_argument(
+        "--episode-length", type=int, default=100, help="queries per episode (one budget window; default 100)"
+    )
     parser.add_argument(
         "--env-kwargs", default="{}", help='extra MMRRouting-v0 kwargs as JSON, e.g. \'{"modality": "text"}\''
     )
@@ -320,7 +322,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="few budgets, one seed, 1,000 test queries, short RL training"
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (plain lines only, as when not on a terminal)",
+    )
     return parser.parse_args(argv)
 
 

@@ -166,9 +166,16 @@ class EnvConfig:
         under a scenario, the budget must let every query start at every time."""
         n_split = ctx.split_indices.size
         if self.episode_length > n_split:
+            hint = ""
+            if self.split == "train" and self.split_mode == "in":
+                hint = (
+                    f"; the training split is train_fraction={self.train_fraction:g} of the "
+                    f"{ctx.table.n_queries} queries (MMR-Bench trains on 20%): use a shorter episode_length, "
+                    "a larger train_fraction, or split='all'"
+                )
             raise ValueError(
                 f"episode_length must be an integer in [1, {n_split}] (the {self.split!r} split has "
-                f"{n_split} queries), got {self.episode_length!r}"
+                f"{n_split} queries), got {self.episode_length!r}{hint}"
             )
         ratio = check_budget_ratio(
             self.budget_ratio,

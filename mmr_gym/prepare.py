@@ -60,7 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    math_v = sub.add_parser("math-v", help="MATH-V outputs with estimated USD costs")
+    math_v = sub.add_parser(
+        "math-v",
+        help="MATH-V outputs with estimated USD costs",
+        description="Build the MATH-V outcome table once (3,040 image+text questions, the chosen models' "
+        "outputs graded against the answers, costs estimated from token counts and public per-token "
+        "prices), with query features, and cache it: gym.make('MMRRouting-v0', dataset='math-v') then "
+        "loads it in a second. The first build takes a few minutes (encoders on the CPU).",
+    )
     math_v.add_argument(
         "--root", type=Path, help="the MATH-V checkout (default: $MMR_GYM_MATH_V, then ../shared/data/math-v)"
     )
@@ -78,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     math_v.add_argument("--prices", type=Path, help="a price CSV replacing mmr_gym/data/prices.csv")
     common(math_v)
 
-    hub = sub.add_parser("mmr-bench", help="MMR-Bench from the Hugging Face Hub (gh0stHunter/MMR-Bench)")
+    hub = sub.add_parser(
+        "mmr-bench",
+        help="MMR-Bench from the Hugging Face Hub (gh0stHunter/MMR-Bench)",
+        description="Download MMR-Bench (or read a local copy with --local-dir), encode the queries and "
+        "cache the outcome table for dataset='mmr-bench-hub'.",
+    )
     hub.add_argument("--local-dir", type=Path, help="use this copy of the data instead of downloading")
     hub.add_argument("--dest", type=Path, help="download to this folder (default <cache>/mmr-bench)")
     hub.add_argument("--repo", default=None, help="Hub dataset id (default gh0stHunter/MMR-Bench)")
@@ -87,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(hub)
 
     table = sub.add_parser(
-        "csv", help="any outcome table (MMR-Bench CSV layout) or call log (CSV, Parquet, JSONL)"
+        "csv",
+        help="any outcome table (MMR-Bench CSV layout) or call log (CSV, Parquet, JSONL)",
+        description="Read an outcome table of one's own (one row per query) or a call log (one row per "
+        "query and model), encode its queries and print the gym.make call that uses it; --out saves it.",
     )
     table.add_argument("path", type=Path, help="the file (or a directory of MMR-Bench CSVs)")
     table.add_argument(

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -495,6 +496,13 @@ def load_math_v(
                     f"the cached MATH-V table is damaged ({exc}); building it again from {root}", stacklevel=2
                 )
 
+    # A first build encodes thousands of queries on the CPU: say so, rather than go silent.
+    print(
+        f"mmr-gym: building the MATH-V table from {root} (the first time takes a few minutes; it is "
+        f"cached{'' if table_dir is None else f' in {table_dir}'} and loads in a second afterwards)",
+        file=sys.stderr,
+        flush=True,
+    )
     questions = read_math_v_questions(root)
     if any(e == "image-stats" or e.startswith("clip:") for e in encoders):
         for qid, line, image in zip(questions.ids, questions.lines, questions.image_paths, strict=True):
