@@ -1,0 +1,161 @@
+"""The router interface: predicts every model's performance and cost per query; saving and loading.
+
+A router is fitted with full information (every model's outcome on every training query) and then
+predicts, for new queries, ``perf`` (expected correctness, in [0, 1] up to the model's fit) and
+``cost`` (expected cost per call, in the table's cost unit) for all ``K`` models.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from mmr_gym.context import RoutingContext
+
+
+class Router:
+    """Predicts, per query, every model's performance and cost. Subclasses implement ``_fit``/``_predict``.
+
+    ``fit(X, correct, cost)`` takes query features ``X`` float ``[n, d]``, correctness ``[n, K]`` in
+    [0, 1] and cost ``[n, K]`` >= 0 (the table's cost unit); ``predict(X)`` returns
+    ``(perf, cost)``, float64 ``[m, K]`` each, cost in the same unit (clipped at 0).
+
+    Saving (:mod:`agents.persistence`): ``get_params()`` gives the constructor arguments, each kept
+    as the attribute of its name (the scikit-learn convention); ``state_dict()`` /
+    ``load_state_dict()`` what ``fit`` learned, the attributes listed in ``_fitted``.
+    """
+
+    name: str = "router"
+    # What fit() sets besides n_features_ and n_models_: numpy arrays (each per model, last axis K),
+    # scikit-learn estimators, or torch modules (those built fresh by _new_modules() on loading).
+    _fitted: tuple[str, ...] = ()
+
+    def fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> Router:
+        """Fit on ``n`` labelled queries; returns ``self``."""
+        X = np.asarray(X, dtype=np.float32)
+        correct = np.asarray(correct, dtype=np.float64)
+        cost = np.asarray(cost, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X must be a non-empty [queries, features] array, got shape {X.shape}")
+        if correct.ndim != 2 or correct.shape[0] != X.shape[0] or cost.shape != correct.shape:
+            raise ValueError(
+                f"correct and cost must both be [{X.shape[0]}, K] like X's rows, got {correct.shape} and {cost.shape}"
+            )
+        self.n_features_, self.n_models_ = X.shape[1], correct.shape[1]
+        self._fit(X, correct, cost)
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(perf, cost)`` for queries ``X`` ``[m, d]``: float64 ``[m, K]`` each (cost in the table's unit)."""
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_:
+            raise ValueError(f"X must be [queries, {self.n_features_}], got shape {X.shape}")
+        perf, cost = self._predict(X)
+        return np.asarray(perf, dtype=np.float64), np.maximum(np.asarray(cost, dtype=np.float64), 0.0)
+
+    @classmethod
+    def env_kwargs(cls, ctx: RoutingContext) -> dict[str, Any]:
+        """Constructor arguments that :func:`fit_router` derives from the environment (none by default)."""
+        return {}
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments: ``type(self)(**router.get_params())`` is this router unfitted."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What ``fit`` learned, by name (references, not copies).
+
+        Values: ``n_features_`` and ``n_models_`` (ints), numpy arrays, scikit-learn estimators, and
+        the tensors of each torch module ``m`` as ``"m.<parameter>"`` (its ``state_dict()``).
+        """
+        self._check_fitted()
+        state: dict[str, Any] = {"n_features_": self.n_features_, "n_models_": self.n_models_}
+        for name in self._fitted:
+            value = getattr(self, name)
+            if isinstance(value, nn.Module):
+                state.update({f"{name}.{key}": tensor for key, tensor in value.state_dict().items()})
+            else:
+                state[name] = value
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make this (unfitted) router the fitted one whose :meth:`state_dict` ``state`` is.
+
+        Raises:
+            KeyError: an entry is missing.
+            ValueError: an array or tensor does not have the shape the constructor arguments and
+                ``n_models_`` imply.
+        """
+        self.n_features_, self.n_models_ = int(state["n_features_"]), int(state["n_models_"])
+        modules = self._new_modules()
+        for name in self._fitted:
+            if name in modules:
+                prefix = f"{name}."
+                tensors = {
+                    key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)
+                }
+                _load_module_state(modules[name], tensors, name)
+                setattr(self, name, modules[name])
+                continue
+            value = state[name]
+            if isinstance(value, np.ndarray) and (value.ndim == 0 or value.shape[-1] != self.n_models_):
+                raise ValueError(
+                    f"{name}: expected an array per model (last axis {self.n_models_}), got shape {value.shape}"
+                )
+            setattr(self, name, value)
+
+    def _new_modules(self) -> dict[str, nn.Module]:
+        """Fresh torch modules for the fitted shape (``n_features_``, ``n_models_``), by attribute name."""
+        return {}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_features_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def _fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def _load_module_state(module: nn.Module, tensors: Mapping[str, Any], name: str) -> None:
+    """Load ``tensors`` into ``module`` (strict: same names and shapes) and put it in evaluation mode."""
+    expected = module.state_dict()
+    if set(tensors) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise ValueError(
+            f"{name}: tensors do not match the module: missing {missing}, unexpected {unexpected}"
+        )
+    for key, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ValueError(
+                f"{name}.{key}: expected shape {tuple(expected[key].shape)}, got {tuple(tensor.shape)}"
+            )
+    module.load_state_dict(dict(tensors))
+    module.eval()  # as after training: dropout off
+
+
+def cost_scale(cost: np.ndarray) -> np.ndarray:
+    """Per-model mean training cost (``[K]``, > 0): neural routers learn cost / scale, all O(1)."""
+    scale = cost.mean(axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def channel_dims(ctx: RoutingContext) -> tuple[int, ...] | None:
+    """Widths of the feature channels in ``ctx.query_obs``, in order; None if the columns are not channels.
+
+    None when an ``obs_dim`` projection mixed the channels or the table has no features (the query
+    is then the dataset one-hot).
+    """
+    features = ctx.table.features
+    if not all(channel in features for channel in ctx.channels):
+        return None
+    dims = tuple(int(features[channel].shape[1]) for channel in ctx.channels)
+    return dims if sum(dims) == ctx.query_obs.shape[1] else None

@@ -1,0 +1,68 @@
+"""Neighbourhood routers: the outcomes of similar training queries (KNN, k-means clusters)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.neighbors import NearestNeighbors
+
+from agents.routers.base import Router
+
+
+class KNNRouter(Router):
+    """Means of the ``k`` nearest training queries' outcomes (cosine distance), as the reference.
+
+    Args:
+        k: neighbours (50 in the paper; capped at the number of training queries).
+        metric: a :class:`sklearn.neighbors.NearestNeighbors` metric.
+        seed: unused (the fit is deterministic); accepted so every router takes one.
+    """
+
+    name = "KNN"
+    _fitted = ("neighbours_", "correct_", "cost_")
+
+    def __init__(self, k: int = 50, metric: str = "cosine", seed: int = 0) -> None:
+        self.k = k
+        self.metric = metric
+        self.seed = seed
+
+    def _fit(self, X, correct, cost):
+        self.neighbours_ = NearestNeighbors(n_neighbors=min(self.k, X.shape[0]), metric=self.metric).fit(X)
+        self.correct_, self.cost_ = correct, cost
+
+    def _predict(self, X):
+        index = self.neighbours_.kneighbors(X, return_distance=False)  # [m, k]
+        return self.correct_[index].mean(axis=1), self.cost_[index].mean(axis=1)
+
+
+class KMeansRouter(Router):
+    """K-means clusters of the training queries; a query gets its cluster's mean outcomes.
+
+    Args:
+        n_clusters: clusters (20 in the paper; capped at the number of training queries).
+        seed: k-means' random state.
+    """
+
+    name = "KMeans"
+    _fitted = ("kmeans_", "cluster_correct_", "cluster_cost_")
+
+    def __init__(self, n_clusters: int = 20, seed: int = 0) -> None:
+        self.n_clusters = n_clusters
+        self.seed = seed
+
+    def _fit(self, X, correct, cost):
+        clusters = min(self.n_clusters, X.shape[0])
+        self.kmeans_ = KMeans(n_clusters=clusters, random_state=self.seed, n_init="auto")
+        labels = self.kmeans_.fit_predict(X)
+        counts = np.bincount(labels, minlength=clusters)[:, None]
+        means = []
+        for target in (correct, cost):
+            sums = np.zeros((clusters, target.shape[1]))
+            np.add.at(sums, labels, target)
+            # A cluster left empty by the final assignment predicts the overall mean.
+            means.append(np.where(counts > 0, sums / np.maximum(counts, 1), target.mean(axis=0)))
+        self.cluster_correct_, self.cluster_cost_ = means
+
+    def _predict(self, X):
+        labels = self.kmeans_.predict(X)
+        return self.cluster_correct_[labels], self.cluster_cost_[labels]
