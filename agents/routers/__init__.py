@@ -57,7 +57,8 @@ def fit_router(name: str, env: MMRRoutingEnv, **kwargs: Any) -> Router:
 
     ``X = env.ctx.query_obs[env.ctx.train_indices]`` (exactly what the environment shows as
     ``obs["query"]``), targets the table's ``correct`` and ``cost`` for those rows, so the fitted
-    router scores the environment's observations. ``kwargs`` go to the router's constructor (e.g.
+    router scores the environment's observations; the environment's feature scaling goes with them,
+    so a family that wants other inputs (:mod:`agents.routers.inputs`) can map them back. ``kwargs`` go to the router's constructor (e.g.
     ``seed``) and override what is derived from the environment (CMR's ``channel_dims``).
     """
     if name not in ROUTERS:
@@ -66,4 +67,6 @@ def fit_router(name: str, env: MMRRoutingEnv, **kwargs: Any) -> Router:
     cls = ROUTERS[name]
     rows = ctx.train_indices
     router = cls(**{**cls.env_kwargs(ctx), **kwargs})
-    return router.fit(ctx.query_obs[rows], ctx.table.correct[rows], ctx.table.cost[rows])
+    return router.fit(
+        ctx.query_obs[rows], ctx.table.correct[rows], ctx.table.cost[rows], scaling=ctx.feature_scaling
+    )

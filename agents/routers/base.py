@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from mmr_gym.context import RoutingContext
+from agents.routers.inputs import InputTransform
+from mmr_gym.context import FeatureScaling, RoutingContext
 
 
 class Router:
@@ -24,18 +25,33 @@ class Router:
     [0, 1] and cost ``[n, K]`` >= 0 (the table's cost unit); ``predict(X)`` returns
     ``(perf, cost)``, float64 ``[m, K]`` each, cost in the same unit (clipped at 0).
 
+    ``X`` are observation rows (``obs["query"]``); each family maps them to the inputs it needs, as
+    its ``inputs`` argument says (:mod:`agents.routers.inputs`), both when fitting and predicting,
+    so a fitted router always takes observations.
+
     Saving (:mod:`agents.persistence`): ``get_params()`` gives the constructor arguments, each kept
     as the attribute of its name (the scikit-learn convention); ``state_dict()`` /
-    ``load_state_dict()`` what ``fit`` learned, the attributes listed in ``_fitted``.
+    ``load_state_dict()`` what ``fit`` learned, the attributes listed in ``_fitted``, and the
+    input transform's arrays.
     """
 
     name: str = "router"
-    # What fit() sets besides n_features_ and n_models_: numpy arrays (each per model, last axis K),
-    # scikit-learn estimators, or torch modules (those built fresh by _new_modules() on loading).
+    #: the family's input form (one of agents.routers.inputs.INPUTS); families take it as an argument
+    inputs: str = "standardised"
+    # What fit() sets besides n_features_, n_inputs_, n_models_ and inputs_: numpy arrays (each per
+    # model, last axis K), scikit-learn estimators, or torch modules (those built fresh by
+    # _new_modules() on loading).
     _fitted: tuple[str, ...] = ()
 
-    def fit(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> Router:
-        """Fit on ``n`` labelled queries; returns ``self``."""
+    def fit(
+        self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray, *, scaling: FeatureScaling | None = None
+    ) -> Router:
+        """Fit on ``n`` labelled queries; returns ``self``.
+
+        ``scaling`` says how the observation rows ``X`` were made from the table's features (the
+        environment's ``ctx.feature_scaling``; :func:`~agents.routers.fit_router` passes it); None
+        when ``X`` are the features themselves.
+        """
         X = np.asarray(X, dtype=np.float32)
         correct = np.asarray(correct, dtype=np.float64)
         cost = np.asarray(cost, dtype=np.float64)
@@ -45,8 +61,10 @@ class Router:
             raise ValueError(
                 f"correct and cost must both be [{X.shape[0]}, K] like X's rows, got {correct.shape} and {cost.shape}"
             )
-        self.n_features_, self.n_models_ = X.shape[1], correct.shape[1]
-        self._fit(X, correct, cost)
+        self.inputs_ = InputTransform.fit(self.inputs, X, scaling)
+        inputs = self.inputs_(X)
+        self.n_features_, self.n_inputs_, self.n_models_ = X.shape[1], inputs.shape[1], correct.shape[1]
+        self._fit(inputs, correct, cost)
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +73,7 @@ class Router:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"X must be [queries, {self.n_features_}], got shape {X.shape}")
-        perf, cost = self._predict(X)
+        perf, cost = self._predict(self.inputs_(X))
         return np.asarray(perf, dtype=np.float64), np.maximum(np.asarray(cost, dtype=np.float64), 0.0)
 
     @classmethod
@@ -71,11 +89,17 @@ class Router:
     def state_dict(self) -> dict[str, Any]:
         """What ``fit`` learned, by name (references, not copies).
 
-        Values: ``n_features_`` and ``n_models_`` (ints), numpy arrays, scikit-learn estimators, and
-        the tensors of each torch module ``m`` as ``"m.<parameter>"`` (its ``state_dict()``).
+        Values: ``n_features_``, ``n_inputs_`` and ``n_models_`` (ints), the input transform's arrays
+        as ``"inputs.<name>"``, numpy arrays, scikit-learn estimators, and the tensors of each torch
+        module ``m`` as ``"m.<parameter>"`` (its ``state_dict()``).
         """
         self._check_fitted()
-        state: dict[str, Any] = {"n_features_": self.n_features_, "n_models_": self.n_models_}
+        state: dict[str, Any] = {
+            "n_features_": self.n_features_,
+            "n_inputs_": self.n_inputs_,
+            "n_models_": self.n_models_,
+            **{f"inputs.{key}": value for key, value in self.inputs_.state_dict().items()},
+        }
         for name in self._fitted:
             value = getattr(self, name)
             if isinstance(value, nn.Module):
@@ -93,6 +117,17 @@ class Router:
                 ``n_models_`` imply.
         """
         self.n_features_, self.n_models_ = int(state["n_features_"]), int(state["n_models_"])
+        inputs = {key[len("inputs.") :]: value for key, value in state.items() if key.startswith("inputs.")}
+        if inputs:
+            self.inputs_ = InputTransform.from_state(inputs)
+            self.n_inputs_ = int(state["n_inputs_"])
+        else:  # saved before routers had input forms: they all took the observation as it is
+            self.inputs_ = InputTransform.fit("standardised", np.zeros((1, 1)))
+            self.n_inputs_ = self.n_features_
+        if self.inputs_.width(self.n_features_) != self.n_inputs_:
+            raise ValueError(
+                f"inputs: the transform gives {self.inputs_.width(self.n_features_)} inputs, not {self.n_inputs_}"
+            )
         modules = self._new_modules()
         for name in self._fitted:
             if name in modules:
@@ -111,7 +146,7 @@ class Router:
             setattr(self, name, value)
 
     def _new_modules(self) -> dict[str, nn.Module]:
-        """Fresh torch modules for the fitted shape (``n_features_``, ``n_models_``), by attribute name."""
+        """Fresh torch modules for the fitted shape (``n_inputs_``, ``n_models_``), by attribute name."""
         return {}
 
     def _check_fitted(self) -> None:

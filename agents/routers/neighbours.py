@@ -7,6 +7,7 @@ from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from agents.routers.base import Router
+from agents.routers.inputs import check_inputs
 
 
 class KNNRouter(Router):
@@ -15,15 +16,17 @@ class KNNRouter(Router):
     Args:
         k: neighbours (50 in the paper; capped at the number of training queries).
         metric: a :class:`sklearn.neighbors.NearestNeighbors` metric.
+        inputs: the input form (:data:`~agents.routers.inputs.INPUTS`).
         seed: unused (the fit is deterministic); accepted so every router takes one.
     """
 
     name = "KNN"
     _fitted = ("neighbours_", "correct_", "cost_")
 
-    def __init__(self, k: int = 50, metric: str = "cosine", seed: int = 0) -> None:
+    def __init__(self, k: int = 50, metric: str = "cosine", inputs: str = "balanced", seed: int = 0) -> None:
         self.k = k
         self.metric = metric
+        self.inputs = check_inputs(inputs)
         self.seed = seed
 
     def _fit(self, X, correct, cost):
@@ -40,14 +43,16 @@ class KMeansRouter(Router):
 
     Args:
         n_clusters: clusters (20 in the paper; capped at the number of training queries).
+        inputs: the input form (:data:`~agents.routers.inputs.INPUTS`).
         seed: k-means' random state.
     """
 
     name = "KMeans"
     _fitted = ("kmeans_", "cluster_correct_", "cluster_cost_")
 
-    def __init__(self, n_clusters: int = 20, seed: int = 0) -> None:
+    def __init__(self, n_clusters: int = 20, inputs: str = "balanced", seed: int = 0) -> None:
         self.n_clusters = n_clusters
+        self.inputs = check_inputs(inputs)
         self.seed = seed
 
     def _fit(self, X, correct, cost):

@@ -17,6 +17,7 @@ from sklearn.neural_network import MLPRegressor
 from torch import nn
 
 from agents.routers.base import Router, channel_dims, cost_scale
+from agents.routers.inputs import check_inputs
 from mmr_gym.context import RoutingContext
 
 
@@ -29,6 +30,7 @@ class MLPRouter(Router):
         alpha: L2 penalty.
         max_iter: training epochs at most (Adam, scikit-learn's defaults otherwise).
         early_stopping: hold out 10% of the training queries and stop when their score stalls.
+        inputs: the input form (:data:`~agents.routers.inputs.INPUTS`).
         seed: random state of initialisation, shuffling and the held-out part.
     """
 
@@ -41,8 +43,10 @@ class MLPRouter(Router):
         alpha: float = 10.0,
         max_iter: int = 200,
         early_stopping: bool = True,
+        inputs: str = "standardised",
         seed: int = 0,
     ) -> None:
+        self.inputs = check_inputs(inputs)
         self.hidden = tuple(hidden)
         self.alpha = alpha
         self.max_iter = max_iter
@@ -166,6 +170,7 @@ class MLPMFRouter(_TorchRouter):
         latent: size of the query latent and of each model embedding (the reference uses 64).
         epochs, batch_size, lr, weight_decay: AdamW training (the reference: 50 epochs, 32, 1e-3, 0).
         validation_fraction: share of the training queries held out for early stopping.
+        inputs: the input form (:data:`~agents.routers.inputs.INPUTS`).
         seed: torch seed of initialisation and shuffling.
     """
 
@@ -181,16 +186,18 @@ class MLPMFRouter(_TorchRouter):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         validation_fraction: float = 0.15,
+        inputs: str = "standardised",
         seed: int = 0,
     ) -> None:
         super().__init__(epochs, batch_size, lr, weight_decay, validation_fraction, seed)
+        self.inputs = check_inputs(inputs)
         self.hidden = tuple(hidden)
         self.latent = latent
 
     def _new_modules(self):
         # Performance first, then cost: the order in which the seeded initial weights are drawn.
         return {
-            name: _FactorNet(self.n_features_, self.n_models_, self.hidden, self.latent)
+            name: _FactorNet(self.n_inputs_, self.n_models_, self.hidden, self.latent)
             for name in ("perf_net_", "cost_net_")
         }
 
@@ -267,6 +274,7 @@ class CMRRouter(_TorchRouter):
         d_model, n_heads, n_layers, dropout: the encoder's size.
         epochs, batch_size, lr, weight_decay: AdamW training (at most ``epochs``).
         validation_fraction: share of the training queries held out for early stopping.
+        inputs: the input form (:data:`~agents.routers.inputs.INPUTS`).
         seed: torch seed of initialisation, dropout and shuffling.
     """
 
@@ -286,9 +294,11 @@ class CMRRouter(_TorchRouter):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         validation_fraction: float = 0.15,
+        inputs: str = "standardised",
         seed: int = 0,
     ) -> None:
         super().__init__(epochs, batch_size, lr, weight_decay, validation_fraction, seed)
+        self.inputs = check_inputs(inputs)
         self.channel_dims = None if channel_dims is None else tuple(int(d) for d in channel_dims)
         self.tokens_per_channel = tokens_per_channel
         self.d_model = d_model
@@ -303,7 +313,7 @@ class CMRRouter(_TorchRouter):
     def _token_dims(self) -> tuple[int, ...]:
         """The channel widths the network cuts the query into: the whole vector without a layout."""
         dims = self.channel_dims
-        return (self.n_features_,) if dims is None or len(dims) < 2 else dims
+        return (self.n_inputs_,) if dims is None or len(dims) < 2 else dims
 
     def _new_modules(self):
         return {
