@@ -6,7 +6,7 @@ it calls, among the affordable models, the one that maximises
 
     pred_perf[k] - lambda * cost[k] / c_ref
 
-where ``lambda`` is a price of budget in accuracy per reference-model call, adapted online by a
+(exact ties go to the cheaper model, then the lower index), where ``lambda`` is a price of budget in accuracy per reference-model call, adapted online by a
 primal-dual rule in the style of bandits with knapsacks: after each call,
 
     lambda <- max(0, lambda + eta / rho**2 * (spent / c_ref - target))
@@ -170,8 +170,7 @@ class PacedPolicy(Policy):
             allowed = mask & (model_costs * self._overshoot <= self._spendable_now(budget))
             if not allowed.any():
                 return int(np.argmin(np.where(mask, model_costs, np.inf)))
-        value = np.where(allowed, perf - self.lambda_ * cost, -np.inf)
-        return int(np.argmax(value))
+        return _best_value(perf - self.lambda_ * cost, cost, allowed)
 
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
         if self.learns:
@@ -248,6 +247,17 @@ class PacedPolicy(Policy):
         obs = np.asarray(obs, dtype=np.float32)
         d, k = self._ctx.query_obs.shape[1], self._ctx.n_models
         return obs[:d], obs[d : d + BUDGET_FEATURES], obs[d + BUDGET_FEATURES : d + BUDGET_FEATURES + k]
+
+
+def _best_value(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray) -> int:
+    """The allowed model of highest ``value``; among exact ties the cheapest, then the lowest index.
+
+    Ties are common when predictions are averages of 0/1 outcomes (KNN, k-means) and the price is 0:
+    ``argmax`` alone would call the tied model of lowest index, however dear.
+    """
+    value = np.where(allowed, value, -np.inf)
+    tied = value == value.max()
+    return int(np.argmin(np.where(tied, cost, np.inf)))
 
 
 # Fixed scorer -> (context, perf, cost, row of query bytes): shared by every PacedPolicy wrapping

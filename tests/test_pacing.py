@@ -78,6 +78,25 @@ def test_fixed_zero_price_is_greedy_argmax_of_predicted_performance(env):
     assert policy.lambda_ == 0.0
 
 
+class TiedScorer:
+    """Predicts the same performance for every model, and costs that fall with the model index."""
+
+    name = "Tied"
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((len(X), 4), 0.5), np.tile([0.4, 0.3, 0.2, 0.1], (len(X), 1))
+
+
+def test_ties_go_to_the_cheaper_model(env):
+    # At price 0 every model is worth 0.5: the cheapest (by the costs the policy uses, here the
+    # scorer's) is called, not the tied model of lowest index.
+    policy = PacedPolicy(TiedScorer(), eta=0.0, lambda_init=0.0, reserve=0.0, cost_source="scorer")
+    obs, info = env.reset(seed=3, options={"budget_ratio": 1.0})
+    policy.begin_episode(env)
+    assert info["action_mask"].all()
+    assert policy.act(obs, info) == 3
+
+
 def test_without_budget_the_price_is_the_cost_weight(env):
     free = MMRRoutingEnv(env.ctx.table, split="test", episode_length=40, budget_ratio=None, cost_weight=0.5)
     scorer = PerfectScorer(free)
