@@ -7,7 +7,9 @@ names importable from ``agents.supervised``.
 from __future__ import annotations
 
 from agents.routers import (
+    FAMILIES,
     ROUTERS,
+    AutoRouter,
     CMRRouter,
     KMeansRouter,
     KNNRouter,
@@ -21,7 +23,9 @@ from agents.routers import (
 )
 
 __all__ = [
+    "FAMILIES",
     "ROUTERS",
+    "AutoRouter",
     "CMRRouter",
     "KMeansRouter",
     "KNNRouter",

@@ -27,7 +27,12 @@ from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import run_stream, split_streams
 
 # Short training keeps the file fast; what is tested is the round trip, not the fit.
-ROUTER_FAST = {"mlp": {"max_iter": 30}, "mlp-mf": {"epochs": 3}, "cmr": {"epochs": 3}}
+ROUTER_FAST = {
+    "mlp": {"max_iter": 30},
+    "mlp-mf": {"epochs": 3},
+    "cmr": {"epochs": 3},
+    "auto": {"candidates": [("linear-mf", {}), ("knn", {"k": 10})], "folds": 3},
+}
 # NeuralUCB retrains every 25 updates, so retraining (and Adam's state) is exercised before and after saving.
 BANDIT_FAST = {"neural-ucb": {"train_every": 25, "train_steps": 5, "batch_size": 32}}
 
@@ -159,7 +164,7 @@ def test_another_format_version_is_refused(saved_knn):
 
 def test_unknown_or_mismatched_classes_are_refused(saved_knn):
     edit_manifest(saved_knn, name="forest")
-    with pytest.raises(ValueError, match=r"unknown router 'forest'; expected one of \['cmr'"):
+    with pytest.raises(ValueError, match=r"unknown router 'forest'; expected one of \['auto', 'cmr'"):
         load_scorer(saved_knn)
     edit_manifest(saved_knn, name="knn", **{"class": "KMeansRouter"})
     with pytest.raises(ValueError, match="class 'KMeansRouter' does not match router 'knn'"):

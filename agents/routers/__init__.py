@@ -13,8 +13,9 @@ The families follow the reference implementation (``Hunter-Wrynn/MMR-Bench``,
 standardised with training statistics and concatenated, where the reference averages CLIP text and
 image embeddings). :func:`fit_router` fits one on an environment's training split.
 
-Modules: :mod:`~agents.routers.base` (the interface), :mod:`~agents.routers.linear`,
-:mod:`~agents.routers.neighbours`, :mod:`~agents.routers.neural` (the families).
+Modules: :mod:`~agents.routers.base` (the interface), :mod:`~agents.routers.inputs` (what each
+family fits on), :mod:`~agents.routers.linear`, :mod:`~agents.routers.neighbours`,
+:mod:`~agents.routers.neural` (the families), :mod:`~agents.routers.selection` (``"auto"``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from agents.routers.base import Router, channel_dims
 from agents.routers.linear import LinearMFRouter, LinearRouter
 from agents.routers.neighbours import KMeansRouter, KNNRouter
 from agents.routers.neural import CMRRouter, MLPMFRouter, MLPRouter
+from agents.routers.selection import FAMILIES, AutoRouter
 from mmr_gym.env import MMRRoutingEnv
 
 __all__ = [
+    "FAMILIES",
     "ROUTERS",
+    "AutoRouter",
     "CMRRouter",
     "KMeansRouter",
     "KNNRouter",
@@ -41,15 +45,9 @@ __all__ = [
     "fit_router",
 ]
 
-ROUTERS: dict[str, type[Router]] = {
-    "linear": LinearRouter,
-    "linear-mf": LinearMFRouter,
-    "mlp": MLPRouter,
-    "mlp-mf": MLPMFRouter,
-    "knn": KNNRouter,
-    "kmeans": KMeansRouter,
-    "cmr": CMRRouter,
-}
+ROUTERS: dict[str, type[Router]] = {**FAMILIES, "auto": AutoRouter}
+"""Routers by name: the paper's families (:data:`FAMILIES`) and ``"auto"``, the family and settings
+chosen by cross-validation on the training split (:class:`~agents.routers.selection.AutoRouter`)."""
 
 
 def fit_router(name: str, env: MMRRoutingEnv, **kwargs: Any) -> Router:

@@ -61,11 +61,17 @@ class Router:
             raise ValueError(
                 f"correct and cost must both be [{X.shape[0]}, K] like X's rows, got {correct.shape} and {cost.shape}"
             )
+        self._fit_observations(X, correct, cost, scaling)
+        return self
+
+    def _fit_observations(
+        self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray, scaling: FeatureScaling | None
+    ) -> None:
+        """Map the observation rows to the family's inputs and fit on them (checked arguments)."""
         self.inputs_ = InputTransform.fit(self.inputs, X, scaling)
         inputs = self.inputs_(X)
         self.n_features_, self.n_inputs_, self.n_models_ = X.shape[1], inputs.shape[1], correct.shape[1]
         self._fit(inputs, correct, cost)
-        return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(perf, cost)`` for queries ``X`` ``[m, d]``: float64 ``[m, K]`` each (cost in the table's unit)."""
