@@ -519,7 +519,7 @@ def paced_bandit(
 ) -> PacedPolicy:
     """A fresh learner ``BANDITS[name]`` (see :func:`make_bandit`) inside a :class:`PacedPolicy`.
 
-    ``pacing`` holds :class:`PacedPolicy` arguments (e.g. ``{"eta": 0.01}``); ``kwargs`` the learner's.
+    ``pacing`` holds :class:`PacedPolicy` arguments (e.g. ``{"reserve": 1.0}``); ``kwargs`` the learner's.
     """
     learner = make_bandit(name, env, warm_start=warm_start, **kwargs)
     label = f"Paced-{learner.name}" + ("-warm" if warm_start else "")
