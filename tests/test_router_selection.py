@@ -39,9 +39,14 @@ def test_every_candidate_is_scored_and_the_best_is_chosen(auto):
     # One k-means cluster predicts the training means for every query: a single point, no area
     # (nAUC NaN, saved as "nan"), never chosen.
     assert [r["nAUC"] for r in records[4:]] == ["nan", "nan"]
-    scores = [r["nAUC"] for r in records[:4]]
-    assert all(np.isfinite(scores))
-    assert selection["chosen"] == int(np.argmax(scores))
+    scores = np.array([r["nAUC"] for r in records[:4]])
+    assert np.isfinite(scores).all()
+    # The one-standard-error rule: the first candidate within one error of the best score.
+    best = int(np.argmax(scores))
+    folds = np.array(records[best]["nAUC_folds"])
+    error = folds.std(ddof=1) / np.sqrt(5)
+    assert selection["best"] == best and selection["best_standard_error"] == pytest.approx(error)
+    assert selection["chosen"] == int(np.flatnonzero(scores >= scores[best] - error)[0])
 
 
 def test_the_choice_is_refitted_on_the_whole_training_split(env, auto):
@@ -73,6 +78,25 @@ def test_only_the_training_split_is_used(env, auto):
     X = env.ctx.query_obs
     for a, b in zip(refit.predict(X), auto.predict(X), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_one_standard_error_rule_prefers_earlier_candidates():
+    from agents.routers.selection import _one_standard_error_choice
+
+    def record(score, folds):
+        return {"nAUC": score, "nAUC_folds": folds}
+
+    noisy = [0.60, 0.70, 0.80, 0.90, 1.00]  # std 0.158, error 0.0707
+    records = [
+        record(0.70, [0.7] * 5),
+        record(0.74, [0.74] * 5),
+        record(0.80, noisy),
+        record(float("nan"), []),
+    ]
+    assert _one_standard_error_choice(records) == (1, 2, pytest.approx(0.0707, abs=1e-4))
+    steady = [0.79, 0.80, 0.80, 0.80, 0.81]
+    records[2] = record(0.80, steady)  # a sure best: chosen
+    assert _one_standard_error_choice(records)[0] == 2
 
 
 def test_calibrated_forms_are_scored_and_applied(env, auto):
