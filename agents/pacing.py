@@ -66,7 +66,8 @@ COST_SOURCES = ("env", "scorer")
 #: "any saving beats any accuracy" on MMR-Bench-like tables (costs span ~1e-3 to ~2 c_ref).
 PRICES = np.concatenate(([0.0], np.geomspace(1e-4, 1e4, 161)))
 #: A learner's spend curve is recomputed every episode, over at most this many training queries.
-CALIBRATION_QUERIES = 512
+CALIBRATION_QUERIES = 256
+_PRICES_AT_ONCE = 16  # prices per vectorised block of the spend curve (bounds its memory)
 
 
 class Scorer(Protocol):
@@ -218,11 +219,13 @@ class PacedPolicy(Policy):
             ctx.model_costs_obs[rows].astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
         )
         spend = np.empty(PRICES.size)
-        for g, price in enumerate(PRICES):
-            value = perf - price * cost
-            tied = value == value.max(axis=1, keepdims=True)
-            choice = np.argmin(np.where(tied, cost, np.inf), axis=1)  # step 4's tie rule
-            spend[g] = np.take_along_axis(cost, choice[:, None], axis=1).mean()
+        rows_of = np.arange(cost.shape[0])[None, :]
+        for start in range(0, PRICES.size, _PRICES_AT_ONCE):
+            prices = PRICES[start : start + _PRICES_AT_ONCE, None, None]
+            value = perf[None] - prices * cost[None]  # [prices, queries, models]
+            tied = value == value.max(axis=2, keepdims=True)
+            choice = np.argmin(np.where(tied, cost[None], np.inf), axis=2)  # step 4's tie rule
+            spend[start : start + _PRICES_AT_ONCE] = cost[rows_of, choice].mean(axis=1)
         return np.minimum.accumulate(spend)
 
     def _learn_context(self, ctx: RoutingContext) -> None:
