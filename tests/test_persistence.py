@@ -195,7 +195,7 @@ def test_a_state_that_does_not_fit_the_parameters_is_refused(env, tmp_path):
     edit_manifest(directory, params={**params, "n_models": 3})
     with pytest.raises(
         ValueError,
-        match=r"does not fit LinUCBBandit: RidgeStatistics.A_inv: expected shape \(3, 8, 8\), got \(4, 8, 8\)",
+        match=r"does not fit LinUCBBandit: RidgeStatistics.dense_inverse: expected shape \(3, 8, 8\), got \(4, 8, 8\)",
     ):
         load_scorer(directory)
     edit_manifest(directory, params={**params, "gamma": 1.0})
