@@ -18,16 +18,18 @@ environment it meets. The rule, per step of a budgeted episode (every number flo
    where ``cost_env = obs["model_costs"]``, ``overshoot[k] = max(1, q95 over training queries of
    realized / estimated cost of k)``, and ``spendable = left - max(n_left - 1, 0) * reserve *
    cheapest_max``, with ``left = obs["budget"][0] * budget / c_ref`` (the budget left in ``c_ref``
-   units), ``n_left = round(left / target)`` (the queries left, this one included) and
+   units), ``n_left = round(left / target)`` (Python's ``round``, half to even: the queries left,
+   this one included) and
    ``cheapest_max`` the largest cheapest-model estimate of a training query (``c_ref`` units); 0
    if ``target <= 0``. If no model is allowed, the cheapest affordable one (lowest ``cost_env``, then
-   lowest index) is called and steps 4 is skipped.
+   lowest index) is called and step 4 is skipped.
 4. Choice. Among allowed models, the highest ``perf[k] - lambda * cost[k]``; among exact ties the
    lowest ``cost[k]``, then the lowest index.
 
 The spend curve: ``PRICES = [0, 10**-4, ..., 10**4]`` (0, then 161 prices 20 per decade, in accuracy
-per ``c_ref`` of cost). Over the calibration queries ``R`` (the training split; at most
-:data:`CALIBRATION_QUERIES` of them, evenly spaced in its order, for a learner), with the scorer's
+per ``c_ref`` of cost). Over the calibration queries ``R`` (the rows ``ctx.train_indices``; for a
+learner with more than :data:`CALIBRATION_QUERIES` of them, those at positions
+``round(linspace(0, n - 1, CALIBRATION_QUERIES))``, numpy's rounding), with the scorer's
 point predictions ``perf_R`` (``predict``) and the costs of step 1 for those rows, ``choice_R[g]`` is
 step 4's choice at price ``PRICES[g]`` with every model allowed, ``S_raw[g]`` the mean over ``R`` of
 the chosen cost, and ``S[g] = min(S_raw[0..g])`` (a running minimum, so ``S`` never increases with
@@ -35,13 +37,16 @@ the price). It uses training features and cost estimates only, never outcomes. A
 is computed once per context; a learner's at the start of every episode, from what it has learned.
 
 Without a budget (``budget_ratio=None``) the reward is ``correct - cost_weight * cost / c_ref``, so
-the price is the environment's ``cost_weight`` and there is no reserve: step 4 alone. With
-``price=...`` the price is that number at every step (no pacing; the reserve still applies).
+the price is the environment's ``cost_weight`` and there is no reserve: step 4 alone, over the
+mask. With ``price=...`` a budgeted episode's price is that number at every step (no pacing; the
+reserve still applies).
 
 Why re-solving: the earlier rule moved ``lambda`` by a dual step after each call; on the bundled table
-it swung from 0 to twice its calibrated value within an episode, and its points lay 0.006 accuracy
-(mean over nine tables) below the same router's offline price curve at equal spend, against 0.004
-for this rule (``benchmarks/bench_routers.py``).
+it swung from 0 to twice its calibrated value within an episode. Its stream points lay 0.0059
+accuracy below the same router's offline price curve (every query routed alone at one price) at
+equal spend, against 0.0038 for this rule: mean over the bundled table, each of its seven datasets
+alone and MATH-V, LinearMF, three stream seeds; ``benchmarks/bench_routers.py`` measures both rules
+on the bundled table and MATH-V.
 
 A scorer that learns (it also has ``act_scores`` and ``update``, see :class:`OnlineScorer`) acts on
 ``act_scores`` (optimistic or sampled estimates) and is updated from each step's feedback: the
