@@ -99,7 +99,7 @@ class _DualPacedPolicy(PacedPolicy):
         allowed = mask & (model_costs * self._overshoot <= self._spendable_now(budget))
         if not allowed.any():
             return int(np.argmin(np.where(mask, model_costs, np.inf)))
-        return _best_value(perf - self.lambda_ * cost, cost, allowed)
+        return _best_value(perf - self.lambda_ * cost, cost, allowed, self._prior)
 
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
         overspend = info["cost"] / self._c_ref - self._target

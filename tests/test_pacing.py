@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _tables import make_table
 
-from agents.pacing import PRICES, PacedPolicy
+from agents.pacing import PRICES, PacedPolicy, _best_value
 from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import evaluate_policy, run_stream, split_streams
@@ -71,33 +71,46 @@ def test_fixed_zero_price_is_greedy_argmax_of_predicted_performance(env):
     policy = PacedPolicy(scorer, price=0.0, reserve=0.0)
     obs, info = env.reset(seed=1, options={"budget_ratio": 0.2})
     policy.begin_episode(env)
+    accuracy = env.ctx.table.correct[env.ctx.train_indices].mean(axis=0)
     done = False
     while not done:
         action = policy.act(obs, info)
         perf, _ = scorer.predict(obs["query"][None, :])
-        assert action == int(np.argmax(np.where(info["action_mask"].astype(bool), perf[0], -np.inf)))
+        best = np.where(info["action_mask"].astype(bool), perf[0], -np.inf)
+        tied = np.flatnonzero(best == best.max())  # 0/1 predictions: ties to the most accurate model
+        assert action == tied[np.argmax(accuracy[tied])]
         obs, reward, done, _, info = env.step(action)
         policy.observe(action, reward, info)
     assert policy.lambda_ == 0.0
 
 
 class TiedScorer:
-    """Predicts the same performance for every model, and costs that fall with the model index."""
+    """Predicts 0.5 for models 0 and 1, 0.2 for the others; costs that fall with the model index."""
 
     name = "Tied"
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.full((len(X), 4), 0.5), np.tile([0.4, 0.3, 0.2, 0.1], (len(X), 1))
+        return np.tile([0.5, 0.5, 0.2, 0.2], (len(X), 1)), np.tile([0.4, 0.3, 0.2, 0.1], (len(X), 1))
 
 
-def test_ties_go_to_the_cheaper_model(env):
-    # At price 0 every model is worth 0.5: the cheapest (by the costs the policy uses, here the
-    # scorer's) is called, not the tied model of lowest index.
+def test_ties_go_to_the_model_most_accurate_on_the_training_split(env):
+    # At price 0 models 0 and 1 are worth 0.5: model 1, more accurate on the training split (skill
+    # grows with the index on this table), is called, not the tied model of lowest index.
+    train = env.ctx.table.correct[env.ctx.train_indices].mean(axis=0)
+    assert train[1] > train[0]
     policy = PacedPolicy(TiedScorer(), price=0.0, reserve=0.0, cost_source="scorer")
     obs, info = env.reset(seed=3, options={"budget_ratio": 1.0})
     policy.begin_episode(env)
     assert info["action_mask"].all()
-    assert policy.act(obs, info) == 3
+    assert policy.act(obs, info) == 1
+
+
+def test_the_tie_rule_orders_value_prior_cost_index():
+    allowed = np.array([True, True, True, True])
+    value = np.array([1.0, 2.0, 2.0, 2.0])
+    assert _best_value(value, np.array([1.0, 3.0, 2.0, 1.0]), allowed, np.array([0.9, 0.5, 0.7, 0.7])) == 3
+    assert _best_value(value, np.array([1.0, 3.0, 1.0, 1.0]), allowed, np.array([0.9, 0.5, 0.7, 0.7])) == 2
+    assert _best_value(value, np.ones(4), allowed & [True, True, False, False], np.full(4, 0.5)) == 1
 
 
 def test_without_budget_the_price_is_the_cost_weight(env):
