@@ -24,6 +24,12 @@ A saved directory holds:
   trusted types, :data:`SKOPS_TRUSTED`, and refused if the file holds any other type skops does not
   trust by default).
 
+A router's input transform is saved with it (arrays ``inputs.*``). An ``auto`` router
+(:class:`~agents.routers.selection.AutoRouter`) keeps its chosen router's state under ``chosen.*``
+and, in ``scorer.json`` under ``state.selection``, the cross-validation record: every candidate's
+family, arguments, calibration and scores, and the choice (``read_manifest(directory)["state"]
+["selection"]``).
+
 Loading checks everything it reads against ``scorer.json``: a missing file, another format
 version, an unknown class or an array of another shape raises a ``FileNotFoundError`` or
 ``ValueError`` that names the file and what was expected.
