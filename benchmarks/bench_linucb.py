@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.bandits import LinUCBBandit, RidgeStatistics
+from agents.bandits import LinUCBBandit
 from agents.pacing import PacedPolicy
+from agents.ridge import RidgeStatistics
 from mmr_gym.datasets import load_table
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import run_stream, split_streams

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _tables import make_table
 
-from agents import bandits
+from agents import ridge as ridge_module
 from agents.bandits import BANDITS, LinUCBBandit, RidgeStatistics, make_bandit, paced_bandit
 from agents.baselines import RandomPolicy
 from mmr_gym.env import MMRRoutingEnv
@@ -45,7 +45,7 @@ def test_sherman_morrison_inverse_equals_the_inverse_of_the_design_matrix():
 def test_low_rank_and_dense_forms_both_equal_the_inverse(ask_widths_first, monkeypatch):
     # Low rank from p = 2 on (64 by default), so p = 9 exercises it: a model keeps the low-rank form
     # for its first 4 observations, then turns dense.
-    monkeypatch.setattr(bandits, "_LOW_RANK_MIN_DIM", 2)
+    monkeypatch.setattr(ridge_module, "_LOW_RANK_MIN_DIM", 2)
     rng = np.random.default_rng(3)
     k, d, ridge = 3, 8, 0.5
     stats = RidgeStatistics(k, d, ridge)
@@ -81,7 +81,7 @@ def test_narrow_features_start_dense_and_wide_ones_low_rank():
 
 @pytest.mark.parametrize("low_rank", [False, True])
 def test_the_same_query_twice_on_one_model_is_not_updated_with_stale_vectors(low_rank, monkeypatch):
-    monkeypatch.setattr(bandits, "_LOW_RANK_MIN_DIM", 2 if low_rank else 64)
+    monkeypatch.setattr(ridge_module, "_LOW_RANK_MIN_DIM", 2 if low_rank else 64)
     stats = RidgeStatistics(2, 3, ridge=1.0)
     z = RidgeStatistics.augment(np.array([1.0, -2.0, 0.5]))
     stats.widths(z)
