@@ -16,19 +16,24 @@ _LOW_RANK_MIN_DIM = 64
 class RidgeStatistics:
     """Per-model ridge regression of performance and cost on ``[x, 1]``, updated one observation at a time.
 
-    Each model's design matrix ``A_k = ridge * I + sum z z^T`` is kept as its inverse, updated by
-    Sherman-Morrison (``A^-1 <- A^-1 - u u^T / (1 + z.u)``, ``u = A^-1 z``), in one of two forms:
+    Each model's design matrix ``A_k = A_0 + sum z z^T`` (``A_0 = ridge * I``, or after a
+    full-information :meth:`fit` the design matrix of its queries, the same for every model) is kept
+    as its inverse, updated by Sherman-Morrison (``A^-1 <- A^-1 - u u^T / (1 + z.u)``, ``u = A^-1
+    z``), in one of two forms:
 
-    - low rank, while a model has few observations (and ``p >= 64``): ``A_k^-1 = I / ridge -
-      G_k^T G_k``, where the rows of ``G_k`` are the ``u / sqrt(1 + z.u)`` of its updates so far;
-      applying it to a query costs ``n_k * p`` instead of ``p * p``, so a cold learner on wide
-      features (MiniLM's 384 dimensions) decides many times faster;
-    - dense, ``A_inv[k]`` ``[p, p]``, once a model has ``p // 2`` observations (where the low-rank form
-      would cost more), or after a batch :meth:`fit`. The switch materialises the inverse once.
+    - low rank, while a model has few observations since ``A_0`` (and ``p >= 64``): ``A_k^-1 = B -
+      G_k^T G_k``, with ``B = A_0^-1`` shared by every model and the rows of ``G_k`` the ``u /
+      sqrt(1 + z.u)`` of its updates; a query's width takes one product with ``B`` for all models
+      (none when ``B = I / ridge``) and one with each ``G_k`` (``n_k * p``), instead of a ``p * p``
+      product per model, so a learner on wide features (MiniLM's 384 dimensions) decides many times
+      faster;
+    - dense, ``A_inv[k]`` ``[p, p]``, once a model has ``p`` observations (where the low-rank form
+      would cost more), or after a :meth:`fit` on each model's own queries (``models``). The switch
+      materialises the inverse once.
 
     The ridge solutions are updated with the same vector, ``theta <- theta + u (y - z.theta) / (1 +
-    z.u)``, in ``O(p)``; :meth:`widths` keeps the vectors ``u`` of the query it was asked about, so
-    the update of the model then called reuses it. Results equal the textbook dense inverse and
+    z.u)``, in ``O(p)``; :meth:`widths` keeps the products of the query it was asked about, so the
+    update of the model then called reuses them. Results equal the textbook dense inverse and
     ``A^-1 b`` up to float rounding (about 1e-12 relative after thousands of updates).
 
     Attributes:
@@ -38,6 +43,8 @@ class RidgeStatistics:
     """
 
     _ARRAYS = (
+        "shared_inverse",
+        "shared_is_identity",
         "dense_inverse",
         "dense",
         "factors",
@@ -53,16 +60,20 @@ class RidgeStatistics:
             raise ValueError(f"ridge must be > 0, got {ridge!r}")
         p = dim + 1
         self.ridge = float(ridge)
+        # B of the low-rank form: I / ridge (not stored: shared_is_identity) or A_0^-1 after a fit.
+        self.shared_inverse = np.zeros((p, p))
+        self.shared_is_identity = np.array(True)
         self.dense_inverse = np.tile(np.eye(p) / ridge, (n_models, 1, 1))  # A_k^-1 of dense models
         # Narrow features: one batched product over dense inverses beats per-model low-rank products.
         self.dense = np.full(n_models, p < _LOW_RANK_MIN_DIM)
-        self.factors = np.zeros((n_models, max(1, p // 2), p))  # G_k of the models in low-rank form
+        self.factors = np.zeros((n_models, p, p))  # G_k of the models in low-rank form (up to p rows)
         self.n_factors = np.zeros(n_models, dtype=np.int64)
         self.b_perf = np.zeros((n_models, p))
         self.b_cost = np.zeros((n_models, p))
         self.theta_perf = np.zeros((n_models, p))
         self.theta_cost = np.zeros((n_models, p))
-        self._cached: tuple[np.ndarray, np.ndarray] | None = None  # (z, u of every model) of widths(z)
+        # (z, B z, per model: A^-1 z if dense, else G z) of the last widths(z), for the update after it
+        self._cached: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = None
 
     @property
     def A_inv(self) -> np.ndarray:
@@ -83,7 +94,8 @@ class RidgeStatistics:
         """Add one observation ``z`` (augmented, ``[p]``) of ``model``: Sherman-Morrison on its inverse."""
         z = np.asarray(z, dtype=np.float64)
         if self._cached is not None and np.array_equal(self._cached[0], z):
-            u = self._cached[1][model]
+            _, shared, vectors = self._cached
+            u = vectors[model] if self.dense[model] else self._low_rank_apply(model, shared, vectors[model])
         else:
             u = self._apply_inverse(model, z)
         self._cached = None  # the statistics change
@@ -113,24 +125,32 @@ class RidgeStatistics:
         (full information) or ``[n]`` with ``models`` ``[n]`` saying which model each row observed."""
         n_models, p = self.b_perf.shape
         eye = self.ridge * np.eye(p)
-        if models is None:
-            A = np.broadcast_to(eye + Z.T @ Z, (n_models, p, p))
-            self.b_perf, self.b_cost = correct.T @ Z, cost.T @ Z
-        else:
-            A = np.empty((n_models, p, p))
-            self.b_perf, self.b_cost = np.zeros((n_models, p)), np.zeros((n_models, p))
-            for k in range(n_models):
-                Zk = Z[models == k]
-                A[k] = eye + Zk.T @ Zk
-                self.b_perf[k] = correct[models == k] @ Zk
-                self.b_cost[k] = cost[models == k] @ Zk
-        self.dense_inverse = np.linalg.inv(A)
-        self.dense = np.ones(n_models, dtype=bool)
         self.factors[:] = 0.0
         self.n_factors[:] = 0
+        self._cached = None
+        if models is None:
+            # Every model saw every query: one inverse, shared as the base of the low-rank form.
+            shared = np.linalg.inv(eye + Z.T @ Z)
+            self.b_perf, self.b_cost = correct.T @ Z, cost.T @ Z
+            self.theta_perf, self.theta_cost = self.b_perf @ shared, self.b_cost @ shared  # B symmetric
+            if p < _LOW_RANK_MIN_DIM:
+                self.dense_inverse = np.tile(shared, (n_models, 1, 1))
+                self.dense = np.ones(n_models, dtype=bool)
+            else:
+                self.shared_inverse, self.shared_is_identity = shared, np.array(False)
+                self.dense = np.zeros(n_models, dtype=bool)
+            return
+        A = np.empty((n_models, p, p))
+        self.b_perf, self.b_cost = np.zeros((n_models, p)), np.zeros((n_models, p))
+        for k in range(n_models):
+            Zk = Z[models == k]
+            A[k] = eye + Zk.T @ Zk
+            self.b_perf[k] = correct[models == k] @ Zk
+            self.b_cost[k] = cost[models == k] @ Zk
+        self.dense_inverse = np.linalg.inv(A)
+        self.dense = np.ones(n_models, dtype=bool)
         self.theta_perf = np.einsum("kij,kj->ki", self.dense_inverse, self.b_perf)
         self.theta_cost = np.einsum("kij,kj->ki", self.dense_inverse, self.b_cost)
-        self._cached = None
 
     def means(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)`` for augmented rows ``Z`` ``[n, p]``: ``[n, K]`` each."""
@@ -140,37 +160,54 @@ class RidgeStatistics:
         """``sqrt(z^T A_k^-1 z)`` for every model ``k``: ``[K]`` for one query ``z`` ``[p]``, ``[n, K]``
         for rows ``[n, p]`` (the confidence width of each estimate)."""
         z = np.asarray(z, dtype=np.float64)
+        n_models = self.dense.size
         if z.ndim == 2:
-            return np.sqrt(
-                np.maximum(
-                    np.stack(
-                        [(self._apply_inverse(k, z.T).T * z).sum(axis=1) for k in range(self.dense.size)],
-                        axis=1,
-                    ),
-                    0.0,
-                )
-            )
+            squared = [(self._apply_inverse(k, z.T).T * z).sum(axis=1) for k in range(n_models)]
+            return np.sqrt(np.maximum(np.stack(squared, axis=1), 0.0))
         if self.dense.all():
             u = np.matmul(self.dense_inverse, z)  # one batched product over the models
-        else:
-            u = np.stack([self._apply_inverse(k, z) for k in range(self.dense.size)])
-        self._cached = (z.copy(), u)
-        return np.sqrt(np.maximum(u @ z, 0.0))
+            self._cached = (z.copy(), z, list(u))
+            return np.sqrt(np.maximum(u @ z, 0.0))
+        # Low rank: z^T A^-1 z = z^T B z - |G z|^2, with B z shared (u is made for the update).
+        shared = self._shared_apply(z)
+        base = z @ shared
+        squared, vectors = np.empty(n_models), []
+        for k in range(n_models):
+            if self.dense[k]:
+                vectors.append(self.dense_inverse[k] @ z)
+                squared[k] = vectors[-1] @ z
+            else:
+                vectors.append(self.factors[k, : self.n_factors[k]] @ z)
+                squared[k] = base - vectors[-1] @ vectors[-1]
+        self._cached = (z.copy(), shared, vectors)
+        return np.sqrt(np.maximum(squared, 0.0))
+
+    def _shared_apply(self, z: np.ndarray) -> np.ndarray:
+        """``B @ z`` for ``z`` ``[p]`` or ``[p, n]``."""
+        return z / self.ridge if self.shared_is_identity else self.shared_inverse @ z
 
     def _apply_inverse(self, model: int, z: np.ndarray) -> np.ndarray:
         """``A_model^-1 @ z`` for ``z`` ``[p]`` or ``[p, n]``."""
         if self.dense[model]:
             return self.dense_inverse[model] @ z
-        factors = self.factors[model, : self.n_factors[model]]
-        return z / self.ridge - factors.T @ (factors @ z)
+        return self._low_rank_apply(
+            model, self._shared_apply(z), self.factors[model, : self.n_factors[model]] @ z
+        )
+
+    def _low_rank_apply(self, model: int, shared: np.ndarray, projected: np.ndarray) -> np.ndarray:
+        """``A^-1 z = B z - G^T (G z)`` of a low-rank model, given ``shared = B z`` and ``projected = G z``."""
+        return shared - self.factors[model, : self.n_factors[model]].T @ projected
 
     def _low_rank_inverse(self, model: int) -> np.ndarray:
         factors = self.factors[model, : self.n_factors[model]]
-        return np.eye(self.b_perf.shape[1]) / self.ridge - factors.T @ factors
+        p = self.b_perf.shape[1]
+        shared = np.eye(p) / self.ridge if self.shared_is_identity else self.shared_inverse
+        return shared - factors.T @ factors
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """The statistics arrays by attribute name (references, not copies): the dense inverses and
-        which models use them, the low-rank factors and their counts, ``b`` and ``theta``."""
+        """The statistics arrays by attribute name (references, not copies): the shared base of the
+        low-rank form, the dense inverses and which models use them, the low-rank factors and their
+        counts, ``b`` and ``theta``."""
         return {name: getattr(self, name) for name in self._ARRAYS}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
@@ -187,6 +224,8 @@ class RidgeStatistics:
                 dense=np.ones(n_models, dtype=bool),
                 factors=np.zeros_like(self.factors),
                 n_factors=np.zeros(n_models, dtype=np.int64),
+                shared_inverse=np.zeros_like(self.shared_inverse),
+                shared_is_identity=np.array(True),
             )
         for name in self._ARRAYS:
             value = np.asarray(state[name])

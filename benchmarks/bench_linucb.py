@@ -7,7 +7,7 @@ low-rank form (commit dd9e86e): every decision took ``einsum("i,kij,j->k")`` ove
 ``p x p`` inverses, every update an ``np.outer`` and two ``A_inv @ b`` products. Per table (the
 bundled default: ``p = 33``; MATH-V with MiniLM text and image statistics: ``p = 412``), it runs
 
-1. the learner alone: a cold LinUCB acts on the test queries in a seeded order (``act_scores``,
+1. the learner alone: a cold LinUCB (and one warm-started on the training split) acts on the test queries in a seeded order (``act_scores``,
    then the model of highest ``perf - 0.1 * cost / c_ref``), and learns from that model's outcome
    (and, for agreement, both implementations fed the same trajectory: :func:`same_trajectory`);
 2. ``PacedPolicy`` around a cold LinUCB in the environment, on the test streams of seed 0 at budget
@@ -65,21 +65,33 @@ class _PreviousRidgeStatistics(RidgeStatistics):
     def widths(self, z: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(np.einsum("i,kij,j->k", z, self.A_inv_dense, z), 0.0))
 
+    def fit(self, Z: np.ndarray, correct: np.ndarray, cost: np.ndarray, models: Any = None) -> None:
+        n_models, p = self.b_perf.shape
+        A = np.broadcast_to(self.ridge * np.eye(p) + Z.T @ Z, (n_models, p, p))
+        self.b_perf, self.b_cost = correct.T @ Z, cost.T @ Z
+        self.A_inv_dense = np.linalg.inv(A)
+        self.theta_perf = np.einsum("kij,kj->ki", self.A_inv_dense, self.b_perf)
+        self.theta_cost = np.einsum("kij,kj->ki", self.A_inv_dense, self.b_cost)
 
-def _learner(env: MMRRoutingEnv, previous: bool) -> LinUCBBandit:
+
+def _learner(env: MMRRoutingEnv, previous: bool, warm: bool = False) -> LinUCBBandit:
     learner = LinUCBBandit(env.ctx.n_models, env.ctx.query_obs.shape[1])
     if previous:
         learner.stats = _PreviousRidgeStatistics(learner.n_models, learner.dim, learner.ridge)
+    if warm:  # full information on the training split: every model's inverse is dense from the start
+        rows = env.ctx.train_indices
+        learner.warm_start(env.ctx.query_obs[rows], env.ctx.table.correct[rows], env.ctx.table.cost[rows])
     return learner
 
 
-def learner_run(env: MMRRoutingEnv, previous: bool, decisions: int) -> dict[str, Any]:
-    """A cold LinUCB alone over ``decisions`` test queries (seeded order): time, actions, scores."""
+def learner_run(env: MMRRoutingEnv, previous: bool, decisions: int, warm: bool = False) -> dict[str, Any]:
+    """A LinUCB alone (cold, or ``warm``-started) over ``decisions`` test queries (seeded order):
+    time, actions, scores."""
     ctx = env.ctx
     rows = np.random.default_rng(0).permutation(ctx.split_indices)[:decisions]
     X = ctx.query_obs[rows]
     correct, cost = ctx.table.correct[rows], ctx.table.cost[rows]
-    learner = _learner(env, previous)
+    learner = _learner(env, previous, warm)
     actions, scores = np.empty(rows.size, dtype=np.int64), np.empty((rows.size, ctx.n_models))
     started = time.perf_counter()
     for i in range(rows.size):
@@ -148,7 +160,11 @@ def paced_run(env: MMRRoutingEnv, previous: bool, max_decisions: int) -> dict[st
 def compare(env: MMRRoutingEnv, decisions: int, rounds: int) -> dict[str, Any]:
     """Both implementations, ``rounds`` interleaved rounds each, for the learner alone and paced."""
     out: dict[str, Any] = {"p": env.ctx.query_obs.shape[1] + 1, "K": env.ctx.n_models}
-    for label, run in (("learner", learner_run), ("paced", paced_run)):
+
+    def warm_run(env: MMRRoutingEnv, previous: bool, decisions: int) -> dict[str, Any]:
+        return learner_run(env, previous, decisions, warm=True)
+
+    for label, run in (("learner", learner_run), ("paced", paced_run), ("learner, warm", warm_run)):
         rates: dict[str, list[float]] = {"previous": [], "current": []}
         results: dict[str, dict[str, Any]] = {}
         for _ in range(rounds):
@@ -185,7 +201,7 @@ def markdown(results: Mapping[str, Any], record: Mapping[str, Any]) -> str:
         "|---|---:|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for table, result in results.items():
-        for loop in ("learner", "paced"):
+        for loop in ("learner", "paced", "learner, warm"):
             r = result[loop]
             diff = f"{r['max_score_difference']:.1e}" if "max_score_difference" in r else "n/a"
             lines.append(

@@ -41,22 +41,31 @@ def test_sherman_morrison_inverse_equals_the_inverse_of_the_design_matrix():
     np.testing.assert_allclose(stats.theta_perf, np.linalg.solve(A, b[..., None])[..., 0], atol=1e-10)
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 @pytest.mark.parametrize("ask_widths_first", [False, True], ids=["recompute-u", "reuse-u"])
-def test_low_rank_and_dense_forms_both_equal_the_inverse(ask_widths_first, monkeypatch):
+def test_low_rank_and_dense_forms_both_equal_the_inverse(ask_widths_first, warm, monkeypatch):
     # Low rank from p = 2 on (64 by default), so p = 9 exercises it: a model keeps the low-rank form
-    # for its first 4 observations, then turns dense.
+    # for its first 9 observations (on top of I / ridge, or of the shared warm-start inverse), then
+    # turns dense.
     monkeypatch.setattr(ridge_module, "_LOW_RANK_MIN_DIM", 2)
     rng = np.random.default_rng(3)
     k, d, ridge = 3, 8, 0.5
     stats = RidgeStatistics(k, d, ridge)
     A = np.tile(ridge * np.eye(d + 1), (k, 1, 1))
     b = np.zeros((k, d + 1))
-    for step in range(40):
+    if warm:  # full information on 20 queries: every model's design matrix is the same
+        Z = RidgeStatistics.augment(rng.normal(size=(20, d)))
+        correct = (rng.random((20, k)) < 0.5).astype(float)
+        stats.fit(Z, correct, rng.random((20, k)))
+        assert not stats.dense.any() and not stats.shared_is_identity
+        A += Z.T @ Z
+        b += correct.T @ Z
+    for step in range(60):
         z = RidgeStatistics.augment(rng.normal(size=d))
         model = step % k if step < 12 else int(rng.integers(k))
         if ask_widths_first:  # what a learner does: widths of z, then the update of the called model
             expected = np.sqrt(np.einsum("i,kij,j->k", z, np.linalg.inv(A), z))
-            np.testing.assert_allclose(stats.widths(z), expected, rtol=1e-10)
+            np.testing.assert_allclose(stats.widths(z), expected, rtol=1e-9)
             if step % 5 == 0:  # asked about another query in between: its vectors must not be used
                 stats.widths(RidgeStatistics.augment(rng.normal(size=d)))
         correct = float(rng.random() < 0.5)
@@ -76,7 +85,7 @@ def test_low_rank_and_dense_forms_both_equal_the_inverse(ask_widths_first, monke
 def test_narrow_features_start_dense_and_wide_ones_low_rank():
     assert RidgeStatistics(3, 62).dense.all()
     wide = RidgeStatistics(3, 63)
-    assert not wide.dense.any() and wide.factors.shape == (3, 32, 64)
+    assert not wide.dense.any() and wide.factors.shape == (3, 64, 64)
 
 
 @pytest.mark.parametrize("low_rank", [False, True])
