@@ -234,7 +234,7 @@ DEFAULT_POLICIES = (
     "cheapest",
     "best-single",
     "oracle",
-    "linear-mf",
+    "auto",  # the router family and settings chosen by cross-validation on the training split
     "linucb",
     "rl-maskable-ppo",
     "rl-dqn",  # the best RL agent on the validation split (see agents/rl.py)

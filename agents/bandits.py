@@ -16,9 +16,10 @@ test split through it). ``warm_start(X, correct, cost)`` optionally fits it firs
 queries with full information (every model's outcome), e.g. the training split; by default the
 learners start from nothing (a cold start).
 
-The linear learners share :class:`RidgeStatistics`: per model ``k`` the ridge design matrix
+The linear learners share :class:`~agents.ridge.RidgeStatistics`: per model ``k`` the ridge design matrix
 ``A_k = ridge * I + sum x x^T`` over the queries where ``k`` was called (features plus a constant
-1), kept as its inverse by Sherman-Morrison rank-1 updates, and the response sums ``b_k``.
+1), kept as its inverse by Sherman-Morrison rank-1 updates (in low-rank form while a model has few
+observations), and the response sums ``b_k``.
 
 Saving (:mod:`agents.persistence`): every learner has ``get_params()`` (its constructor arguments,
 each kept as the attribute of its name) and ``state_dict()`` / ``load_state_dict()``: everything that
@@ -37,97 +38,11 @@ import torch
 from torch import nn
 
 from agents.pacing import PacedPolicy
+from agents.ridge import RidgeStatistics
 from mmr_gym.checks import check_float, check_int
 from mmr_gym.env import MMRRoutingEnv
 
 _SEED_MAX = 2**32 - 1  # numpy's and torch's seeds
-
-
-class RidgeStatistics:
-    """Per-model ridge regression of performance and cost on ``[x, 1]``, updated one observation at a time.
-
-    Attributes:
-        A_inv: float64 ``[K, p, p]``, the inverse of each model's design matrix (``p = d + 1``).
-        b_perf, b_cost: float64 ``[K, p]``, sums of ``correct * z`` and ``cost * z``.
-        theta_perf, theta_cost: float64 ``[K, p]``, the ridge solutions ``A_inv @ b``.
-    """
-
-    _ARRAYS = ("A_inv", "b_perf", "b_cost", "theta_perf", "theta_cost")
-
-    def __init__(self, n_models: int, dim: int, ridge: float = 1.0) -> None:
-        ridge = check_float("ridge", ridge, low=0.0, low_open=True)
-        p = dim + 1
-        self.ridge = float(ridge)
-        self.A_inv = np.tile(np.eye(p) / ridge, (n_models, 1, 1))
-        self.b_perf = np.zeros((n_models, p))
-        self.b_cost = np.zeros((n_models, p))
-        self.theta_perf = np.zeros((n_models, p))
-        self.theta_cost = np.zeros((n_models, p))
-
-    @classmethod
-    def shapes(cls, n_models: int, dim: int) -> dict[str, tuple[int, ...]]:
-        """The shape of each statistics array for ``n_models`` models and ``dim`` features (no allocation)."""
-        p = dim + 1
-        return {name: (n_models, p, p) if name == "A_inv" else (n_models, p) for name in cls._ARRAYS}
-
-    @staticmethod
-    def augment(X: np.ndarray) -> np.ndarray:
-        """``[X, 1]``: the features with a constant for the intercept (float64)."""
-        X = np.asarray(X, dtype=np.float64)
-        return np.concatenate([X, np.ones(X.shape[:-1] + (1,))], axis=-1)
-
-    def update(self, z: np.ndarray, model: int, correct: float, cost: float) -> None:
-        """Add one observation ``z`` (augmented, ``[p]``) of ``model``: Sherman-Morrison on its inverse."""
-        A_inv = self.A_inv[model]
-        u = A_inv @ z
-        A_inv -= np.outer(u, u) / (1.0 + z @ u)
-        self.b_perf[model] += correct * z
-        self.b_cost[model] += cost * z
-        self.theta_perf[model] = A_inv @ self.b_perf[model]
-        self.theta_cost[model] = A_inv @ self.b_cost[model]
-
-    def fit(
-        self, Z: np.ndarray, correct: np.ndarray, cost: np.ndarray, models: np.ndarray | None = None
-    ) -> None:
-        """Replace the statistics by a batch fit: ``Z`` ``[n, p]``; ``correct``/``cost`` ``[n, K]``
-        (full information) or ``[n]`` with ``models`` ``[n]`` saying which model each row observed."""
-        n_models, p = self.b_perf.shape
-        eye = self.ridge * np.eye(p)
-        if models is None:
-            A = np.broadcast_to(eye + Z.T @ Z, (n_models, p, p))
-            self.b_perf, self.b_cost = correct.T @ Z, cost.T @ Z
-        else:
-            A = np.empty((n_models, p, p))
-            self.b_perf, self.b_cost = np.zeros((n_models, p)), np.zeros((n_models, p))
-            for k in range(n_models):
-                Zk = Z[models == k]
-                A[k] = eye + Zk.T @ Zk
-                self.b_perf[k] = correct[models == k] @ Zk
-                self.b_cost[k] = cost[models == k] @ Zk
-        self.A_inv = np.linalg.inv(A)
-        self.theta_perf = np.einsum("kij,kj->ki", self.A_inv, self.b_perf)
-        self.theta_cost = np.einsum("kij,kj->ki", self.A_inv, self.b_cost)
-
-    def means(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Point estimates ``(perf, cost)`` for augmented rows ``Z`` ``[n, p]``: ``[n, K]`` each."""
-        return Z @ self.theta_perf.T, Z @ self.theta_cost.T
-
-    def widths(self, z: np.ndarray) -> np.ndarray:
-        """``sqrt(z^T A_k^-1 z)`` for every model ``k`` (``[K]``): the confidence width of each estimate."""
-        return np.sqrt(np.maximum(np.einsum("i,kij,j->k", z, self.A_inv, z), 0.0))
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """The five statistics arrays by attribute name (references, not copies)."""
-        return {name: getattr(self, name) for name in self._ARRAYS}
-
-    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Replace the statistics by ``state`` (as :meth:`state_dict` returns it); shapes must match."""
-        for name in self._ARRAYS:
-            value = np.asarray(state[name])
-            expected = getattr(self, name).shape
-            if value.shape != expected:
-                raise ValueError(f"RidgeStatistics.{name}: expected shape {expected}, got {value.shape}")
-            setattr(self, name, np.array(value, dtype=np.float64))  # a copy: updates write in place
 
 
 def _init_params(learner: Any) -> dict[str, Any]:
@@ -565,7 +480,7 @@ def paced_bandit(
 ) -> PacedPolicy:
     """A fresh learner ``BANDITS[name]`` (see :func:`make_bandit`) inside a :class:`PacedPolicy`.
 
-    ``pacing`` holds :class:`PacedPolicy` arguments (e.g. ``{"eta": 0.01}``); ``kwargs`` the learner's.
+    ``pacing`` holds :class:`PacedPolicy` arguments (e.g. ``{"reserve": 1.0}``); ``kwargs`` the learner's.
     """
     learner = make_bandit(name, env, warm_start=warm_start, **kwargs)
     label = f"Paced-{learner.name}" + ("-warm" if warm_start else "")

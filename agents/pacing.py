@@ -1,48 +1,69 @@
 """Budget pacing: turn any performance-and-cost predictor into a policy that spends a budget evenly.
 
 :class:`PacedPolicy` wraps a *scorer*, anything with ``predict(X) -> (perf, cost)`` (a fitted
-:class:`~agents.supervised.Router`, or a bandit learner from :mod:`agents.bandits`). For each query
-it calls, among the affordable models, the one that maximises
+:class:`~agents.supervised.Router`, or a bandit learner from :mod:`agents.bandits`); given a router
+name instead (default ``"auto"``), it fits that router on the training split of the first
+environment it meets. The rule, per step of a budgeted episode (every number float64):
 
-    pred_perf[k] - lambda * cost[k] / c_ref
+1. Scores. ``perf[k]``: the scorer's predicted performance of model ``k`` for this query (a learner's
+   ``act_scores``). ``cost[k]``: the environment's cost estimate ``obs["model_costs"][k]`` (already
+   divided by ``c_ref``, the numbers the action mask uses), or with ``cost_source="scorer"`` the
+   scorer's predicted cost divided by ``c_ref``.
+2. Price (re-solved at every step). ``target``: the observation's ``spend_per_query`` budget
+   feature (:class:`~mmr_gym.observation.ObservationLayout`), the budget left per query left,
+   relative to ``c_ref``. The *spend curve* ``S[g]`` (below) says what the policy would spend per
+   query at price ``PRICES[g]``; the price is ``lambda = PRICES[g*]``, ``g*`` the first ``g`` with
+   ``S[g] <= target`` (the last one if none). So the price answers the budget that is actually left:
+   overspending raises it at once, underspending lowers it, with no step size to tune.
+3. Reserve (``reserve > 0``). ``allowed[k] = mask[k] and cost_env[k] * overshoot[k] <= spendable``,
+   where ``cost_env = obs["model_costs"]``, ``overshoot[k] = max(1, q95 over training queries of
+   realized / estimated cost of k)``, and ``spendable = left - max(n_left - 1, 0) * reserve *
+   cheapest_max``, with ``left = budget_fraction * budget / c_ref`` (the observation's remaining
+   budget fraction times the episode's budget: the budget left in ``c_ref`` units), ``n_left = round(left / target)`` (Python's ``round``, half to even: the queries left,
+   this one included) and
+   ``cheapest_max`` the largest cheapest-model estimate of a training query (``c_ref`` units); 0
+   if ``target <= 0``. If no model is allowed, the cheapest affordable one (lowest ``cost_env``, then
+   lowest index) is called and step 4 is skipped.
+4. Choice. Among allowed models, the highest ``perf[k] - lambda * cost[k]``; among exact ties the
+   highest ``prior[k]`` (model ``k``'s mean correctness on the training split, float64), then the
+   lowest ``cost[k]``, then the lowest index.
 
-where ``lambda`` is a price of budget in accuracy per reference-model call, adapted online by a
-primal-dual rule in the style of bandits with knapsacks: after each call,
-
-    lambda <- max(0, lambda + eta / rho**2 * (spent / c_ref - target))
-
-``spent`` is the call's realized cost; ``target`` the budget left per query left, relative to
-``c_ref``, as the observation showed it before the call (its ``spend_per_query`` feature); ``rho`` the
-episode's per-query budget rate (``target`` at the first step, i.e. the budget ratio). Dividing by
-``rho**2`` makes one ``eta`` work from tight to ample budgets: it is the plain dual step on the
-price of one episode-rate of spending, ``rho * lambda``, with the overspend measured in rates.
-Because ``target`` is recomputed from what is left, overspending early raises the price later.
-
-The starting price is *calibrated* on the training split: the smallest ``lambda`` (on a log grid)
-at which the scorer's choices over the training queries cost at most ``rho`` per query on average.
-It uses only training query features and cost estimates, never outcomes. With ``carry_lambda``,
-the price at the end of an episode starts the next one of the same budget rate instead (the
-evaluator runs many episodes per budget, so it keeps adapting across them).
-
-Costs: by default the environment's cost estimate ``obs["model_costs"]`` (already ``/ c_ref``),
-the same numbers the action mask uses, so the price and the affordability rule agree; with
-``cost_source="scorer"`` the scorer's predicted per-query cost instead.
-
-A reserve keeps the episode alive to its end (queries left unanswered count as wrong): a model is
-chosen only if its estimate, inflated to a high quantile of how far realized costs exceed estimates
-on the training split, leaves enough budget to call a cheap model on every query still to come.
+The spend curve: ``PRICES = [0, 10**-4, ..., 10**4]`` (0, then 161 prices 20 per decade, in accuracy
+per ``c_ref`` of cost). Over the calibration queries ``R`` (the rows ``ctx.train_indices``; for a
+learner with more than :data:`CALIBRATION_QUERIES` of them, those at positions
+``round(linspace(0, n - 1, CALIBRATION_QUERIES))``, numpy's rounding), with the scorer's
+point predictions ``perf_R`` (``predict``) and the costs of step 1 for those rows, ``choice_R[g]`` is
+step 4's choice at price ``PRICES[g]`` with every model allowed, ``S_raw[g]`` the mean over ``R`` of
+the chosen cost, and ``S[g] = min(S_raw[0..g])`` (a running minimum, so ``S`` never increases with
+the price). It uses training features and cost estimates only, never outcomes. A fixed scorer's curve
+is computed once per context; a learner's at the start of every episode, from what it has learned.
 
 Without a budget (``budget_ratio=None``) the reward is ``correct - cost_weight * cost / c_ref``, so
-the price is fixed at the environment's ``cost_weight``: the choice maximises the predicted reward.
+the price is the environment's ``cost_weight`` and there is no reserve: step 4 alone, over the
+mask. With ``price=...`` a budgeted episode's price is that number at every step (no pacing; the
+reserve still applies).
+
+Why re-solving: the earlier rule moved ``lambda`` by a dual step after each call; on the bundled table
+it swung from 0 to twice its calibrated value within an episode. Its stream points lay 0.0059
+accuracy below the same router's offline price curve (every query routed alone at one price) at
+equal spend, against 0.0038 for this rule: mean over the bundled table, each of its seven datasets
+alone and MATH-V, LinearMF, three stream seeds; ``benchmarks/bench_routers.py`` measures both rules
+on the bundled table and MATH-V.
+
+Ties: exact ties in step 4 happen in practice only at price 0, with predictions that average 0/1
+outcomes (KNN, k-means). ``argmax`` alone took the lowest index, which on the bundled table happens
+to be its most accurate model; cheapest-first lowered Paced-KNN's peak accuracy there by 0.007 (nAUC
+by 0.004; its QNC from 0.79 to 0.72); the training accuracy first matches argmax there (Ps 0.7590
+vs 0.7596) without depending on the order of the models, and on MATH-V was within 0.002 of both.
 
 A scorer that learns (it also has ``act_scores`` and ``update``, see :class:`OnlineScorer`) acts on
 ``act_scores`` (optimistic or sampled estimates) and is updated from each step's feedback: the
 chosen model's ``correct`` and ``cost`` only, never other models' outcomes.
 
 Batched (:meth:`PacedPolicy.act_batch`): with a scorer that does not learn, one policy acts for
-every row of a vector env at once, each row a lane with its own price and budget rate, by the same
-float64 operations as the one-episode methods (so the same choices, bit for bit). A learning scorer
-keeps one policy per lane (:class:`~mmr_gym.policy.Policy`'s defaults).
+every row of a vector env at once (each row a lane with its own budget), by the same float64
+operations as :meth:`PacedPolicy.act`, so the same choices, bit for bit. A learning scorer keeps one
+policy per lane (:class:`~mmr_gym.policy.Policy`'s defaults).
 """
 
 from __future__ import annotations
@@ -53,18 +74,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmr_gym.checks import check_bool, check_float
+from mmr_gym.checks import check_float
 from mmr_gym.context import RoutingContext
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.policy import Policy
 
 COST_SOURCES = ("env", "scorer")
-# Prices tried by the calibration, in accuracy per c_ref of cost: from "cost is irrelevant" to
-# "any saving beats any accuracy" on MMR-Bench-like tables (costs span ~1e-3 to ~2 c_ref).
-_CALIBRATION_GRID = np.concatenate(([0.0], np.geomspace(1e-3, 1e4, 71)))
-# Two budget rates closer than this (relative) count as the same for carrying the price.
-_SAME_RATE = 1e-3
+#: The prices the rule chooses among, in accuracy per c_ref of cost: from "cost is irrelevant" to
+#: "any saving beats any accuracy" on MMR-Bench-like tables (costs span ~1e-3 to ~2 c_ref).
+PRICES = np.concatenate(([0.0], np.geomspace(1e-4, 1e4, 161)))
+#: A learner's spend curve is recomputed every episode, over at most this many training queries.
+CALIBRATION_QUERIES = 256
+_PRICES_AT_ONCE = 16  # prices per vectorised block of the spend curve (bounds its memory)
 
 
 class Scorer(Protocol):
@@ -93,18 +115,18 @@ class OnlineScorer(Protocol):
 
 
 class PacedPolicy(Policy):
-    """Greedy on ``perf - lambda * cost / c_ref`` over the affordable models, ``lambda`` paced to the budget.
+    """Greedy on ``perf - lambda * cost / c_ref`` over the affordable models, ``lambda`` re-solved for the budget left.
 
     Args:
-        scorer: a fitted :class:`Scorer`; a learner if it is an :class:`OnlineScorer`. A scorer that
-            does not learn must not change while a policy uses it (its predictions are cached,
-            shared by every policy wrapping it).
+        scorer: a fitted :class:`Scorer`; a learner if it is an :class:`OnlineScorer`; or the name of
+            a router of :data:`agents.supervised.ROUTERS` (default ``"auto"``), fitted with its
+            defaults on the training split of the first environment the policy meets (once per
+            context, shared by every policy given that name). A scorer that does not learn must not
+            change while a policy uses it (its predictions are cached, shared by every policy
+            wrapping it).
         name: the policy's name in reports (default ``"Paced-<scorer name>"``).
-        eta: dual step size (dimensionless, see the module docstring); 0 keeps ``lambda`` fixed.
-        lambda_init: starting price (accuracy per ``c_ref`` of cost); None calibrates it on the
-            training split at the episode's budget rate.
-        carry_lambda: start an episode from the previous episode's final price when their budget
-            rates agree (otherwise from ``lambda_init`` or the calibration).
+        price: a fixed price of budget (accuracy per ``c_ref`` of cost) instead of pacing; None
+            paces (see the module docstring).
         cost_source: ``"env"`` (the environment's estimate, as the mask) or ``"scorer"`` (the
             scorer's predicted cost).
         reserve: a safety margin against ending an episode early (the queries left would count as
@@ -118,35 +140,37 @@ class PacedPolicy(Policy):
 
     def __init__(
         self,
-        scorer: Scorer,
+        scorer: Scorer | str = "auto",
         *,
         name: str | None = None,
-        eta: float = 0.01,
-        lambda_init: float | None = None,
-        carry_lambda: bool = True,
+        price: float | None = None,
         cost_source: str = "env",
         reserve: float = 1.5,
     ) -> None:
         if cost_source not in COST_SOURCES:
             raise ValueError(f"unknown cost_source {cost_source!r}; allowed: {list(COST_SOURCES)}")
-        eta = check_float("eta", eta, low=0.0)
         reserve = check_float("reserve", reserve, low=0.0)
-        if lambda_init is not None:
-            lambda_init = check_float("lambda_init", lambda_init, low=0.0)
-        carry_lambda = check_bool("carry_lambda", carry_lambda)
-        self.scorer = scorer
-        self.name = name or f"Paced-{getattr(scorer, 'name', type(scorer).__name__)}"
-        self.eta = float(eta)
-        self.lambda_init = lambda_init
-        self.carry_lambda = carry_lambda
+        if price is not None:
+            price = check_float("price", price, low=0.0)
+        self.router_name: str | None = None
+        if isinstance(scorer, str):
+            from agents.supervised import ROUTERS  # here: agents.supervised imports nothing of this module
+
+            if scorer not in ROUTERS:
+                raise ValueError(f"unknown router {scorer!r}; choose from {sorted(ROUTERS)}")
+            self.router_name, default_name = scorer, ROUTERS[scorer].name
+        else:
+            default_name = getattr(scorer, "name", type(scorer).__name__)
+        self.scorer = None if self.router_name else scorer
+        self.name = name or f"Paced-{default_name}"
+        self.price = price
         self.cost_source = cost_source
         self.reserve = float(reserve)
-        self.learns = isinstance(scorer, OnlineScorer)
-        # What observe reads: the call's realized cost (and, to learn, the model called and its outcome).
-        self.info_keys = ("model_index", "correct", "cost") if self.learns else ("cost",)
+        self.learns = self.scorer is not None and isinstance(scorer, OnlineScorer)
+        # What observe reads: nothing for a fixed scorer; to learn, the model called and its outcome.
+        self.info_keys = ("model_index", "correct", "cost") if self.learns else ()
         #: the current price of budget, in accuracy per c_ref of cost (None before the first step)
         self.lambda_: float | None = None
-        self._rate: float | None = None  # the budget rate lambda_ was set for
         self._facts_ctx: RoutingContext | None = None
 
     # ------------------------------------------------------------------ Policy API
@@ -156,30 +180,32 @@ class PacedPolicy(Policy):
         self._c_ref = env.c_ref
         self._budget = env.budget
         self._budgeted = env.budget is not None
-        self._first_step = True
-        if not self._budgeted:
-            self.lambda_, self._rate = env.cost_weight, None
+        if self.router_name is not None and self._facts_ctx is not env.ctx:
+            self.scorer = _fitted_router(self.router_name, env)
         if self._facts_ctx is not env.ctx:
             self._learn_context(env.ctx)
+        if not self._budgeted:
+            self.lambda_ = env.cost_weight
+        elif self.price is not None:
+            self.lambda_ = float(self.price)
+        elif self.learns:
+            self._spend = self._spend_curve()  # from what the learner knows now
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         query, budget, model_costs = self._split(obs)
         perf, cost = self._scores(query)
         cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
-        if self._budgeted:
-            self._target = float(budget[2])
-            if self._first_step:
-                self._start_episode(rate=self._target)
-        self._first_step = False
         self._query = query
         mask = info["action_mask"].astype(bool)
         allowed = mask
-        if self._budgeted and self.reserve > 0:
-            allowed = mask & (model_costs * self._overshoot <= self._spendable_now(budget))
-            if not allowed.any():
-                return int(np.argmin(np.where(mask, model_costs, np.inf)))
-        value = np.where(allowed, perf - self.lambda_ * cost, -np.inf)
-        return int(np.argmax(value))
+        if self._budgeted:
+            if self.price is None:
+                self.lambda_ = _price_for(self._spend, float(budget[2]))  # spend_per_query
+            if self.reserve > 0:
+                allowed = mask & (model_costs * self._overshoot <= self._spendable_now(budget))
+                if not allowed.any():
+                    return int(np.argmin(np.where(mask, model_costs, np.inf)))
+        return _best_value(perf - self.lambda_ * cost, cost, allowed, self._prior)
 
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
         if self.learns:
@@ -187,44 +213,43 @@ class PacedPolicy(Policy):
             self.scorer.update(
                 self._query, int(info["model_index"]), float(info["correct"]), float(info["cost"])
             )
-        if self._budgeted and self.eta > 0:
-            overspend = info["cost"] / self._c_ref - self._target
-            self.lambda_ = max(0.0, self.lambda_ + self.eta / self._rate**2 * overspend)
 
     # ------------------------------------------------------------------ internals
     def _spendable_now(self, budget: np.ndarray) -> float:
         """Budget left minus the reserve for the queries after this one, in c_ref units."""
-        left = float(budget[0]) * self._budget / self._c_ref  # remaining fraction x total
-        per_query = float(budget[2])
+        left = float(budget[0]) * self._budget / self._c_ref  # budget_fraction x total
+        per_query = float(budget[2])  # spend_per_query
         if per_query <= 0:
             return 0.0
         queries_left = round(left / per_query)  # exact unless the feature is clipped (then ample)
         return left - max(queries_left - 1, 0) * self.reserve * self._cheapest_max
 
-    def _start_episode(self, rate: float) -> None:
-        same_rate = self._rate is not None and abs(rate - self._rate) <= _SAME_RATE * self._rate
-        if self.lambda_ is not None and self.carry_lambda and same_rate:
-            return
-        self._rate = max(rate, 1e-12)
-        self.lambda_ = self.lambda_init if self.lambda_init is not None else self._calibrate(self._rate)
-
-    def _calibrate(self, rate: float) -> float:
-        """Smallest grid price whose choices over the training queries cost at most ``rate`` (x c_ref) each."""
+    def _spend_curve(self) -> np.ndarray:
+        """``S``: per price of :data:`PRICES`, the mean cost per query (c_ref units) of the choices over
+        the calibration queries, made non-increasing (see the module docstring)."""
         ctx = self._ctx
         rows = ctx.train_indices
         if self.learns:
+            if rows.size > CALIBRATION_QUERIES:
+                rows = rows[np.round(np.linspace(0, rows.size - 1, CALIBRATION_QUERIES)).astype(np.int64)]
             perf, cost = self.scorer.predict(ctx.query_obs[rows])
+            perf, cost = np.asarray(perf, dtype=np.float64), np.asarray(cost, dtype=np.float64)
         else:
             perf, cost = self._perf[rows], self._cost[rows]
         cost = (
             ctx.model_costs_obs[rows].astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
         )
-        spend = np.empty(_CALIBRATION_GRID.size)
-        for i, price in enumerate(_CALIBRATION_GRID):
-            choice = np.argmax(perf - price * cost, axis=1)
-            spend[i] = np.take_along_axis(cost, choice[:, None], axis=1).mean()
-        within = np.flatnonzero(spend <= rate)
-        return float(_CALIBRATION_GRID[within[0]] if within.size else _CALIBRATION_GRID[-1])
+        spend = np.empty(PRICES.size)
+        rows_of = np.arange(cost.shape[0])[None, :]
+        for start in range(0, PRICES.size, _PRICES_AT_ONCE):
+            prices = PRICES[start : start + _PRICES_AT_ONCE, None, None]
+            value = perf[None] - prices * cost[None]  # [prices, queries, models]
+            tied = value == value.max(axis=2, keepdims=True)
+            prior = np.where(tied, self._prior, -np.inf)  # step 4's tie rule
+            tied &= prior == prior.max(axis=2, keepdims=True)
+            choice = np.argmin(np.where(tied, cost[None], np.inf), axis=2)
+            spend[start : start + _PRICES_AT_ONCE] = cost[rows_of, choice].mean(axis=1)
+        return np.minimum.accumulate(spend)
 
     def _learn_context(self, ctx: RoutingContext) -> None:
         """What the policy precomputes once per table and split (training split only, never test outcomes)."""
@@ -235,8 +260,10 @@ class PacedPolicy(Policy):
             ratio = np.where(estimate > 0, realized / estimate, 1.0)
         self._overshoot = np.maximum(np.quantile(ratio, 0.95, axis=0), 1.0)  # [K]
         self._cheapest_max = float(ctx.model_costs_obs[train].min(axis=1).max())  # c_ref units
+        self._prior = ctx.table.correct[train].astype(np.float64).mean(axis=0)  # tie rule: [K]
         if not self.learns:
             self._perf, self._cost, self._row_of = _all_predictions(self.scorer, ctx)
+            self._spend = self._spend_curve()
         self._facts_ctx = ctx
 
     def _scores(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +277,8 @@ class PacedPolicy(Policy):
         return self._perf[row], self._cost[row]
 
     def _split(self, obs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(query, budget features, model costs / c_ref)`` of an observation, read through its layout."""
+        """``(query, budget features, model costs / c_ref)`` of an observation, read through its
+        layout (the budget features in their order: fraction, steps fraction, spend per query)."""
         parts = self._layout.decode(obs)
         return np.asarray(parts.query, dtype=np.float32), parts.budget, parts.model_costs
 
@@ -260,60 +288,52 @@ class PacedPolicy(Policy):
             super().reset_lanes(n, make)
             return
         self._lanes = None
-        # Per lane (row): the price, the budget rate it was set for (NaN: none) and its square
-        # (as the one-episode rule computes it, ``rate**2`` in Python), the episode's budget
-        # (NaN: none), whether its next act is the episode's first, the target of the last act.
-        self._lane_lambda = np.full(n, np.nan)
-        self._lane_rate = np.full(n, np.nan)
-        self._lane_rate_squared = np.full(n, np.nan)
-        self._lane_budget = np.full(n, np.nan)
-        self._lane_budgeted = np.zeros(n, dtype=bool)
-        self._lane_first = np.zeros(n, dtype=bool)
-        self._lane_target = np.zeros(n)
-        self._starting = False  # some lane's episode has not acted yet
+        self._lane_budget = np.full(n, np.nan)  # each lane's episode budget (NaN: none)
 
     def begin_episodes(self, env: Any, rows: np.ndarray) -> None:
         if self.learns:
             super().begin_episodes(env, rows)
             return
         self._ctx, self._layout, self._c_ref = env.ctx, env.layout, env.c_ref
+        self._cost_weight = env.cost_weight
+        if self.router_name is not None and self._facts_ctx is not env.ctx:
+            self.scorer = _fitted_router(self.router_name, env)
         if self._facts_ctx is not env.ctx:
             self._learn_context(env.ctx)
-        budget = env.budget[rows]  # NaN: no budget
-        self._lane_budget[rows] = budget
-        self._lane_budgeted[rows] = ~np.isnan(budget)
-        self._lane_first[rows] = True
-        self._starting = True
-        unbudgeted = rows[np.isnan(budget)]
-        self._lane_lambda[unbudgeted] = env.cost_weight
-        self._lane_rate[unbudgeted] = np.nan
+        self._lane_budget[rows] = env.budget[rows]
 
     def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
+        """:meth:`act` for every row at once (steps 1 to 4 of the module docstring, in arrays)."""
         if self.learns:
             return super().act_batch(obs, info, active)
         parts = self._layout.decode(obs)
         perf, cost = self._scores_batch(np.asarray(parts.query, dtype=np.float32))
         model_costs = parts.model_costs
         cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
-        budgeted = self._lane_budgeted
-        self._lane_target = target = parts.spend_per_query.astype(np.float64)  # read by budgeted rows only
-        if self._starting:
-            for i in np.flatnonzero(self._lane_first & budgeted & active).tolist():
-                self._start_lane(i, float(target[i]))
-            self._lane_first &= ~active
-            self._starting = bool(np.count_nonzero(self._lane_first))
+        budgeted = ~np.isnan(self._lane_budget)
+        target = parts.spend_per_query.astype(np.float64)
+        if self.price is not None:
+            price = np.full(target.size, float(self.price))
+        else:  # the first price whose spend fits the target: S never increases with the price
+            first = np.searchsorted(-self._spend, -target, side="left")
+            price = PRICES[np.minimum(first, PRICES.size - 1)]
+        price = np.where(budgeted, price, self._cost_weight)
         mask = np.asarray(info["action_mask"], dtype=bool)
         allowed = mask
         reserved = budgeted if self.reserve > 0 else np.zeros_like(budgeted)
         n_reserved = np.count_nonzero(reserved)
         if n_reserved:
-            spendable = self._spendable_batch(parts.budget_fraction, target)
-            fits = model_costs * self._overshoot <= spendable[:, None]
+            fits = (
+                model_costs * self._overshoot <= self._spendable_batch(parts.budget_fraction, target)[:, None]
+            )
             allowed = (
                 mask & fits if n_reserved == reserved.size else np.where(reserved[:, None], mask & fits, mask)
             )
-        value = np.where(allowed, perf - self._lane_lambda[:, None] * cost, -np.inf)
-        actions = np.argmax(value, axis=1)
+        value = np.where(allowed, perf - price[:, None] * cost, -np.inf)
+        tied = value == value.max(axis=1, keepdims=True)
+        prior = np.where(tied, self._prior, -np.inf)
+        tied &= prior == prior.max(axis=1, keepdims=True)
+        actions = np.argmin(np.where(tied, cost, np.inf), axis=1)
         if n_reserved:
             stuck = reserved & ~allowed.any(axis=1)  # no model passes the reserve: the cheapest affordable
             if np.count_nonzero(stuck):
@@ -325,24 +345,6 @@ class PacedPolicy(Policy):
     ) -> None:
         if self.learns:
             super().observe_batch(actions, rewards, info, active)
-            return
-        rows = active & self._lane_budgeted
-        if self.eta > 0 and np.count_nonzero(rows):
-            overspend = info["cost"] / self._c_ref - self._lane_target
-            updated = self._lane_lambda + self.eta / self._lane_rate_squared * overspend
-            self._lane_lambda = np.where(rows, np.maximum(0.0, updated), self._lane_lambda)
-
-    def _start_lane(self, i: int, rate: float) -> None:
-        """:meth:`_start_episode` for lane ``i``."""
-        previous, price = self._lane_rate[i], self._lane_lambda[i]
-        known = not np.isnan(previous)
-        same_rate = known and abs(rate - previous) <= _SAME_RATE * previous
-        if not np.isnan(price) and self.carry_lambda and same_rate:
-            return
-        rate = max(rate, 1e-12)
-        self._lane_rate[i] = rate
-        self._lane_rate_squared[i] = rate**2  # Python's pow, as the one-episode rule
-        self._lane_lambda[i] = self.lambda_init if self.lambda_init is not None else self._calibrate(rate)
 
     def _spendable_batch(self, fraction: np.ndarray, per_query: np.ndarray) -> np.ndarray:
         """:meth:`_spendable_now` for every row (``per_query``: float64; NaN for rows without a budget)."""
@@ -359,6 +361,37 @@ class PacedPolicy(Policy):
             return self._perf[rows], self._cost[rows]
         scores = [self._scores(q) for q in query]
         return np.stack([p for p, _ in scores]), np.stack([c for _, c in scores])
+
+
+def _price_for(spend: np.ndarray, target: float) -> float:
+    """The first price of :data:`PRICES` whose spend ``spend[g]`` is at most ``target`` (else the last)."""
+    within = np.flatnonzero(spend <= target)
+    return float(PRICES[within[0]] if within.size else PRICES[-1])
+
+
+# Router name -> {context: the router fitted on its training split} for PacedPolicy("<name>").
+_FITTED: dict[str, weakref.WeakKeyDictionary] = {}
+
+
+def _fitted_router(name: str, env: MMRRoutingEnv) -> Scorer:
+    """``fit_router(name, env)``, once per context (every policy built with that name shares it)."""
+    from agents.supervised import fit_router
+
+    by_context = _FITTED.setdefault(name, weakref.WeakKeyDictionary())
+    router = by_context.get(env.ctx)
+    if router is None:
+        router = by_context[env.ctx] = fit_router(name, env)
+    return router
+
+
+def _best_value(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray, prior: np.ndarray) -> int:
+    """The allowed model of highest ``value``; among exact ties the highest ``prior``, then the
+    lowest ``cost``, then the lowest index (step 4 of the module docstring)."""
+    value = np.where(allowed, value, -np.inf)
+    tied = value == value.max()
+    prior = np.where(tied, prior, -np.inf)
+    tied &= prior == prior.max()
+    return int(np.argmin(np.where(tied, cost, np.inf)))
 
 
 class _RowIndex:
@@ -396,8 +429,8 @@ class _RowIndex:
         return rows
 
 
-# Fixed scorer -> (context, perf, cost, row index): shared by every PacedPolicy wrapping
-# the same scorer (an evaluation builds one policy per budget and seed).
+# Fixed scorer -> (context, perf, cost, row index): shared by every PacedPolicy wrapping the same
+# scorer (an evaluation builds one policy per budget and seed).
 _PREDICTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

@@ -25,6 +25,12 @@ A saved directory holds:
   trust by default);
 - ``checksums.sha256``: the SHA-256 of every other file (``sha256sum`` format), written last.
 
+A router's input transform is saved with it (arrays ``inputs.*``). An ``auto`` router
+(:class:`~agents.routers.selection.AutoRouter`) keeps its chosen router's state under ``chosen.*``
+and, in ``scorer.json`` under ``state.selection``, the cross-validation record: every candidate's
+family, arguments, calibration and scores, and the choice (``read_manifest(directory)["state"]
+["selection"]``).
+
 Loading checks every file against ``checksums.sha256`` before reading it, then everything it reads
 against ``scorer.json``: a missing or damaged file, another format version, an unknown class, an
 entry of the wrong type, an array of another shape or with NaN or infinite values raises a

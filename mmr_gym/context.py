@@ -50,6 +50,7 @@ class RoutingContext:
     model_costs_obs: np.ndarray  # float32 [n, K]: cost_estimate / c_ref
     model_costs_high: float
     channels: tuple[str, ...]  # feature channels behind query_obs, in order
+    feature_scaling: FeatureScaling | None = None  # how query_obs was made from the features
 
     @property
     def n_models(self) -> int:
@@ -101,6 +102,60 @@ class RoutingContext:
             where = "not in the table" if rows[first] < 0 else "not in this environment's split"
             raise ValueError(f"{name}: query {ids[first]!r} is {where}")
         return rows
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureScaling:
+    """How the query observation was made from the table's feature channels, so it can be mapped back.
+
+    ``query_obs = project(mask(standardise(concat(channels))))``: every column is standardised with
+    its training-split ``mean`` and ``std``; the columns of channels the modality hides are then set to
+    zero (``shown`` False); with ``obs_dim``, the result is projected on the ``components`` of a PCA
+    fitted on the training rows (``(x - center) @ components.T``). A table without features
+    observes the one-hot of each query's dataset (mean 0, std 1, nothing hidden).
+
+    Attributes:
+        channels: the feature channels, in order (``("dataset_onehot",)`` without features).
+        widths: the number of columns of each channel (they sum to ``D``).
+        mean, std: float64 ``[D]``, the training-split statistics of each column.
+        shown: bool ``[D]``, False for the columns of a channel the modality hides.
+        components: float64 ``[obs_dim, D]``, the projection's directions; None without ``obs_dim``.
+        center: float64 ``[D]``, the projection's training mean; None without ``obs_dim``.
+    """
+
+    channels: tuple[str, ...]
+    widths: tuple[int, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    shown: np.ndarray
+    components: np.ndarray | None = None
+    center: np.ndarray | None = None
+
+    def raw(self, query_obs: np.ndarray) -> np.ndarray:
+        """The table's features behind query observations ``query_obs`` ``[n, d]``: float64 ``[n, D]``.
+
+        Undoes the standardisation. Columns the modality hides are 0 (the paper's cross-modality
+        transfer zeroes the raw channel). With a projection (``obs_dim``) the standardised features
+        are first reconstructed from the kept components (``z @ components + center``), the best the
+        observation allows: exact only in the span of those components.
+        """
+        z = np.asarray(query_obs, dtype=np.float64)
+        width = self.mean.size if self.components is None else self.components.shape[0]
+        if z.ndim != 2 or z.shape[1] != width:
+            raise ValueError(f"query_obs must be [queries, {width}] (the observation's query), got {z.shape}")
+        if self.components is not None:
+            z = z @ self.components + self.center
+        return np.where(self.shown, z * self.std + self.mean, 0.0)
+
+
+def raw_query_features(ctx: RoutingContext, query_obs: np.ndarray) -> np.ndarray:
+    """The raw features behind ``query_obs`` (rows of ``ctx.query_obs`` or observations' ``query``).
+
+    See :meth:`FeatureScaling.raw`: float64 ``[n, D]``, hidden channels zero.
+    """
+    if ctx.feature_scaling is None:
+        raise ValueError("this RoutingContext records no feature scaling")
+    return ctx.feature_scaling.raw(query_obs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -214,7 +269,7 @@ def _build(
     cost_estimate = (
         table.cost.astype(np.float64) if cost_observed else _cost_estimates(table, train_idx, split_seed)
     )
-    query_obs, channels = _query_observations(table, train_idx, modality, obs_dim)
+    query_obs, channels, scaling = _query_observations(table, train_idx, modality, obs_dim)
     low = np.minimum(query_obs.min(axis=0), 0.0)
     high = np.maximum(query_obs.max(axis=0), 0.0)
     high = np.where(high > low, high, low + 1.0)
@@ -233,6 +288,7 @@ def _build(
         model_costs_obs=_frozen(model_costs),
         model_costs_high=float(max(model_costs.max(), 1.0)),
         channels=channels,
+        feature_scaling=scaling,
     )
 
 
@@ -281,7 +337,7 @@ def _channel_modality(channel: str) -> str | None:
 
 def _query_observations(
     table: RoutingTable, train_idx: np.ndarray, modality: str, obs_dim: int | None
-) -> tuple[np.ndarray, tuple[str, ...]]:
+) -> tuple[np.ndarray, tuple[str, ...], FeatureScaling]:
     """Standardise each channel (training stats), zero the masked modality, optionally project."""
     channels = tuple(table.features)
     present = {_channel_modality(c) for c in channels}
@@ -296,13 +352,16 @@ def _query_observations(
         blocks = [(table.datasets[:, None] == np.asarray(names)[None, :]).astype(np.float64)]
         keep = [True]
         channels = ("dataset_onehot",)
+        means, stds = [np.zeros(len(names))], [np.ones(len(names))]
     else:
-        blocks, keep = [], []
+        blocks, keep, means, stds = [], [], [], []
         for channel in channels:
             values = table.features[channel].astype(np.float64)
             mean = values[train_idx].mean(axis=0)
             std = np.maximum(values[train_idx].std(axis=0), _MIN_STD)
             blocks.append((values - mean) / std)
+            means.append(mean)
+            stds.append(std)
             kind = _channel_modality(channel)
             keep.append(modality == "mm" or kind is None or kind == modality)
     full = np.concatenate(blocks, axis=1)
@@ -315,7 +374,16 @@ def _query_observations(
         # Fitted on unmasked training features so every modality shares one projection.
         pca = PCA(n_components=obs_dim, svd_solver="full", random_state=0).fit(full[train_idx])
         masked = pca.transform(masked)
-    return masked.astype(np.float32), channels
+    scaling = FeatureScaling(
+        channels=channels,
+        widths=tuple(b.shape[1] for b in blocks),
+        mean=_frozen(np.concatenate(means)),
+        std=_frozen(np.concatenate(stds)),
+        shown=_frozen(np.concatenate([np.full(b.shape[1], k) for b, k in zip(blocks, keep, strict=True)])),
+        components=None if obs_dim is None else _frozen(pca.components_.astype(np.float64)),
+        center=None if obs_dim is None else _frozen(pca.mean_.astype(np.float64)),
+    )
+    return masked.astype(np.float32), channels, scaling
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from _tables import make_table
 
+from agents import ridge as ridge_module
 from agents.bandits import BANDITS, LinUCBBandit, RidgeStatistics, make_bandit, paced_bandit
 from agents.baselines import RandomPolicy
 from mmr_gym.env import MMRRoutingEnv
@@ -38,6 +39,75 @@ def test_sherman_morrison_inverse_equals_the_inverse_of_the_design_matrix():
         b[model] += correct * z
     np.testing.assert_allclose(stats.A_inv, np.linalg.inv(A), atol=1e-10)
     np.testing.assert_allclose(stats.theta_perf, np.linalg.solve(A, b[..., None])[..., 0], atol=1e-10)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("ask_widths_first", [False, True], ids=["recompute-u", "reuse-u"])
+def test_low_rank_and_dense_forms_both_equal_the_inverse(ask_widths_first, warm, monkeypatch):
+    # Low rank from p = 2 on (64 by default), so p = 9 exercises it: a model keeps the low-rank form
+    # for its first 9 observations (on top of I / ridge, or of the shared warm-start inverse), then
+    # turns dense.
+    monkeypatch.setattr(ridge_module, "_LOW_RANK_MIN_DIM", 2)
+    rng = np.random.default_rng(3)
+    k, d, ridge = 3, 8, 0.5
+    stats = RidgeStatistics(k, d, ridge)
+    A = np.tile(ridge * np.eye(d + 1), (k, 1, 1))
+    b = np.zeros((k, d + 1))
+    if warm:  # full information on 20 queries: every model's design matrix is the same
+        Z = RidgeStatistics.augment(rng.normal(size=(20, d)))
+        correct = (rng.random((20, k)) < 0.5).astype(float)
+        stats.fit(Z, correct, rng.random((20, k)))
+        assert not stats.dense.any() and not stats.shared_is_identity
+        A += Z.T @ Z
+        b += correct.T @ Z
+    for step in range(60):
+        z = RidgeStatistics.augment(rng.normal(size=d))
+        model = step % k if step < 12 else int(rng.integers(k))
+        if ask_widths_first:  # what a learner does: widths of z, then the update of the called model
+            expected = np.sqrt(np.einsum("i,kij,j->k", z, np.linalg.inv(A), z))
+            np.testing.assert_allclose(stats.widths(z), expected, rtol=1e-9)
+            if step % 5 == 0:  # asked about another query in between: its vectors must not be used
+                stats.widths(RidgeStatistics.augment(rng.normal(size=d)))
+        correct = float(rng.random() < 0.5)
+        stats.update(z, model, correct, float(rng.random()))
+        A[model] += np.outer(z, z)
+        b[model] += correct * z
+        if step == 8:  # every model has 3 observations: all still low rank
+            assert not stats.dense.any() and stats.n_factors.tolist() == [3, 3, 3]
+        np.testing.assert_allclose(stats.A_inv, np.linalg.inv(A), atol=1e-10)
+        np.testing.assert_allclose(stats.theta_perf, np.linalg.solve(A, b[..., None])[..., 0], atol=1e-10)
+    assert stats.dense.all()
+    rows = RidgeStatistics.augment(rng.normal(size=(5, d)))
+    batch = stats.widths(rows)
+    np.testing.assert_allclose(batch[2], stats.widths(rows[2]), rtol=1e-12)
+
+
+def test_narrow_features_start_dense_and_wide_ones_low_rank():
+    assert RidgeStatistics(3, 62).dense.all()
+    wide = RidgeStatistics(3, 63)
+    assert not wide.dense.any() and wide.factors.shape == (3, 64, 64)
+
+
+@pytest.mark.parametrize("low_rank", [False, True])
+def test_the_same_query_twice_on_one_model_is_not_updated_with_stale_vectors(low_rank, monkeypatch):
+    monkeypatch.setattr(ridge_module, "_LOW_RANK_MIN_DIM", 2 if low_rank else 64)
+    stats = RidgeStatistics(2, 3, ridge=1.0)
+    z = RidgeStatistics.augment(np.array([1.0, -2.0, 0.5]))
+    stats.widths(z)
+    stats.update(z, 0, 1.0, 0.2)
+    stats.update(z, 0, 0.0, 0.3)
+    np.testing.assert_allclose(stats.A_inv[0], np.linalg.inv(np.eye(4) + 2 * np.outer(z, z)), atol=1e-12)
+
+
+def test_a_state_saved_in_dense_form_only_still_loads():
+    stats = RidgeStatistics(2, 3)
+    old = {
+        "A_inv": np.stack([np.eye(4) * 0.5, np.eye(4)]),
+        **{name: np.zeros((2, 4)) for name in ("b_perf", "b_cost", "theta_perf", "theta_cost")},
+    }
+    stats.load_state_dict(old)
+    np.testing.assert_array_equal(stats.A_inv, old["A_inv"])
+    assert stats.dense.all()
 
 
 def test_batch_fit_equals_one_update_per_observation():

@@ -1,4 +1,4 @@
-"""PacedPolicy: budget tracking with a perfect scorer, reduction to greedy, no-budget semantics."""
+"""PacedPolicy: budget tracking with a perfect scorer, the re-solved price, reduction to greedy, no-budget semantics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from _tables import make_table
 
-from agents.pacing import PacedPolicy
+from agents.pacing import PRICES, PacedPolicy, _best_value
+from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import evaluate_policy, run_stream, split_streams
 
@@ -53,8 +54,11 @@ def test_perfect_scorer_spends_close_to_the_budget_and_never_beyond_but_a_final_
             # Beyond the budget only by the overrun of the call that ended the episode.
             assert metrics["spend"] <= metrics["budget"] * (1 + 1e-9) + metrics["overrun"]
             spend, budget = spend + metrics["spend"], budget + metrics["budget"]
-        # A perfect scorer has a use for every unit of these budgets: it spends nearly all of them.
-        assert 0.88 <= spend / budget <= 1.01, (ratio, spend / budget)
+        # A perfect scorer has a use for every unit of these budgets: it spends most of them. (Measured
+        # 0.85-0.90 of the budget; calls are coarse against a 40-query budget of 0.03 c_ref each, the
+        # reserve holds some back until the end, and the spend curve is computed on the training
+        # queries' cross-fitted cost estimates.)
+        assert 0.8 <= spend / budget <= 1.01, (ratio, spend / budget)
 
 
 def test_perfect_scorer_accuracy_rises_with_budget(perfect):
@@ -65,17 +69,49 @@ def test_perfect_scorer_accuracy_rises_with_budget(perfect):
 
 def test_fixed_zero_price_is_greedy_argmax_of_predicted_performance(env):
     scorer = PerfectScorer(env)
-    policy = PacedPolicy(scorer, eta=0.0, lambda_init=0.0, reserve=0.0)
+    policy = PacedPolicy(scorer, price=0.0, reserve=0.0)
     obs, info = env.reset(seed=1, options={"budget_ratio": 0.2})
     policy.begin_episode(env)
+    accuracy = env.ctx.table.correct[env.ctx.train_indices].mean(axis=0)
     done = False
     while not done:
         action = policy.act(obs, info)
         perf, _ = scorer.predict(obs["query"][None, :])
-        assert action == int(np.argmax(np.where(info["action_mask"].astype(bool), perf[0], -np.inf)))
+        best = np.where(info["action_mask"].astype(bool), perf[0], -np.inf)
+        tied = np.flatnonzero(best == best.max())  # 0/1 predictions: ties to the most accurate model
+        assert action == tied[np.argmax(accuracy[tied])]
         obs, reward, done, _, info = env.step(action)
         policy.observe(action, reward, info)
     assert policy.lambda_ == 0.0
+
+
+class TiedScorer:
+    """Predicts 0.5 for models 0 and 1, 0.2 for the others; costs that fall with the model index."""
+
+    name = "Tied"
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.tile([0.5, 0.5, 0.2, 0.2], (len(X), 1)), np.tile([0.4, 0.3, 0.2, 0.1], (len(X), 1))
+
+
+def test_ties_go_to_the_model_most_accurate_on_the_training_split(env):
+    # At price 0 models 0 and 1 are worth 0.5: model 1, more accurate on the training split (skill
+    # grows with the index on this table), is called, not the tied model of lowest index.
+    train = env.ctx.table.correct[env.ctx.train_indices].mean(axis=0)
+    assert train[1] > train[0]
+    policy = PacedPolicy(TiedScorer(), price=0.0, reserve=0.0, cost_source="scorer")
+    obs, info = env.reset(seed=3, options={"budget_ratio": 1.0})
+    policy.begin_episode(env)
+    assert info["action_mask"].all()
+    assert policy.act(obs, info) == 1
+
+
+def test_the_tie_rule_orders_value_prior_cost_index():
+    allowed = np.array([True, True, True, True])
+    value = np.array([1.0, 2.0, 2.0, 2.0])
+    assert _best_value(value, np.array([1.0, 3.0, 2.0, 1.0]), allowed, np.array([0.9, 0.5, 0.7, 0.7])) == 3
+    assert _best_value(value, np.array([1.0, 3.0, 1.0, 1.0]), allowed, np.array([0.9, 0.5, 0.7, 0.7])) == 2
+    assert _best_value(value, np.ones(4), allowed & [True, True, False, False], np.full(4, 0.5)) == 1
 
 
 def test_without_budget_the_price_is_the_cost_weight(env):
@@ -110,23 +146,42 @@ def test_flat_observations_give_the_same_decisions(env):
     assert actions["dict"] == actions["flat"]
 
 
-def test_price_is_calibrated_then_carried_across_episodes_of_one_budget(env):
-    streams = split_streams(env, seed=0)
-    carried = PacedPolicy(PerfectScorer(env))
-    run_stream(env, carried, streams[0], 0.1)
-    start = carried._calibrate(0.1)  # what a fresh episode would start from
-    end_of_first = carried.lambda_
-    assert end_of_first != start
-    obs, info = env.reset(options={"query_ids": streams[1], "budget_ratio": 0.1})
-    carried.begin_episode(env)
-    carried.act(obs, info)
-    assert carried.lambda_ == end_of_first  # carried over, not recalibrated
+def test_the_price_answers_the_budget_left(env):
+    ids = split_streams(env, seed=0)[0]
 
-    fresh = PacedPolicy(PerfectScorer(env), carry_lambda=False)
-    run_stream(env, fresh, streams[0], 0.1)
-    fresh.begin_episode(env)
-    fresh.act(obs, info)
-    assert fresh.lambda_ == pytest.approx(start)
+    def price_after(model: int, calls: int) -> float:
+        policy = PacedPolicy(PerfectScorer(env))
+        obs, info = env.reset(options={"query_ids": ids, "budget_ratio": 0.1})
+        policy.begin_episode(env)
+        policy.act(obs, info)
+        for _ in range(calls):  # calls the policy did not choose
+            obs, _, _, _, info = env.step(model)
+        policy.act(obs, info)
+        return policy.lambda_
+
+    start = price_after(0, 0)
+    assert price_after(3, 3) > start  # the dearest model three times: less budget per query left
+    assert price_after(0, 20) < start  # the cheapest twenty times: more left
+    # The price is the first whose calibrated spend fits what is left per query.
+    policy = PacedPolicy(PerfectScorer(env))
+    obs, info = env.reset(options={"query_ids": ids, "budget_ratio": 0.2})
+    policy.begin_episode(env)
+    policy.act(obs, info)
+    spend, target = policy._spend, float(obs["budget"][2])
+    assert (np.diff(spend) <= 0).all()
+    g = int(np.flatnonzero(policy.lambda_ == PRICES)[0])
+    assert spend[g] <= target and (g == 0 or spend[g - 1] > target)
+
+
+def test_a_router_name_is_fitted_once_per_context_on_the_training_split(env):
+    first, second = PacedPolicy("linear"), PacedPolicy("linear")
+    assert first.name == "Paced-Linear" and first.scorer is None
+    for policy in (first, second):
+        run_stream(env, policy, split_streams(env, seed=0)[0], 0.2)
+    assert first.scorer is second.scorer  # one fit shared
+    expected = fit_router("linear", env).predict(env.ctx.query_obs[:5])[0]
+    np.testing.assert_array_equal(first.scorer.predict(env.ctx.query_obs[:5])[0], expected)
+    assert PacedPolicy().name == "Paced-Auto"
 
 
 def test_a_fixed_scorer_is_asked_once_per_context(env):
@@ -140,8 +195,10 @@ def test_a_fixed_scorer_is_asked_once_per_context(env):
 def test_bad_arguments_raise(env):
     with pytest.raises(ValueError, match="cost_source"):
         PacedPolicy(PerfectScorer(env), cost_source="oracle")
-    with pytest.raises(ValueError, match="eta"):
-        PacedPolicy(PerfectScorer(env), eta=-1.0)
+    with pytest.raises(ValueError, match="price"):
+        PacedPolicy(PerfectScorer(env), price=-1.0)
+    with pytest.raises(ValueError, match="unknown router 'forest'"):
+        PacedPolicy("forest")
     with pytest.raises(ValueError, match="reserve"):
         PacedPolicy(PerfectScorer(env), reserve=-1.0)
 
@@ -149,11 +206,10 @@ def test_bad_arguments_raise(env):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"eta": "abc"}, TypeError, r"eta must be a number, got 'abc'"),
-        ({"eta": -1.0}, ValueError, r"eta must be a finite number >= 0"),
+        ({"price": "abc"}, TypeError, r"price must be a number, got 'abc'"),
+        ({"price": -1.0}, ValueError, r"price must be a finite number >= 0"),
         ({"reserve": float("nan")}, ValueError, r"reserve must be a finite number"),
-        ({"lambda_init": True}, TypeError, r"lambda_init must be a number"),
-        ({"carry_lambda": "yes"}, TypeError, r"carry_lambda must be True or False"),
+        ({"reserve": True}, TypeError, r"reserve must be a number"),
         ({"cost_source": "oracle"}, ValueError, r"unknown cost_source"),
     ],
 )

@@ -31,7 +31,12 @@ from mmr_gym.evaluate import run_stream, split_streams
 from mmr_gym.files import CHECKSUM_FILE, format_checksums, parse_checksums
 
 # Short training keeps the file fast; what is tested is the round trip, not the fit.
-ROUTER_FAST = {"mlp": {"max_iter": 30}, "mlp-mf": {"epochs": 3}, "cmr": {"epochs": 3}}
+ROUTER_FAST = {
+    "mlp": {"max_iter": 30},
+    "mlp-mf": {"epochs": 3},
+    "cmr": {"epochs": 3},
+    "auto": {"candidates": [("linear-mf", {}), ("knn", {"k": 10})], "folds": 3},
+}
 # NeuralUCB retrains every 25 updates, so retraining (and Adam's state) is exercised before and after saving.
 BANDIT_FAST = {"neural-ucb": {"train_every": 25, "train_steps": 5, "batch_size": 32}}
 
@@ -137,7 +142,9 @@ def test_missing_files_are_named(saved_knn, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"neighbours_\.skops not found.*NearestNeighbors"):
         load_scorer(saved_knn)
     (saved_knn / ARRAYS).unlink()
-    with pytest.raises(FileNotFoundError, match=r"arrays\.npz not found.*\['correct_', 'cost_'\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"arrays\.npz not found.*\['correct_', 'cost_', 'inputs\.center'"
+    ):
         load_scorer(saved_knn)
 
 
@@ -171,7 +178,7 @@ def test_another_format_version_is_refused(saved_knn):
 
 def test_unknown_or_mismatched_classes_are_refused(saved_knn):
     edit_manifest(saved_knn, name="forest")
-    with pytest.raises(ValueError, match=r"unknown router 'forest'; expected one of \['cmr'"):
+    with pytest.raises(ValueError, match=r"unknown router 'forest'; expected one of \['auto', 'cmr'"):
         load_scorer(saved_knn)
     edit_manifest(saved_knn, name="knn", **{"class": "KMeansRouter"})
     with pytest.raises(ValueError, match="class 'KMeansRouter' does not match router 'knn'"):
@@ -191,12 +198,12 @@ def test_arrays_of_another_shape_are_refused(saved_knn):
     with np.load(saved_knn / ARRAYS, allow_pickle=False) as npz:
         arrays = dict(npz)
     # The file disagrees with the manifest.
-    rewrite(saved_knn, ARRAYS, npz_bytes(correct_=arrays["correct_"][:, :2], cost_=arrays["cost_"]))
+    rewrite(saved_knn, ARRAYS, npz_bytes(**{**arrays, "correct_": arrays["correct_"][:, :2]}))
     with pytest.raises(
         ValueError, match=r"arrays\.npz: 'correct_' has shape \[150, 2\].*expected shape \[150, 4\]"
     ):
         load_scorer(saved_knn)
-    rewrite(saved_knn, ARRAYS, npz_bytes(correct_=arrays["correct_"]))
+    rewrite(saved_knn, ARRAYS, npz_bytes(**{key: value for key, value in arrays.items() if key != "cost_"}))
     with pytest.raises(ValueError, match=r"missing \['cost_'\]"):
         load_scorer(saved_knn)
 
@@ -208,7 +215,7 @@ def test_a_state_that_does_not_fit_the_parameters_is_refused(env, tmp_path):
     edit_manifest(directory, params={**params, "n_models": 3})
     with pytest.raises(
         ValueError,
-        match=r"params ask for 'stats\.A_inv' of shape \[3, 8, 8\], but the saved state holds shape \[4, 8, 8\]",
+        match=r"params ask for 'stats\.b_perf' of shape \[3, 8\], but the saved state holds shape \[4, 8\]",
     ):
         load_scorer(directory)
     edit_manifest(directory, params={**params, "gamma": 1.0})
@@ -337,8 +344,8 @@ def never_built(monkeypatch, cls):
             10**12,
             r"params ask for 'net\.encoder\.0\.weight' of shape \[1000000000000, 7\]",
         ),
-        ("neural-ucb", "features", 10**12, r"params ask for 'stats\.A_inv' of shape \[4, 1000000000001, "),
-        ("linucb", "dim", 10**12, r"params ask for 'stats\.A_inv' of shape \[4, 1000000000001, "),
+        ("neural-ucb", "features", 10**12, r"params ask for 'stats\.b_perf' of shape \[4, 1000000000001\]"),
+        ("linucb", "dim", 10**12, r"params ask for 'stats\.b_perf' of shape \[4, 1000000000001\]"),
     ],
 )
 def test_bandit_params_that_ask_for_huge_shapes_are_refused_before_building(
@@ -390,10 +397,15 @@ def test_router_params_that_ask_for_huge_shapes_are_refused_before_building(
 def test_a_state_that_claims_huge_feature_counts_is_refused(env, tmp_path):
     directory = save_scorer(fit_router("mlp-mf", env, epochs=1), tmp_path / "mlp-mf")
     state = read_manifest(directory)["state"]
-    edit_manifest(directory, state={**state, "n_features_": 10**12})
+    # Claiming huge inputs: the networks' shapes are checked against the saved tensors first.
+    edit_manifest(directory, state={**state, "n_inputs_": 10**12})
     with pytest.raises(
         ValueError, match=r"params ask for 'perf_net_\.encoder\.0\.weight' of shape \[128, 1000000000000\]"
     ):
+        load_scorer(directory)
+    # Claiming huge features: the input transform's width is checked before any module is built.
+    edit_manifest(directory, state={**state, "n_features_": 10**12})
+    with pytest.raises(ValueError, match=r"inputs: the transform gives 1000000000000 inputs, not 7"):
         load_scorer(directory)
 
 

@@ -12,7 +12,11 @@ from mmr_gym.evaluate import evaluation_rows, threshold_result
 from mmr_gym.table import RoutingTable
 
 # Small training budgets for the torch routers keep the file fast; the defaults are for real tables.
-FAST = {"mlp-mf": {"epochs": 10, "batch_size": 128}, "cmr": {"epochs": 10, "batch_size": 128}}
+FAST = {
+    "mlp-mf": {"epochs": 10, "batch_size": 128},
+    "cmr": {"epochs": 10, "batch_size": 128},
+    "auto": {"candidates": [("linear-mf", {}), ("knn", {}), ("mlp-mf", {"epochs": 10})], "folds": 3},
+}
 
 # scikit-learn's MLP may stop at max_iter on this tiny table; that is not what these tests check.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

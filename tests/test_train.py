@@ -35,7 +35,7 @@ def test_quick_run_records_every_default_policy(quick_run):
     records = json.loads((quick_run / "results.json").read_text())["results"]
     names = [r["name"] for r in records]
     expected = ["Random", "Cheapest", "BestSingle", "Oracle"]  # the baselines, then the agents
-    expected += ["Paced-LinearMF", "LinearMF (threshold)", "Paced-LinUCB", "RL-MaskablePPO", "RL-DQN"]
+    expected += ["Paced-Auto", "Auto (threshold)", "Paced-LinUCB", "RL-MaskablePPO", "RL-DQN"]
     expected += ["PerQueryOracle"]
     assert names == expected
     for record in records:
@@ -55,8 +55,12 @@ def test_quick_run_saves_reloadable_agents_and_tensorboard_logs(quick_run):
 
 
 def test_quick_run_saves_reloadable_routers_and_bandit_learners(quick_run):
-    router = load_scorer(quick_run / "agents" / "linear-mf" / "seed0")
-    refit = fit_router("linear-mf", MMRRoutingEnv(split="train", episode_length=100), seed=0)
+    router = load_scorer(quick_run / "agents" / "auto" / "seed0")
+    refit = fit_router("auto", MMRRoutingEnv(split="train", episode_length=100), seed=0)
+    # The cross-validated choice and every candidate's scores are saved with it.
+    selection = read_manifest(quick_run / "agents" / "auto" / "seed0")["state"]["selection"]
+    assert selection["chosen_family"] == refit.selection_["chosen_family"]
+    assert [c["nAUC"] for c in selection["candidates"]] == [c["nAUC"] for c in refit.selection_["candidates"]]
     X = MMRRoutingEnv(split="test", episode_length=100).ctx.query_obs[:500]
     for saved, fresh in zip(router.predict(X), refit.predict(X), strict=True):
         np.testing.assert_array_equal(saved, fresh)
