@@ -106,7 +106,9 @@ class RidgeStatistics:
 
     def widths(self, z: np.ndarray) -> np.ndarray:
         """``sqrt(z^T A_k^-1 z)`` for every model ``k`` (``[K]``): the confidence width of each estimate."""
-        return np.sqrt(np.maximum(np.einsum("i,kij,j->k", z, self.A_inv, z), 0.0))
+        # Batched matrix-vector products (BLAS): several times faster than the einsum over K*p*p
+        # on wide features (p = 412 on MATH-V).
+        return np.sqrt(np.maximum((self.A_inv @ z) @ z, 0.0))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The five statistics arrays by attribute name (references, not copies)."""

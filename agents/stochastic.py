@@ -23,6 +23,8 @@ The same classes serve as stochastic *targets*: the estimators read ``action_pro
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from typing import Any
 
 import numpy as np
@@ -182,7 +184,8 @@ class ThompsonSamplingPolicy(PropensityPolicy):
         n_draws: Monte Carlo draws per decision.
         price: accuracy given up per ``c_ref`` of estimated cost.
         learn: update ``learner`` from each observed call (the chosen model's outcome only); False
-            keeps it frozen (a fixed stochastic policy, e.g. as a target).
+            keeps it frozen (a fixed stochastic policy, e.g. as a target): every query's posterior is
+            then read once per context, so ``learner`` must not change while the policy is used.
         seed: seeds the draws.
     """
 
@@ -202,14 +205,26 @@ class ThompsonSamplingPolicy(PropensityPolicy):
         self.learn = learn
         self.name = f"TS-MC({getattr(learner, 'name', type(learner).__name__)})"
         self._query: np.ndarray | None = None
+        self._posterior_ctx: RoutingContext | None = None
+
+    def begin_episode(self, env: MMRRoutingEnv) -> None:
+        if not self.learn and self._posterior_ctx is not env.ctx:
+            self._posterior, self._row = _frozen_posterior(self.learner, env.ctx)
+            self._posterior_ctx = env.ctx
+
+    def _mean_width(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        stats = self.learner.stats
+        return stats.means(z[None, :])[0][0], self.learner.v * stats.widths(z)
 
     def action_probabilities(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         mask = _mask(info)
-        self._query = np.asarray(obs["query"], dtype=np.float64)
-        z = RidgeStatistics.augment(self._query)
-        stats = self.learner.stats
-        mean = stats.means(z[None, :])[0][0]
-        width = self.learner.v * stats.widths(z)
+        query = np.asarray(obs["query"], dtype=np.float32)
+        row = self._row.get(query.tobytes()) if self._posterior_ctx is not None else None
+        if row is None:
+            mean, width = self._mean_width(RidgeStatistics.augment(query))
+        else:
+            mean, width = self._posterior[0][row], self._posterior[1][row]
+        self._query = query
         draws = mean + width * self.rng.standard_normal((self.n_draws, mean.size))
         scores = np.where(mask, draws - self.price * obs["model_costs"], -np.inf)
         wins = np.bincount(np.argmax(scores, axis=1), minlength=mean.size)
@@ -220,3 +235,32 @@ class ThompsonSamplingPolicy(PropensityPolicy):
             self.learner.update(
                 self._query, int(info["model_index"]), float(info["correct"]), float(info["cost"])
             )
+
+
+# Frozen learner -> (context, fingerprint of its statistics, (means, widths), row of query bytes):
+# every policy around the same unchanged learner shares one computation per context.
+_POSTERIORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _frozen_posterior(
+    learner: Any, ctx: RoutingContext
+) -> tuple[tuple[np.ndarray, np.ndarray], dict[bytes, int]]:
+    """Posterior means and widths (``v * sqrt(z^T A_k^-1 z)``), float64 ``[n, K]``, of every query of ``ctx``."""
+    stats = learner.stats
+    # Any update moves the diagonal of some A_k^-1 and a solution: they stand for the whole state.
+    fingerprint = hashlib.sha256(
+        np.einsum("kii->ki", stats.A_inv).tobytes()
+        + stats.theta_perf.tobytes()
+        + bytes(str(learner.v), "ascii")
+    ).digest()
+    cached = _POSTERIORS.get(learner)
+    if cached is not None and cached[0] is ctx and cached[1] == fingerprint:
+        return cached[2], cached[3]
+    Z = RidgeStatistics.augment(ctx.query_obs)
+    means = stats.means(Z)[0]
+    # One matrix product per model instead of one per query and model.
+    widths = np.stack([np.einsum("ij,ij->i", Z @ A, Z) for A in stats.A_inv], axis=1)
+    posterior = (means, learner.v * np.sqrt(np.maximum(widths, 0.0)))
+    rows = {row.tobytes(): i for i, row in enumerate(ctx.query_obs)}
+    _POSTERIORS[learner] = (ctx, fingerprint, posterior, rows)
+    return posterior, rows

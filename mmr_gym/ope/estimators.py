@@ -159,24 +159,28 @@ def estimate(
         raise ValueError(f"unknown bootstrap_unit {bootstrap_unit!r}; choose from {list(BOOTSTRAP_UNITS)}")
     if not 0 < confidence_level < 1:
         raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OPEWarning)
-        if method == "replay":
-            from mmr_gym.ope.replay import replay_terms  # replay imports this module's warnings
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OPEWarning)
+            if method == "replay":
+                from mmr_gym.ope.replay import replay_terms  # replay imports this module's warnings
 
-            terms = replay_terms(log, target, env=env, seed=seed, bootstrap_unit=bootstrap_unit)
-        else:
-            probs = target_probabilities(log, target, env)
-            terms = _per_decision_terms(log, probs, method, reward_model, min_propensity)
-            terms.unit, terms.unit_ids = bootstrap_unit, decision_units(log, bootstrap_unit)
-        result = _summarise(log, method, terms, confidence_level, n_resamples, seed, min_ess)
-    messages = []
-    for caught_warning in caught:  # re-raise for the caller, and keep the OPE ones in the result
-        warnings.warn_explicit(
-            caught_warning.message, caught_warning.category, caught_warning.filename, caught_warning.lineno
-        )
-        if issubclass(caught_warning.category, OPEWarning):
-            messages.append(str(caught_warning.message))
+                terms = replay_terms(log, target, env=env, seed=seed, bootstrap_unit=bootstrap_unit)
+            else:
+                probs = target_probabilities(log, target, env)
+                terms = _per_decision_terms(log, probs, method, reward_model, min_propensity)
+                terms.unit, terms.unit_ids = bootstrap_unit, decision_units(log, bootstrap_unit)
+            result = _summarise(log, method, terms, confidence_level, n_resamples, seed, min_ess)
+    finally:  # re-raised under the caller's filters, also when an error follows them
+        for caught_warning in caught:
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
+    messages = [str(w.message) for w in caught if issubclass(w.category, OPEWarning)]
     return Estimate(**result, warnings=tuple(messages))
 
 

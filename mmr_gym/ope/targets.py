@@ -76,7 +76,7 @@ def fallback_action(action: int, mask: np.ndarray, model_costs: np.ndarray) -> i
 def policy_distribution(policy: Any, obs: dict[str, np.ndarray], mask: np.ndarray, where: str) -> np.ndarray:
     """One decision's distribution: stated by a :class:`StochasticPolicy`, one-hot for any other policy."""
     info = {"action_mask": mask.astype(np.int8)}
-    if isinstance(policy, StochasticPolicy):
+    if hasattr(policy, "action_probabilities"):  # a StochasticPolicy (isinstance is slow on protocols)
         return checked_probabilities(policy.action_probabilities(obs, info), mask, where)
     action = policy.act(obs, info)
     if not isinstance(action, (int, np.integer)) or not 0 <= action < mask.size:
