@@ -23,6 +23,7 @@ from mmr_gym.ope import (
     SmallSampleWarning,
     SupportWarning,
     collect_log,
+    compare,
     estimate,
     read_log,
     target_probabilities,
@@ -432,3 +433,39 @@ def test_snips_and_dr_find_each_targets_accuracy_and_cover_it(small_env):
         assert abs(np.mean(errs)) < max(3 * np.std(errs) / np.sqrt(len(errs)), 0.005), key
         assert np.sqrt(np.mean(np.square(errs))) < 0.05, key
         assert covered[key] >= 16, (key, covered[key])  # 95% intervals: at least 80% of 20
+
+
+# ------------------------------------------------------------------------------------ compare
+def test_compare_gives_the_exact_difference_and_a_paired_interval():
+    log, target = exact_log()
+    uniform = np.full((8, 3), 1 / 3)
+    result = compare(log, target, uniform, "ips", bootstrap_unit="decision", min_ess=0)
+    uniform_truth = 0.5 * CORRECT[0].mean() + 0.5 * CORRECT[1].mean()
+    assert result.accuracy_difference == pytest.approx(TRUE_ACCURACY - uniform_truth, abs=1e-12)
+    assert result.candidate.accuracy == pytest.approx(TRUE_ACCURACY, abs=1e-12)
+    assert result.verdict() in {"better", "worse", "undecided"}
+    with pytest.raises(ValueError, match="replay accepts different decisions"):
+        compare(log, target, uniform, "replay")
+
+
+def test_pairing_cancels_what_two_routers_share(small_env):
+    log = collect_log(small_env, UniformPolicy(), 2000, seed=4)
+    best = target_probabilities(log, BestSinglePolicy(), small_env)
+    # A candidate that follows BestSingle except on a tenth of the queries.
+    candidate = best.copy()
+    candidate[np.char.endswith(log.query_id, "0")] = np.eye(4)[0]
+    result = _quiet_compare(log, candidate, best, "ips")
+    width = np.diff(result.accuracy_difference_ci)[0]
+    assert width < 0.6 * min(
+        np.diff(result.candidate.accuracy_ci)[0], np.diff(result.baseline.accuracy_ci)[0]
+    )
+    assert result.accuracy_difference == pytest.approx(result.candidate.accuracy - result.baseline.accuracy)
+    same = _quiet_compare(log, best, best, "dr", reward_model=(np.zeros((2000, 4)), np.zeros((2000, 4))))
+    assert same.accuracy_difference == 0 and same.accuracy_difference_ci == (0.0, 0.0)
+    assert same.verdict() == "undecided"
+
+
+def _quiet_compare(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compare(*args, **kwargs)

@@ -12,6 +12,8 @@ model's outcome, every estimate can be checked against the truth (``benchmarks/b
   the target's accuracy and mean cost per query, each with a bootstrap interval, and the effective
   sample size (:class:`Estimate`); warnings (:class:`PropensityWarning`, :class:`SupportWarning`,
   :class:`SmallSampleWarning`) and errors say when a figure cannot be trusted.
+- :func:`compare` judges a candidate against the router in place on the same decisions: their
+  difference with a paired interval (:class:`Comparison`), what a decision to switch rests on.
 
 What an estimate means. DM, IPS, SNIPS and DR judge the target decision by decision on the logged
 contexts, *budget state included*: a deterministic target (BestSingle, Cheapest, a paced router)
@@ -28,6 +30,7 @@ The logging policies live in :mod:`agents.stochastic` (the library does not depe
 from __future__ import annotations
 
 from mmr_gym.ope.collect import collect_log
+from mmr_gym.ope.compare import Comparison, compare
 from mmr_gym.ope.estimators import (
     METHODS,
     Estimate,
@@ -43,6 +46,7 @@ from mmr_gym.ope.targets import StochasticPolicy, target_probabilities
 
 __all__ = [
     "METHODS",
+    "Comparison",
     "DecisionLog",
     "Estimate",
     "OPEWarning",
@@ -51,6 +55,7 @@ __all__ = [
     "StochasticPolicy",
     "SupportWarning",
     "collect_log",
+    "compare",
     "estimate",
     "read_log",
     "read_minari",

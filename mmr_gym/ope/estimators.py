@@ -334,7 +334,7 @@ def _summarise(
     values, intervals = [], []
     for numerator in sums:
         values.append(float(numerator.sum() / denominator.sum()))
-        intervals.append(_interval(numerator, denominator, confidence_level, n_resamples, seed))
+        intervals.append(ratio_interval(numerator, denominator, confidence_level, n_resamples, seed))
     if any(math.isnan(bound) for interval in intervals for bound in interval):
         warnings.warn(
             f"{log.source}: some bootstrap resamples hold no decision the target agrees with, so "
@@ -366,21 +366,35 @@ def decision_units(log: DecisionLog, unit: str) -> np.ndarray:
     return np.arange(len(log))
 
 
-def _interval(
-    numerator: np.ndarray, denominator: np.ndarray, level: float, n_resamples: int, seed: int
+def ratio_interval(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    level: float,
+    n_resamples: int,
+    seed: int,
+    baseline: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``sum(numerator) / sum(denominator)`` over the units (paired)."""
+    """Percentile bootstrap interval of ``sum(numerator) / sum(denominator)`` over the units.
 
-    def ratio(num: np.ndarray, den: np.ndarray, axis: int = -1) -> np.ndarray:
+    With ``baseline = (numerator_b, denominator_b)`` (the same units): of the difference
+    ``sum(numerator) / sum(denominator) - sum(numerator_b) / sum(denominator_b)``, both resampled
+    together (a paired bootstrap). The same seed resamples the same units.
+    """
+
+    def statistic(*arrays: np.ndarray, axis: int = -1) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            return num.sum(axis=axis) / den.sum(axis=axis)
+            value = arrays[0].sum(axis=axis) / arrays[1].sum(axis=axis)
+            if len(arrays) == 4:
+                value = value - arrays[2].sum(axis=axis) / arrays[3].sum(axis=axis)
+        return value
 
+    data = (numerator, denominator) if baseline is None else (numerator, denominator, *baseline)
     with warnings.catch_warnings():
         # NaN resamples (SNIPS without a matching decision) are reported by the caller, in its words.
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         result = stats.bootstrap(
-            (numerator, denominator),
-            ratio,
+            data,
+            statistic,
             paired=True,
             vectorized=True,
             n_resamples=n_resamples,
