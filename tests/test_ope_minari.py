@@ -132,11 +132,14 @@ def test_episodes_not_recorded_through_padded_info_are_refused(env):
         read_minari(episodes)
 
 
-def test_a_real_minari_dataset_reads_back(env, tmp_path, monkeypatch):
+@pytest.mark.parametrize("data_format", ["arrow", "hdf5"])
+def test_a_real_minari_dataset_reads_back(env, tmp_path, monkeypatch, data_format):
     minari = pytest.importorskip("minari", reason="Minari is optional: pip install 'minari[create]'")
     pytest.importorskip("jax", reason="Minari's DataCollector needs jax: pip install 'minari[create]'")
+    if data_format == "hdf5":
+        pytest.importorskip("h5py", reason="Minari's HDF5 format needs h5py")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    collector = minari.DataCollector(env, record_infos=True, data_format="arrow")
+    collector = minari.DataCollector(env, record_infos=True, data_format=data_format)
     rng = np.random.default_rng(0)
     for seed in range(3):
         _, info = collector.reset(seed=seed)
