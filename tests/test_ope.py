@@ -15,7 +15,7 @@ from scipy import stats
 import mmr_gym  # noqa: F401  (registers the environments)
 from agents.baselines import BestSinglePolicy, CheapestPolicy
 from agents.pacing import PacedPolicy
-from agents.stochastic import UniformPolicy
+from agents.stochastic import EpsilonGreedyPolicy, UniformPolicy
 from agents.supervised import fit_router
 from mmr_gym.errors import LogError
 from mmr_gym.ope import (
@@ -469,3 +469,15 @@ def _quiet_compare(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return compare(*args, **kwargs)
+
+
+def test_logged_actions_follow_the_stated_distribution(small_env):
+    policy = EpsilonGreedyPolicy(BestSinglePolicy(), epsilon=0.4, seed=0)
+    log = collect_log(small_env, policy, 3000, seed=2)
+    np.testing.assert_allclose(log.propensity, log.behaviour_probs[np.arange(3000), log.action])
+    # Without a budget BestSingle calls one model: it should get 0.6 + 0.4 / 4 of the calls.
+    favourite = np.bincount(log.action, minlength=4).argmax()
+    expected = log.behaviour_probs[:, favourite].mean()
+    assert expected == pytest.approx(0.7)
+    observed = np.mean(log.action == favourite)
+    assert observed == pytest.approx(expected, abs=4 * np.sqrt(0.21 / 3000))
