@@ -15,9 +15,9 @@ import numpy as np
 
 from mmr_gym.ope.estimators import (
     Estimate,
-    _per_decision_terms,
     decision_units,
     estimate,
+    per_decision_terms,
     ratio_interval,
 )
 from mmr_gym.ope.log import DecisionLog
@@ -114,7 +114,7 @@ def compare(
     n_units = int(units.max()) + 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already said by the estimates above
-        terms = [_per_decision_terms(log, p, method, reward_model, min_propensity) for p in probs]
+        terms = [per_decision_terms(log, p, method, reward_model, min_propensity) for p in probs]
     differences, intervals = [], []
     for metric in ("correct_num", "cost_num"):
         sums = [

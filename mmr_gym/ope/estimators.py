@@ -169,7 +169,7 @@ def estimate(
                 terms = replay_terms(log, target, env=env, seed=seed, bootstrap_unit=bootstrap_unit)
             else:
                 probs = target_probabilities(log, target, env)
-                terms = _per_decision_terms(log, probs, method, reward_model, min_propensity)
+                terms = per_decision_terms(log, probs, method, reward_model, min_propensity)
                 terms.unit, terms.unit_ids = bootstrap_unit, decision_units(log, bootstrap_unit)
             result = _summarise(log, method, terms, confidence_level, n_resamples, seed, min_ess)
     finally:  # re-raised under the caller's filters, also when an error follows them
@@ -202,9 +202,11 @@ class Terms:
     estimand: str = "logged contexts"
 
 
-def _per_decision_terms(
+def per_decision_terms(
     log: DecisionLog, probs: np.ndarray, method: str, reward_model: Any, min_propensity: float
 ) -> Terms:
+    """The terms of ``"dm"``, ``"ips"``, ``"snips"`` or ``"dr"`` for target probabilities ``probs``
+    ``[n, K]``, one per logged decision (warns on support and propensities; see :func:`estimate`)."""
     n = len(log)
     rows = np.arange(n)
     weights = probs[rows, log.action] / log.propensity
