@@ -30,7 +30,9 @@ def test_the_benchmark_pipeline_on_a_small_table(tmp_path):
     train = table.subset(ctx.train_indices)
     best = np.lexsort((train.model_mean_cost(), -train.model_accuracy()))[0]
     split = ctx.split_indices
-    assert np.isclose(unbudgeted.truths["BestSingle"]["accuracy"], table.correct[split, best].mean(), rtol=1e-6)
+    assert np.isclose(
+        unbudgeted.truths["BestSingle"]["accuracy"], table.correct[split, best].mean(), rtol=1e-6
+    )
     cheapest = ctx.cost_estimate[split].argmin(axis=1)
     assert np.isclose(unbudgeted.truths["Cheapest"]["accuracy"], table.correct[split, cheapest].mean())
     assert np.isclose(unbudgeted.truths["Cheapest"]["cost"], table.cost[split, cheapest].mean())

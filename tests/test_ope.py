@@ -18,6 +18,7 @@ from agents.pacing import PacedPolicy
 from agents.stochastic import EpsilonGreedyPolicy, UniformPolicy
 from agents.supervised import fit_router
 from mmr_gym.errors import LogError
+from mmr_gym.policy import Policy
 from mmr_gym.ope import (
     PropensityWarning,
     SmallSampleWarning,
@@ -351,7 +352,7 @@ def test_collect_log_refuses_policies_that_hide_or_misstate_their_propensities(s
 def test_targets_are_one_hot_with_the_environments_fallback(small_env):
     log = collect_log(small_env, UniformPolicy(), 30, seed=0)
 
-    class AlwaysMasked(BestSinglePolicy):
+    class AlwaysMasked(Policy):
         def act(self, obs, info):
             return 3
 
@@ -387,6 +388,10 @@ def test_a_paced_target_is_judged_on_the_logged_budget_state():
     unbudgeted = gym.make("MMRRouting-v0", dataset=table, split="test", episode_length=10, budget_ratio=None)
     with pytest.raises(ValueError, match="budget"):
         target_probabilities(collect_log(unbudgeted, UniformPolicy(), 20), BestSinglePolicy(), env)
+    with pytest.raises(
+        ValueError, match=r"BestSinglePolicy prepares each episode in begin_episode\(env\): pass env"
+    ):
+        target_probabilities(log, BestSinglePolicy(), None)
     longer = gym.make("MMRRouting-v0", dataset=table, split="test", episode_length=20, budget_ratio=0.3)
     with pytest.raises(ValueError, match="10 queries long, env's 20"):
         target_probabilities(log, BestSinglePolicy(), longer)

@@ -34,7 +34,7 @@ import numpy as np
 from mmr_gym.budget import affordable, budget_features, overran
 from mmr_gym.ope.estimators import SupportWarning, Terms
 from mmr_gym.ope.log import DecisionLog
-from mmr_gym.ope.targets import check_env_matches, decision_obs, fallback_action
+from mmr_gym.ope.targets import check_env_matches, check_needs_no_env, decision_obs, fallback_action
 
 
 def replay_terms(
@@ -142,7 +142,10 @@ def _acceptance_floor(log: DecisionLog) -> float:
 
 
 def _begin(policy: Any, env: Any, ratio: float | None, episode: int) -> None:
-    if env is None or not hasattr(policy, "begin_episode"):
+    if env is None:
+        check_needs_no_env(policy)
+        return
+    if not hasattr(policy, "begin_episode"):
         return
     env.reset(seed=episode, options=None if ratio is None else {"budget_ratio": ratio})
     policy.begin_episode(env.unwrapped)

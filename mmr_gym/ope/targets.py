@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from mmr_gym.ope.log import DecisionLog
+from mmr_gym.policy import Policy
 
 # Distributions from float arithmetic may miss 1 (or put dust on masked models) by rounding.
 PROBABILITY_TOLERANCE = 1e-6
@@ -97,9 +98,13 @@ def start_episode(policy: Any, env: Any, log: DecisionLog, row: int) -> None:
     ``env`` stands for the deployment the target is judged in: the same table, models and episode
     length as the log. It is reset (seeded by the episode number) with the logged episode's budget,
     so that what ``begin_episode`` reads (``env.budget``, ``env.ctx``, ``env.c_ref``) agrees with
-    the logged budget state. Without ``env`` nothing is called.
+    the logged budget state. Without ``env`` nothing is called, and a policy that needs its
+    ``begin_episode`` (it overrides :meth:`Policy.begin_episode`) is refused with a ValueError.
     """
-    if env is None or not hasattr(policy, "begin_episode"):
+    if env is None:
+        check_needs_no_env(policy)
+        return
+    if not hasattr(policy, "begin_episode"):
         return
     unwrapped = env.unwrapped
     total = float(log.budget_total[row])
@@ -113,6 +118,16 @@ def start_episode(policy: Any, env: Any, log: DecisionLog, row: int) -> None:
         )
     env.reset(seed=int(log.episode[row]), options=options or None)
     policy.begin_episode(unwrapped)
+
+
+def check_needs_no_env(policy: Any) -> None:
+    """Raise a ValueError if ``policy`` overrides ``begin_episode`` (it reads the environment there)."""
+    begin = getattr(type(policy), "begin_episode", None)
+    if begin is not None and begin is not Policy.begin_episode:
+        raise ValueError(
+            f"{type(policy).__name__} prepares each episode in begin_episode(env): pass env=... "
+            "(the environment it would be deployed in: same table, split and models as the log)"
+        )
 
 
 def check_env_matches(log: DecisionLog, env: Any, check_length: bool = True) -> None:
