@@ -18,7 +18,6 @@ from agents.pacing import PacedPolicy
 from agents.stochastic import EpsilonGreedyPolicy, UniformPolicy
 from agents.supervised import fit_router
 from mmr_gym.errors import LogError
-from mmr_gym.policy import Policy
 from mmr_gym.ope import (
     PropensityWarning,
     SmallSampleWarning,
@@ -29,6 +28,7 @@ from mmr_gym.ope import (
     read_log,
     target_probabilities,
 )
+from mmr_gym.policy import Policy
 
 
 def _quiet(*args, **kwargs):
