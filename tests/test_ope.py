@@ -94,15 +94,15 @@ def test_the_interval_is_the_bootstraps_and_agrees_with_the_normal_one_on_a_larg
     correct = (rng.random(n) < np.array([0.3, 0.5, 0.7, 0.9])[action]).astype(float)
     log = hand_log(np.zeros(n, dtype=int), action, np.full(n, 0.25), correct, np.ones(n), k)
     target = np.tile([0.1, 0.2, 0.3, 0.4], (n, 1))
-    result = estimate(log, target, "ips", bootstrap_unit="decision", n_resamples=4000)
+    result = estimate(log, target, "ips", bootstrap_unit="decision", n_resamples=2000)
     terms = target[np.arange(n), action] / 0.25 * correct
     half = stats.norm.ppf(0.975) * terms.std(ddof=1) / np.sqrt(n)
     low, high = result.accuracy_ci
     assert low < result.accuracy < high
     assert (low, high) == pytest.approx((terms.mean() - half, terms.mean() + half), abs=0.1 * half)
     # The same seed gives the same interval; another seed another (it is a bootstrap).
-    again = estimate(log, target, "ips", bootstrap_unit="decision", n_resamples=4000)
-    other = estimate(log, target, "ips", bootstrap_unit="decision", n_resamples=4000, seed=1)
+    again = estimate(log, target, "ips", bootstrap_unit="decision", n_resamples=2000)
+    other = estimate(log, target, "ips", bootstrap_unit="decision", n_resamples=2000, seed=1)
     assert again == result and other.accuracy_ci != result.accuracy_ci
 
 
