@@ -349,9 +349,12 @@ def bar_verdict(records: list[dict]) -> dict:
     }
 
 
-def write_outputs(out: Path, records: list[dict], bar: dict, config: dict) -> None:
+def write_outputs(
+    out: Path, records: list[dict], bar: dict, config: dict, record: dict[str, Any] | None = None
+) -> None:
+    """``ope.json``, ``ope.md`` and ``ope.png``; ``record`` is the provenance taken when the run started."""
     out.mkdir(parents=True, exist_ok=True)
-    record = provenance()
+    record = provenance() if record is None else record
     payload = {"provenance": record, "config": config, "bar": bar, "records": records}
     (out / "ope.json").write_text(json.dumps(json_safe(payload), indent=2) + "\n", encoding="utf-8")
     lines = [
@@ -385,47 +388,57 @@ def write_outputs(out: Path, records: list[dict], bar: dict, config: dict) -> No
 
 
 def plot(records: list[dict], path: Path) -> None:
+    """Estimate (mean over replications) against truth, one panel per table and regime; bars: the
+    mean 95% interval (an interval's bounds average over the replications that had one)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(r["table"], r["regime"]) for r in records})
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.0), squeeze=False)
+    tables = sorted({r["table"] for r in records})
+    regimes = [regime for regime in REGIMES if any(r["regime"] == regime for r in records)]
+    fig, axes = plt.subplots(
+        len(tables), len(regimes), figsize=(5.2 * len(regimes), 5.0 * len(tables)), squeeze=False
+    )
     colours = dict(
         zip((*PER_DECISION, "replay"), plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False)
     )
     markers = dict(zip(("uniform", "eps-greedy", "softmax", "thompson"), "os^D", strict=False))
-    for ax, (table, regime) in zip(axes[0], panels, strict=True):
-        rows = [r for r in records if (r["table"], r["regime"]) == (table, regime) and "estimate" in r]
-        for r in rows:
-            ax.errorbar(
-                r["truth"],
-                r["estimate"],
-                yerr=[[r["estimate"] - r["ci_low"]], [r["ci_high"] - r["estimate"]]],
-                fmt=markers.get(r["logger"], "o"),
-                color=colours[r["method"]],
-                ms=4,
-                alpha=0.7,
-                elinewidth=0.8,
-            )
-        values = [v for r in rows for v in (r["truth"], r["estimate"])] or [0.0, 1.0]
-        lo, hi = min(values) - 0.05, max(values) + 0.05
-        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-        ax.set(
-            xlim=(lo, hi),
-            ylim=(lo, hi),
-            xlabel="truth (online accuracy)",
-            ylabel="estimate (mean over replications)",
-            title=f"{table}, {regime}",
-        )
+    for row, table in enumerate(tables):
+        for col, regime in enumerate(regimes):
+            ax = axes[row][col]
+            rows = [r for r in records if (r["table"], r["regime"]) == (table, regime) and "estimate" in r]
+            for r in rows:
+                low, high = (_number(r[key]) for key in ("ci_low", "ci_high"))
+                below = np.nan_to_num(max(r["estimate"] - low, 0.0))
+                above = np.nan_to_num(max(high - r["estimate"], 0.0))
+                ax.errorbar(
+                    r["truth"],
+                    r["estimate"],
+                    yerr=[[below], [above]],
+                    fmt=markers.get(r["logger"], "o"),
+                    color=colours[r["method"]],
+                    ms=4,
+                    alpha=0.7,
+                    elinewidth=0.8,
+                )
+            values = [v for r in rows for v in (r["truth"], r["estimate"])] or [0.0, 1.0]
+            lo, hi = min(values) - 0.05, max(values) + 0.05
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+            ax.set(xlim=(lo, hi), ylim=(lo, hi), title=f"{table}, {regime}")
+            ax.set(xlabel="truth (online accuracy)", ylabel="estimate (mean over replications)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in colours.items()]
     handles += [plt.Line2D([], [], color="black", marker=m, ls="", label=lg) for lg, m in markers.items()]
     axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
-    fig.suptitle("Off-policy estimates of accuracy (bars: mean 95% interval)")
+    fig.suptitle("Off-policy estimates of accuracy against the truth (bars: mean 95% interval)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _number(value: Any) -> float:
+    """A float from a record (JSON keeps NaN as the string "nan")."""
+    return float(value)
 
 
 def json_safe(value: Any) -> Any:
@@ -459,6 +472,7 @@ def load_tables(names: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    record = provenance()  # the code as it was when the run started
     tables = load_tables([t.strip() for t in args.tables.split(",") if t.strip()])
     records: list[dict] = []
     for name, table in tables.items():
@@ -498,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_outputs(args.out, records, bar, config)
+    write_outputs(args.out, records, bar, config, record)
     print(
         f"bar {'met' if bar['met'] else 'NOT met'}; wrote {args.out / 'ope.json'}, ope.md, ope.png "
         f"({config['seconds']:.0f} s)"
