@@ -245,12 +245,12 @@ def aggregate(setting: Setting, logger: str, runs: list[list[dict]], n_logged: i
         rows = [r for run in runs for r in run if (r["target"], r["method"]) == (target, method)]
         ok = [r for r in rows if "error" not in r]
         truth = setting.truths.get(target)
-        if setting.targets[target].learns:
-            steps = round(np.mean([r["n_used"] for r in ok])) if ok else 0
-            truth = online_truth(
-                setting.targets[target].make, setting.env, range(20), max_steps=max(steps, 1)
-            )
+        if setting.targets[target].learns and ok:
+            steps = round(np.mean([r["n_used"] for r in ok]))
+            truth = online_truth(setting.targets[target].make, setting.env, range(20), max_steps=steps)
             truth["steps"] = steps
+        elif setting.targets[target].learns:  # replay never ran: no number of steps to judge it at
+            truth = {"accuracy": float("nan"), "cost": float("nan"), "accuracy_se": float("nan")}
         record: dict[str, Any] = {
             "table": setting.table,
             "regime": setting.regime,
