@@ -26,3 +26,22 @@ class UnverifiedFilesWarning(UserWarning):
 
 class UnverifiedTableWarning(UnverifiedFilesWarning):
     """A saved table was loaded without checking its files: it has no checksums (an older mmr-gym saved it)."""
+
+
+class LogError(ValueError):
+    """Bad decision-log input (off-policy evaluation). ``str(err)`` names the source, the column and
+    the row (0-based, with the logged episode and step when known)."""
+
+    def __init__(
+        self, source: str, column: str | None, row: int | None, problem: str, where: str = ""
+    ) -> None:
+        self.source = source
+        self.column = column
+        self.row = row
+        self.problem = problem
+        parts = [source]
+        if column is not None:
+            parts.append(f"column {column!r}")
+        if row is not None:
+            parts.append(f"row {row}{f' ({where})' if where else ''}")
+        super().__init__(f"{', '.join(parts)}: {problem}")
