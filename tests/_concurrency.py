@@ -20,12 +20,18 @@ def _wait_for(path: Path, timeout: float = 60.0) -> None:
         time.sleep(0.005)
 
 
+# Each reader reads at least this often while the writer writes (the writer goes on until they have).
+MIN_READS = 10
+
+
 def _reader(sync: Path, read: Callable[[], object]) -> None:
     (sync / f"ready-{os.getpid()}").write_text("")
     _wait_for(sync / "start")
     reads = failures = 0
     errors: list[str] = []
     while not (sync / "done").exists():
+        if reads == MIN_READS:
+            (sync / f"read-enough-{os.getpid()}").write_text("")
         try:
             read()
         except Exception as exc:  # anything a user would meet
@@ -44,8 +50,12 @@ def _writer(sync: Path, write: Callable[[int], object], readers: int, rounds: in
         time.sleep(0.005)
     (sync / "start").write_text("")
     try:
-        for i in range(rounds):
+        i = 0
+        # At least `rounds` writes, and on until every reader has read MIN_READS times while they go on
+        # (however the machine's load shares the cores between the processes).
+        while i < rounds or len(list(sync.glob("read-enough-*"))) < readers and time.monotonic() < deadline + 120:
             write(i)
+            i += 1
     finally:
         (sync / "done").write_text("")
 
@@ -60,8 +70,9 @@ def run_concurrently(
 ) -> list[dict]:
     """One writer process calling ``write(i)`` ``rounds`` times while ``readers`` processes call ``read()``.
 
-    Readers start reading when the writer starts writing and stop when it is done. Returns each
-    reader's ``{"reads", "failures", "errors"}`` (a failure is any exception ``read()`` raised).
+    Readers start reading when the writer starts writing and stop when it is done; the writer goes
+    on past ``rounds`` until every reader has read :data:`MIN_READS` times. Returns each reader's
+    ``{"reads", "failures", "errors"}`` (a failure is any exception ``read()`` raised).
     """
     sync.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("fork")
