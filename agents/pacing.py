@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -134,6 +135,9 @@ class PacedPolicy(Policy):
             realized over estimated cost on the training split, fits the budget left minus, for
             every query after this one, ``reserve`` times the largest cheapest-model estimate of a
             training query. When no model passes, the cheapest affordable one is called. 0 disables it.
+        models: the names of the models the policy may call (None: all). A router fitted before a
+            model existed does not know it: under a scenario where a model arrives later
+            (:mod:`mmr_gym.scenarios`), a static policy is given the models it knew.
     """
 
     privileged = False
@@ -146,7 +150,11 @@ class PacedPolicy(Policy):
         price: float | None = None,
         cost_source: str = "env",
         reserve: float = 1.5,
+        models: Sequence[str] | None = None,
     ) -> None:
+        if isinstance(models, str):
+            raise TypeError(f"models must be a sequence of model names, got the string {models!r}")
+        self.models = None if models is None else tuple(str(m) for m in models)
         if cost_source not in COST_SOURCES:
             raise ValueError(f"unknown cost_source {cost_source!r}; allowed: {list(COST_SOURCES)}")
         reserve = check_float("reserve", reserve, low=0.0)
@@ -196,7 +204,7 @@ class PacedPolicy(Policy):
         perf, cost = self._scores(query)
         cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
         self._query = query
-        mask = info["action_mask"].astype(bool)
+        mask = info["action_mask"].astype(bool) & self._known
         allowed = mask
         if self._budgeted:
             if self.price is None:
@@ -243,7 +251,9 @@ class PacedPolicy(Policy):
         rows_of = np.arange(cost.shape[0])[None, :]
         for start in range(0, PRICES.size, _PRICES_AT_ONCE):
             prices = PRICES[start : start + _PRICES_AT_ONCE, None, None]
-            value = perf[None] - prices * cost[None]  # [prices, queries, models]
+            value = np.where(
+                self._known, perf[None] - prices * cost[None], -np.inf
+            )  # [prices, queries, models]
             tied = value == value.max(axis=2, keepdims=True)
             prior = np.where(tied, self._prior, -np.inf)  # step 4's tie rule
             tied &= prior == prior.max(axis=2, keepdims=True)
@@ -261,6 +271,12 @@ class PacedPolicy(Policy):
         self._overshoot = np.maximum(np.quantile(ratio, 0.95, axis=0), 1.0)  # [K]
         self._cheapest_max = float(ctx.model_costs_obs[train].min(axis=1).max())  # c_ref units
         self._prior = ctx.table.correct[train].astype(np.float64).mean(axis=0)  # tie rule: [K]
+        names = ctx.table.model_names
+        if self.models is not None and not set(self.models) <= set(names):
+            raise ValueError(
+                f"models {sorted(set(self.models) - set(names))} are not in {ctx.table.source}: {names}"
+            )
+        self._known = np.array([self.models is None or m in self.models for m in names], dtype=bool)
         if not self.learns:
             self._perf, self._cost, self._row_of = _all_predictions(self.scorer, ctx)
             self._spend = self._spend_curve()
@@ -318,7 +334,7 @@ class PacedPolicy(Policy):
             first = np.searchsorted(-self._spend, -target, side="left")
             price = PRICES[np.minimum(first, PRICES.size - 1)]
         price = np.where(budgeted, price, self._cost_weight)
-        mask = np.asarray(info["action_mask"], dtype=bool)
+        mask = np.asarray(info["action_mask"], dtype=bool) & self._known
         allowed = mask
         reserved = budgeted if self.reserve > 0 else np.zeros_like(budgeted)
         n_reserved = np.count_nonzero(reserved)

@@ -53,7 +53,11 @@ def _writer(sync: Path, write: Callable[[int], object], readers: int, rounds: in
         i = 0
         # At least `rounds` writes, and on until every reader has read MIN_READS times while they go on
         # (however the machine's load shares the cores between the processes).
-        while i < rounds or len(list(sync.glob("read-enough-*"))) < readers and time.monotonic() < deadline + 120:
+        while (
+            i < rounds
+            or len(list(sync.glob("read-enough-*"))) < readers
+            and time.monotonic() < deadline + 120
+        ):
             write(i)
             i += 1
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -356,6 +357,12 @@ def test_event_effects_measure_regret_before_and_after_and_recovery():
     assert effect["recovery_queries"] == 50.0 and effect["recovered_share"] == 1.0  # from t=150
     assert effect["overrun_rate_after"] == pytest.approx(1 / 6)
     assert effect["spend_over_budget_after"] == pytest.approx(0.5)
+    # Against the same queries without the event (regret 0.1 throughout): the excess after it.
+    calm = SimpleNamespace(name="P", timeline=[dict(r, oracle_accuracy=0.6) for r in timeline])
+    (against,) = event_effects(result, baseline=calm, margin=0.02, window=2)
+    assert against["excess_regret"] == pytest.approx(effect["regret_after"] - 0.1)
+    assert against["excess_regret_per_seed"] == pytest.approx([effect["regret_after"] - 0.1] * 2)
+    assert math.isnan(effect["excess_regret"])  # no baseline, no excess
     never = [dict(r, oracle_accuracy=0.9) if r["time"] >= 100 else r for r in timeline]
     (stuck,) = event_effects(SimpleNamespace(name="Q", timeline=never, scenario=result.scenario))
     assert stuck["recovery_queries"] == float("inf") and stuck["recovered_share"] == 0.0

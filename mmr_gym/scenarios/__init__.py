@@ -36,9 +36,10 @@ from mmr_gym.scenarios.events import (
     event_start,
 )
 from mmr_gym.scenarios.presets import available, preset, roles
-from mmr_gym.scenarios.world import Scenario, World, compile_world, describe_events
+from mmr_gym.scenarios.world import NO_EVENTS, Scenario, World, compile_world, describe_events
 
 __all__ = [
+    "NO_EVENTS",
     "Event",
     "EventError",
     "NewModel",

@@ -14,6 +14,11 @@ each event:
   before the event (``inf`` if never); the median over lanes, and the share of lanes that recover.
 - **budget adherence** after the event: the share of episodes whose last call overran the budget,
   and the mean spend as a share of the budget.
+- **excess regret** (with ``baseline``: the same policy evaluated on the same streams in a world
+  without events, :data:`~mmr_gym.scenarios.NO_EVENTS`): regret after the event minus regret on
+  the same queries without it, per seed, then mean and spread over seeds. Unlike before/after,
+  it does not mix the event with the difference between two stretches of traffic (a drifting
+  scenario's streams differ from the baseline's, so there it compares other queries).
 
 :func:`plot_timeline` draws accuracy, regret and spend over time for several policies, with the
 events marked.
@@ -36,8 +41,11 @@ MARGIN = 0.02  # regret back within this of its pre-event level counts as recove
 WINDOW = 3  # episodes over which recovery is judged
 
 
-def event_effects(result: Any, margin: float = MARGIN, window: int = WINDOW) -> list[dict[str, Any]]:
-    """One record per event of ``result``'s scenario (see the module docstring)."""
+def event_effects(
+    result: Any, baseline: Any = None, margin: float = MARGIN, window: int = WINDOW
+) -> list[dict[str, Any]]:
+    """One record per event of ``result``'s scenario (see the module docstring); ``baseline``: the
+    same policy on the same streams without events, for the excess regret."""
     if not result.timeline:
         raise ValueError(f"{result.name}: no timeline; evaluate it with evaluate_policy(..., scenario=...)")
     events = [event_from_dict(e) for e in result.scenario["events"]]
@@ -73,6 +81,7 @@ def event_effects(result: Any, margin: float = MARGIN, window: int = WINDOW) -> 
         before_means = [np.mean(v) for v in before_by_seed.values() if v]
         after_means = [np.mean(v) for v in after_by_seed.values() if v]
         recovered = [r for r in recovery if math.isfinite(r)]
+        excess = _excess(result, baseline, t, following) if baseline is not None else []
         effects.append(
             {
                 "policy": result.name,
@@ -90,9 +99,36 @@ def event_effects(result: Any, margin: float = MARGIN, window: int = WINDOW) -> 
                 "recovered_share": len(recovered) / len(recovery) if recovery else math.nan,
                 "overrun_rate_after": _mean(overruns),
                 "spend_over_budget_after": _mean(spend_share),
+                "excess_regret": _mean(excess),
+                "excess_regret_std": _std(excess),
+                "excess_regret_per_seed": [float(v) for v in excess],
             }
         )
     return effects
+
+
+def _excess(result: Any, baseline: Any, start: int, end: int) -> list[float]:
+    """Per seed: the regret in ``[start, end)`` minus the baseline's there (each averaged over budgets)."""
+    out = []
+    for seed in sorted({r["seed"] for r in result.timeline}):
+        per_budget = []
+        for ratio in sorted({r["budget_ratio"] for r in result.timeline}):
+
+            def window(
+                timeline: Sequence[dict[str, Any]], seed: int = seed, ratio: float = ratio
+            ) -> list[dict]:
+                return [
+                    r
+                    for r in timeline
+                    if r["seed"] == seed and r["budget_ratio"] == ratio and start <= r["time"] < end
+                ]
+
+            mine, theirs = window(result.timeline), window(baseline.timeline)
+            if mine and theirs:
+                per_budget.append(_regret(mine) - _regret(theirs))
+        if per_budget:
+            out.append(float(np.mean(per_budget)))
+    return out
 
 
 def _weighted(records: Sequence[dict[str, Any]], key: str) -> float:
@@ -122,15 +158,20 @@ def _std(values: Sequence[float]) -> float:
 def effects_markdown(effects: Sequence[dict[str, Any]]) -> str:
     """A markdown table of :func:`event_effects` records (several policies at once)."""
     lines = [
-        "| policy | event | regret before | regret after | change | recovery (queries, median) | "
-        "recovered | overrun rate after |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| policy | event | regret before | regret after | change | excess regret (vs no event) | "
+        "recovery (queries, median) | recovered | overrun rate after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for e in effects:
         recovery = "never" if math.isinf(e["recovery_queries"]) else f"{e['recovery_queries']:.0f}"
+        excess = (
+            "n/a"
+            if math.isnan(e["excess_regret"])
+            else f"{e['excess_regret']:+.4f} ± {e['excess_regret_std']:.4f}"
+        )
         lines.append(
             f"| {e['policy']} | {e['event']} | {e['regret_before']:.4f} ± {e['regret_before_std']:.4f} | "
-            f"{e['regret_after']:.4f} ± {e['regret_after_std']:.4f} | {e['change']:+.4f} | {recovery} | "
+            f"{e['regret_after']:.4f} ± {e['regret_after_std']:.4f} | {e['change']:+.4f} | {excess} | {recovery} | "
             f"{e['recovered_share']:.0%} | {e['overrun_rate_after']:.3f} |"
         )
     return "\n".join(lines)

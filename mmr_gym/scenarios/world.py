@@ -79,6 +79,10 @@ class Scenario:
         }
 
 
+#: A world where nothing changes: the baseline an event's effect is measured against (same streams).
+NO_EVENTS = Scenario("no events", (), description="nothing changes")
+
+
 def _fields(event: Event) -> dict[str, Any]:
     return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in event.__dict__.items()}
 
