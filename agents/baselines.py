@@ -21,6 +21,7 @@ class _Stateless(Policy):
     for every lane (no copies)."""
 
     info_keys = ()
+    episodic = True
 
     def reset_lanes(self, n: int, make: Any = None) -> None:
         self._lanes = None
@@ -99,6 +100,7 @@ class OraclePolicy(Policy):
     name = "Oracle"
     privileged = True
     info_keys = ()
+    episodic = True  # a plan per episode
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:
         rows = env.episode_query_indices

@@ -175,6 +175,7 @@ class PacedPolicy(Policy):
         self.cost_source = cost_source
         self.reserve = float(reserve)
         self.learns = self.scorer is not None and isinstance(scorer, OnlineScorer)
+        self.episodic = not self.learns  # a fixed scorer: each episode's pacing starts afresh
         # What observe reads: nothing for a fixed scorer; to learn, the model called and its outcome.
         self.info_keys = ("model_index", "correct", "cost") if self.learns else ()
         #: the current price of budget, in accuracy per c_ref of cost (None before the first step)
@@ -334,7 +335,10 @@ class PacedPolicy(Policy):
             first = np.searchsorted(-self._spend, -target, side="left")
             price = PRICES[np.minimum(first, PRICES.size - 1)]
         price = np.where(budgeted, price, self._cost_weight)
-        mask = np.asarray(info["action_mask"], dtype=bool) & self._known
+        action_mask = np.asarray(info["action_mask"])
+        # 0/1 int8 masks read as bool without a copy
+        mask = action_mask.view(bool) if action_mask.dtype == np.int8 else action_mask.astype(bool)
+        mask = mask & self._known
         allowed = mask
         reserved = budgeted if self.reserve > 0 else np.zeros_like(budgeted)
         n_reserved = np.count_nonzero(reserved)
@@ -347,9 +351,12 @@ class PacedPolicy(Policy):
             )
         value = np.where(allowed, perf - price[:, None] * cost, -np.inf)
         tied = value == value.max(axis=1, keepdims=True)
-        prior = np.where(tied, self._prior, -np.inf)
-        tied &= prior == prior.max(axis=1, keepdims=True)
-        actions = np.argmin(np.where(tied, cost, np.inf), axis=1)
+        if np.count_nonzero(tied) == tied.shape[0]:  # one best model per row: no tie to break
+            actions = tied.argmax(axis=1)
+        else:
+            prior = np.where(tied, self._prior, -np.inf)
+            tied &= prior == prior.max(axis=1, keepdims=True)
+            actions = np.argmin(np.where(tied, cost, np.inf), axis=1)
         if n_reserved:
             stuck = reserved & ~allowed.any(axis=1)  # no model passes the reserve: the cheapest affordable
             if np.count_nonzero(stuck):
@@ -364,12 +371,18 @@ class PacedPolicy(Policy):
 
     def _spendable_batch(self, fraction: np.ndarray, per_query: np.ndarray) -> np.ndarray:
         """:meth:`_spendable_now` for every row (``per_query``: float64; NaN for rows without a budget)."""
-        left = fraction.astype(np.float64) * self._lane_budget / self._c_ref
+        left = fraction.astype(np.float64)
+        left *= self._lane_budget
+        left /= self._c_ref  # (fraction x budget) / c_ref, in this order
         some = per_query > 0
         queries_left = np.divide(left, per_query, out=np.zeros_like(left), where=some)
         np.round(queries_left, out=queries_left)  # half to even, as Python's round()
-        spendable = left - np.maximum(queries_left - 1, 0) * self.reserve * self._cheapest_max
-        return np.where(some, spendable, 0.0)
+        queries_left -= 1
+        np.maximum(queries_left, 0, out=queries_left)
+        queries_left *= self.reserve
+        queries_left *= self._cheapest_max  # (max(n - 1, 0) x reserve) x cheapest_max, in this order
+        left -= queries_left
+        return np.where(some, left, 0.0)
 
     def _scores_batch(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = self._row_of.find_batch(query)
@@ -413,36 +426,40 @@ def _best_value(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray, prior:
 class _RowIndex:
     """Which row of ``ctx.query_obs`` an observed query is (by its bytes), for one query or many.
 
-    One query: a dict lookup of its bytes. Many: a vectorised search on an integer hash of the
-    rows' bits (exact arithmetic, so a row hashes alike alone or in any batch), each hit then
-    checked bit for bit (a miss falls back to the dict). Rows with the same bytes resolve to the
-    last of them, as the dict does.
+    One query: a dict lookup of its bytes. Many: a vectorised search on the first 8 bytes of each
+    row (its first two values, as one integer), each hit then checked bit for bit against the
+    whole row (a miss falls back to the dict). Rows with the same bytes resolve to the last of
+    them, as the dict does.
     """
 
     def __init__(self, rows: np.ndarray) -> None:
-        n, d = rows.shape
-        self._bits = rows.view(np.uint32)
-        self._multipliers = np.random.default_rng(0).integers(1, 2**63, d, dtype=np.uint64) | np.uint64(1)
-        keys = self._hash(self._bits)
+        n = rows.shape[0]
+        self._rows = np.ascontiguousarray(rows)
+        keys = _leading_key(self._rows)
         self._order = np.lexsort((-np.arange(n), keys))  # by key, then the last occurrence first
         self._keys = keys[self._order]
         self._by_bytes = {row.tobytes(): i for i, row in enumerate(rows)}
-
-    def _hash(self, bits: np.ndarray) -> np.ndarray:
-        return (bits.astype(np.uint64) * self._multipliers).sum(axis=1, dtype=np.uint64)  # mod 2**64
 
     def find(self, query: np.ndarray) -> int | None:
         return self._by_bytes.get(query.tobytes())
 
     def find_batch(self, query: np.ndarray) -> np.ndarray:
         """int64 ``[m]``: the row of each query (``-1``: not a row)."""
-        bits = query.view(np.uint32)
-        rows = self._order[np.minimum(np.searchsorted(self._keys, self._hash(bits)), self._keys.size - 1)]
-        exact = (self._bits[rows] == bits).all(axis=1)
+        query = np.ascontiguousarray(query)
+        position = np.minimum(np.searchsorted(self._keys, _leading_key(query)), self._keys.size - 1)
+        rows = self._order[position]
+        exact = (self._rows[rows].view(np.uint32) == query.view(np.uint32)).all(axis=1)
         for j in np.flatnonzero(~exact).tolist():
-            found = self.find(np.ascontiguousarray(query[j]))
+            found = self.find(query[j])
             rows[j] = -1 if found is None else found
         return rows
+
+
+def _leading_key(rows: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each float32 row (zero-padded for a row of one value) as one integer."""
+    if rows.shape[1] >= 2:
+        return rows[:, :2].copy().view(np.uint64)[:, 0]
+    return rows[:, 0].view(np.uint32).astype(np.uint64)
 
 
 # Fixed scorer -> (context, perf, cost, row index): shared by every PacedPolicy wrapping the same

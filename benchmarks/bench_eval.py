@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     test_env = MMRRoutingEnv(split="test")
     n_queries = evaluation_rows(test_env, sweep["max_queries"]).size
     wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = sorted(set(wanted) - {"linear-mf", "linucb", "maskable-ppo"})
+    if unknown or not wanted:
+        parser.error(f"--policies: unknown {unknown} (choose from linear-mf, linucb, maskable-ppo)")
     policies: dict[str, Any] = {}
     if "linear-mf" in wanted:
         router = fit_router("linear-mf", train_env)

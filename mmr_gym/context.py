@@ -80,7 +80,13 @@ class RoutingContext:
         """
         if isinstance(query_ids, (str, bytes)):
             raise ValueError(f"{name} must be a sequence of query ids, got the single string {query_ids!r}")
-        return self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name))
+        try:
+            key = tuple(query_ids)
+            hash(key)
+        except TypeError:  # ids that do not hash: convert without the memo
+            return self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name))
+        # Evaluations replay each stream once per budget: remember the last streams' slots.
+        return _memo_slots(self, key, name)
 
     def stream_from_ids(self, query_ids: Sequence[str], name: str = "options['query_ids']") -> np.ndarray:
         """Table rows of ``query_ids``, which must be distinct queries of the split."""
@@ -156,6 +162,11 @@ def raw_query_features(ctx: RoutingContext, query_obs: np.ndarray) -> np.ndarray
     if ctx.feature_scaling is None:
         raise ValueError("this RoutingContext records no feature scaling")
     return ctx.feature_scaling.raw(query_obs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _memo_slots(ctx: RoutingContext, query_ids: tuple, name: str) -> np.ndarray:
+    return _frozen(ctx.lookups.slot_of_row.take(ctx.stream_from_ids(query_ids, name)))
 
 
 @functools.lru_cache(maxsize=4)

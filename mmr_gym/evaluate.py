@@ -31,7 +31,8 @@ from mmr_gym.budget import overrun_fraction, unrecorded_overspend, violates_budg
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, spend_shares, threshold_curve
 from mmr_gym.oracle import per_query_oracle_curve
-from mmr_gym.policy import Policy, info_row
+from mmr_gym.policy import Policy
+from mmr_gym.records import METRIC_KEYS
 from mmr_gym.results import (
     THRESHOLD_PROTOCOL,
     BudgetPoint,
@@ -201,6 +202,10 @@ def _episode_record(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: metrics[key] for key in keys}
 
 
+#: A batched evaluation of an episodic policy runs at most this many rows side by side.
+MAX_ROWS = 1024
+
+
 def _run_lanes(
     agent: Policy,
     make: Callable[[], Policy] | None,
@@ -212,9 +217,13 @@ def _run_lanes(
     on_point: Callable[[Policy, float, int], None] | None,
     bar: tqdm,
 ) -> Episodes:
-    """Every lane as a row of one vector env (autoreset disabled: each finished row is reset with
-    its lane's next stream). A lane whose streams are done idles on its last stream again."""
-    n = len(lanes)
+    """The lanes on the rows of one vector env (autoreset disabled: each finished row is reset with
+    its next stream). Each row runs consecutive episodes of one lane: all of them, or, for an
+    :attr:`~mmr_gym.policy.Policy.episodic` policy, a share (down to one episode per row), so that
+    the episodes run side by side. A row whose episodes are done idles on its last stream again."""
+    lane_streams = [streams[seeds[s]] for _, s in lanes]
+    plan = _row_plan([len(x) for x in lane_streams], agent.episodic)
+    n = len(plan)
     # The infos hold what the evaluator reads (the episodes' metrics, the final call's cost) and
     # what the policy says it reads.
     keys = None if agent.info_keys is None else ("episode_metrics", "cost", "model_index", *agent.info_keys)
@@ -225,38 +234,48 @@ def _run_lanes(
         info_keys=keys,
         **{**env.config.kwargs(), "render_mode": None},
     )
-    lane_streams = [streams[seeds[s]] for _, s in lanes]
-    ratios = [float(budget_ratios[b]) for b, _ in lanes]
-    episodes: Episodes = {lane: [] for lane in lanes}
+    row_streams = [lane_streams[lane][first:stop] for lane, first, stop in plan]
+    ratios = [float(budget_ratios[lanes[lane][0]]) for lane, _, _ in plan]
+    # Each lane's timeline starts at 0 and runs through its streams: a row starts where its first
+    # episode stands on it.
+    times = [sum(len(x) for x in lane_streams[lane][:first]) for lane, first, _ in plan]
+    records: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    rows_left = np.bincount([lane for lane, _, _ in plan], minlength=len(lanes))
     spend = np.zeros((n, env.ctx.n_models))  # each row's spend per model in its current episode
-    position = np.zeros(n, dtype=np.int64)  # each lane's current stream
+    position = np.zeros(n, dtype=np.int64)  # each row's current stream
+    rows = np.arange(n)
     active = np.ones(n, dtype=bool)
     agent.reset_lanes(n, make)
-    everyone = np.arange(n)
-    obs, info = venv.reset(options={"streams": [s[0] for s in lane_streams], "budget_ratios": ratios})
-    agent.begin_episodes(venv, everyone)
+    obs, info = venv.reset(
+        options={"streams": [x[0] for x in row_streams], "budget_ratios": ratios, "times": times}
+    )
+    agent.begin_episodes(venv, rows)
     while True:
         actions = agent.act_batch(obs, info, active)
         obs, rewards, terminated, _, info = venv.step(actions)
         agent.observe_batch(actions, rewards, info, active)
-        np.add.at(spend, (np.arange(n), info["model_index"]), info["cost"])
+        spend[rows, info["model_index"]] += info["cost"]  # one call per row: no repeated index
         if not np.count_nonzero(terminated):
             continue
         ended = np.flatnonzero(terminated)
+        metrics = info["episode_metrics"]
         for i in ended[active[ended]].tolist():
-            row = info_row(info, i)
-            record = {**row["episode_metrics"], "final_call_cost": float(row["cost"])}
-            episodes[lanes[i]].append({**record, "spend_by_model": spend[i].tolist()})
+            # The row's metrics as the single env gives them (Python scalars; None for no budget).
+            record = {key: _scalar(metrics[key][i]) for key in METRIC_KEYS}
+            record["final_call_cost"] = float(info["cost"][i])
+            records[i].append({**record, "spend_by_model": spend[i].tolist()})
             bar.update()
             position[i] += 1
-            if position[i] == len(lane_streams[i]):
+            if position[i] == len(row_streams[i]):
                 active[i] = False
-                if on_point is not None:
-                    b, s = lanes[i]
+                lane = plan[i][0]
+                rows_left[lane] -= 1
+                if on_point is not None and rows_left[lane] == 0:
+                    b, s = lanes[lane]
                     on_point(agent.lane(i), float(budget_ratios[b]), seeds[s])
         if not np.count_nonzero(active):
-            return episodes
-        next_streams = [lane_streams[i][min(position[i], len(lane_streams[i]) - 1)] for i in ended.tolist()]
+            break
+        next_streams = [row_streams[i][min(position[i], len(row_streams[i]) - 1)] for i in ended.tolist()]
         obs, reset_info = venv.reset(
             options={
                 "reset_mask": terminated,
@@ -269,6 +288,26 @@ def _run_lanes(
         started = ended[active[ended]]
         if started.size:
             agent.begin_episodes(venv, started)
+    episodes: Episodes = {lane: [] for lane in lanes}
+    for (lane, _, _), row_records in zip(plan, records):  # rows in order of their lane's episodes
+        episodes[lanes[lane]].extend(row_records)
+    return episodes
+
+
+def _row_plan(n_episodes: list[int], episodic: bool) -> list[tuple[int, int, int]]:
+    """Which episodes each row runs: ``(lane, first, stop)``, rows in lane order, then episode order.
+    One row per lane; for an episodic policy, each lane's episodes split into up to
+    ``MAX_ROWS / lanes`` runs of consecutive episodes."""
+    pieces = max(1, MAX_ROWS // len(n_episodes)) if episodic else 1
+    plan = []
+    for lane, count in enumerate(n_episodes):
+        size = max(1, -(-count // pieces))  # ceil: as few, and as even, runs as the cap allows
+        plan += [(lane, first, min(first + size, count)) for first in range(0, count, size)]
+    return plan
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _after_reset(info: dict[str, Any], reset_info: dict[str, Any], reset: np.ndarray) -> dict[str, Any]:

@@ -45,6 +45,10 @@ class Policy:
     #: The keys of the step info (:data:`~mmr_gym.records.INFO_KEYS`) the policy reads in ``act``
     #: and ``observe``, beside ``action_mask``; None: any. A batched evaluation builds only these.
     info_keys: tuple[str, ...] | None = None
+    #: True if what the policy does in an episode depends on that episode alone (it learns nothing
+    #: across episodes and draws no random numbers): a batched evaluation then runs a lane's
+    #: episodes side by side instead of one after another (the same decisions, faster).
+    episodic: bool = False
     _lanes: list[Policy] | None = None
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:

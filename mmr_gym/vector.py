@@ -74,7 +74,7 @@ from mmr_gym.table import RoutingTable
 
 #: Options of ``reset``: those of ``MMRRoutingEnv.reset``, per-sub-environment streams and budgets,
 #: and ``reset_mask``.
-RESET_OPTIONS = ("budget_ratio", "query_ids", "budget_ratios", "streams", "reset_mask", "time")
+RESET_OPTIONS = ("budget_ratio", "query_ids", "budget_ratios", "streams", "reset_mask", "time", "times")
 # Streams drawn ahead in "batched" mode: num_envs clipped to [_MIN_BATCH, _MAX_BATCH], and at most
 # _MAX_BATCH_ENTRIES queries. Larger batches save nothing per stream, and their temporaries (a few
 # MB) come fresh from the OS on every refill: page faults cost more than the draws at 4096 envs.
@@ -289,7 +289,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                   ``action_mask`` for the reset ones only (``info["_action_mask"]``);
                 - ``time``: where on the timeline the new episodes start (``mmr_gym.scenarios``).
                   Without it a seeded sub-environment starts at 0 and the others continue their
-                  timelines.
+                  timelines. ``times``: one such time per sub-environment reset instead.
         """
         n = self.num_envs
         options = dict(options or {})
@@ -301,9 +301,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             self._check_reset_mask(reset_mask)
         seeds = self._seeds(seed)
         envs = np.arange(n) if reset_mask is None else np.flatnonzero(reset_mask)
-        time = options.pop("time", None)
-        if time is not None:
-            time = check_int("options['time']", time, low=0)
+        start_times = self._start_times(options.pop("time", None), options.pop("times", None), envs)
         starts = self._requested_starts(options, envs)
 
         # Every argument is checked: only now does anything change.
@@ -314,10 +312,16 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             episodes.forget_stream_ends()
         for group, stream, ratio in starts:
             # A seeded sub-environment starts its timeline anew; the others continue theirs.
-            times = self._episodes.next_times(group)
-            seeded = np.array([seeds[i] is not None for i in group.tolist()], dtype=bool)
-            times = np.where(seeded, 0, times) if time is None else np.full(group.size, time)
-            self._start(group, stream=stream, ratio=ratio, times=times)
+            if start_times is None:
+                times = self._episodes.next_times(group)
+                seeded = np.array([seeds[i] is not None for i in group.tolist()], dtype=bool)
+                times = np.where(seeded, 0, times)
+            else:
+                times = start_times[group]
+            if stream is not None and stream.ndim == 2:  # replayed streams, one per row, and their ratios
+                self._episodes.start(group, stream, ratio, None, times)
+            else:
+                self._start(group, stream=stream, ratio=ratio, times=times)
         self._prev_done = np.zeros(n, dtype=bool) if reset_mask is None else self._prev_done & ~reset_mask
         self._prev_any_done = np.count_nonzero(self._prev_done) > 0
         self._started = True
@@ -424,6 +428,23 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             )
         return seeds
 
+    def _start_times(self, time: Any, times: Any, envs: np.ndarray) -> np.ndarray | None:
+        """``[num_envs]`` start times from the ``time``/``times`` options (filled at ``envs``), or
+        None if neither was given."""
+        if time is None and times is None:
+            return None
+        if time is not None and times is not None:
+            raise ValueError("reset options 'time' and 'times' exclude each other: give one")
+        start_times = np.zeros(self.num_envs, dtype=np.int64)
+        if time is not None:
+            start_times[envs] = check_int("options['time']", time, low=0)
+            return start_times
+        if isinstance(times, (str, bytes)) or not hasattr(times, "__len__") or len(times) != envs.size:
+            raise ValueError(f"options['times'] must hold one time per sub-environment reset ({envs.size})")
+        for j, (i, value) in enumerate(zip(envs.tolist(), times)):
+            start_times[i] = check_int(f"options['times'][{j}]", value, low=0)
+        return start_times
+
     def _requested_starts(
         self, options: dict[str, Any], envs: np.ndarray
     ) -> list[tuple[np.ndarray, Any, Any]]:
@@ -452,6 +473,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             if isinstance(values, (str, bytes)) or len(values) != m:
                 raise ValueError(f"options[{name!r}] must hold one entry per sub-environment reset ({m})")
         starts = []
+        replays: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # by length: rows that need no draw
         for j, i in enumerate(envs.tolist()):
             stream_ids = None if streams is None else streams[j]
             ratio = ratios if isinstance(ratios, str) else ratios[j]
@@ -459,7 +481,15 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
                 raise ValueError(f"options['budget_ratios'][{j}] must be one ratio (or None), got {ratio!r}")
             name = f"options['streams'][{j}]"
             stream, ratio = self.config.reset_request(self.ctx, stream_ids, ratio, name=name)
-            starts.append((np.array([i]), stream, ratio))
+            if stream is not None and not isinstance(ratio, str):
+                replays.setdefault(stream.size, []).append((i, stream, np.nan if ratio is None else ratio))
+            else:
+                starts.append((np.array([i]), stream, ratio))
+        for rows in replays.values():  # one start per length: streams and ratios as arrays
+            group = np.array([i for i, _, _ in rows])
+            slots = np.stack([stream for _, stream, _ in rows])
+            slots = np.concatenate((slots, slots[:, -1:]), axis=1)
+            starts.append((group, slots, np.array([ratio for _, _, ratio in rows])))
         return starts
 
     def _start(

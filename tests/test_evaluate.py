@@ -178,6 +178,31 @@ def test_on_point_hands_over_each_policy_after_its_streams(env, vectorized):
         assert [n for _, _, _, n, _ in points] == [1, 2, 3, 4]
 
 
+def test_row_plan_splits_an_episodic_policys_lanes_into_runs_of_episodes(monkeypatch):
+    assert evaluate_module._row_plan([3, 2], episodic=False) == [(0, 0, 3), (1, 0, 2)]
+    monkeypatch.setattr(evaluate_module, "MAX_ROWS", 4)
+    assert evaluate_module._row_plan([3, 2], episodic=True) == [(0, 0, 2), (0, 2, 3), (1, 0, 1), (1, 1, 2)]
+    monkeypatch.setattr(evaluate_module, "MAX_ROWS", 1)  # fewer rows than lanes: one per lane
+    assert evaluate_module._row_plan([3, 2], episodic=True) == [(0, 0, 3), (1, 0, 2)]
+
+
+@pytest.mark.parametrize("max_rows", [1, 9, 1024])
+def test_an_episodic_policy_split_over_rows_gives_the_one_by_one_figures(env, monkeypatch, max_rows):
+    # Rows run runs of a lane's episodes (from one per lane to one per row): the same episodes in
+    # the same order, each lane's on_point once, after its last episode.
+    monkeypatch.setattr(evaluate_module, "MAX_ROWS", max_rows)
+    target = MMRRoutingEnv(env.ctx.table, split="test", episode_length=25)
+    router = fit_router("linear-mf", MMRRoutingEnv(env.ctx.table, split="train", episode_length=25))
+    points = []
+    kwargs = {"budget_ratios": (0.05, 0.5), "seeds": (0, 3), "progress": False, "max_queries": 230}
+    batched = evaluate_policy(
+        PacedPolicy(router), target, on_point=lambda p, r, s: points.append((r, s)), **kwargs
+    )
+    one_by_one = evaluate_policy(PacedPolicy(router), target, vectorized=False, **kwargs)
+    assert batched.to_dict() == one_by_one.to_dict()
+    assert sorted(points) == sorted((r, s) for r in (0.05, 0.5) for s in (0, 3))
+
+
 def test_per_query_oracle_result_reaches_the_oracle_accuracy(env):
     r = per_query_oracle_result(env)
     test = env.ctx.table.subset(env.ctx.split_indices)

@@ -162,6 +162,23 @@ def test_the_timeline_runs_across_episodes_and_restarts_when_seeded(table):
     assert times == [[0, 0], [7, 7]]
 
 
+def test_the_vector_env_starts_each_reset_row_at_its_own_time(table):
+    venv = MMRRoutingVectorEnv(table, num_envs=3, split="test", episode_length=7, budget_ratio=None)
+    venv.reset(options={"times": [5, 0, 40]})
+    venv.reset(options={"reset_mask": np.array([False, True, True]), "times": [3, 9]})
+    for _ in range(7):
+        *_, info = venv.step(np.zeros(3, dtype=np.int64))
+    assert info["episode_metrics"]["time"].tolist() == [5, 3, 9]
+    for options, match in (
+        ({"times": [1, 2]}, "one time per sub-environment reset"),
+        ({"times": [1, -2, 3]}, r"options\['times'\]\[1\]"),
+        ({"times": [1, 2, 3], "time": 4}, "exclude each other"),
+        ({"times": "123"}, "one time per sub-environment reset"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            venv.reset(options=options)
+
+
 def test_a_budget_the_scenario_makes_too_small_somewhere_is_refused(table):
     # A 30x price rise of every model at t=5: the configured ratio fits before, not after.
     rise = Scenario("rise", tuple(PriceChange(f"model{m}", at=5, factor=30.0) for m in range(4)))

@@ -31,6 +31,7 @@ class SB3Policy(Policy):
     """
 
     info_keys = ()  # it reads the observation and the action mask only
+    episodic = True
 
     def __init__(self, model: BaseAlgorithm, name: str | None = None) -> None:
         self.model = model
