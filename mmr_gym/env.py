@@ -5,7 +5,7 @@ the table says whether that model answered correctly and what the call cost. An 
 stream of ``episode_length`` queries under one budget. ``DESIGN.md`` is the contract.
 
 This module is the Gymnasium shell: the arguments are :class:`~mmr_gym.config.EnvConfig`'s, the
-episode's rules are :class:`~mmr_gym.episodes.Episode`'s (the scalar twin of the vector env's
+episode's rules are :class:`~mmr_gym.episode.Episode`'s (the scalar twin of the vector env's
 :class:`~mmr_gym.episodes.EpisodeBatch`), the observation is
 :class:`~mmr_gym.observation.ObservationLayout`'s.
 """
@@ -20,10 +20,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from mmr_gym.actions import check_action
 from mmr_gym.checks import check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
-from mmr_gym.episodes import Episode, check_action
+from mmr_gym.episode import Episode
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import draw_episode

@@ -289,7 +289,9 @@ def _run_lanes(
         if started.size:
             agent.begin_episodes(venv, started)
     episodes: Episodes = {lane: [] for lane in lanes}
-    for (lane, _, _), row_records in zip(plan, records):  # rows in order of their lane's episodes
+    for (lane, _, _), row_records in zip(
+        plan, records, strict=True
+    ):  # rows in order of their lane's episodes
         episodes[lanes[lane]].extend(row_records)
     return episodes
 

@@ -441,7 +441,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             return start_times
         if isinstance(times, (str, bytes)) or not hasattr(times, "__len__") or len(times) != envs.size:
             raise ValueError(f"options['times'] must hold one time per sub-environment reset ({envs.size})")
-        for j, (i, value) in enumerate(zip(envs.tolist(), times)):
+        for j, (i, value) in enumerate(zip(envs.tolist(), times, strict=True)):
             start_times[i] = check_int(f"options['times'][{j}]", value, low=0)
         return start_times
 
