@@ -31,6 +31,9 @@ from mmr_gym.table import RoutingTable
 _MIN_STD = 1e-6
 #: Folds of the training split whose cost means give training queries their cost estimates.
 COST_FOLDS = 5
+# How many replayed streams a context remembers the slots of (an evaluation replays each stream
+# once per budget).
+_SLOTS_MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,7 +89,18 @@ class RoutingContext:
         except TypeError:  # ids that do not hash: convert without the memo
             return self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name))
         # Evaluations replay each stream once per budget: remember the last streams' slots.
-        return _memo_slots(self, key, name)
+        memo = self._slots_memo
+        slots = memo.get(key)
+        if slots is None:
+            slots = _frozen(self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name)))
+            if len(memo) >= _SLOTS_MEMO_SIZE:
+                del memo[next(iter(memo))]  # the oldest
+            memo[key] = slots
+        return slots
+
+    @functools.cached_property
+    def _slots_memo(self) -> dict[tuple, np.ndarray]:
+        return {}
 
     def stream_from_ids(self, query_ids: Sequence[str], name: str = "options['query_ids']") -> np.ndarray:
         """Table rows of ``query_ids``, which must be distinct queries of the split."""
@@ -162,11 +176,6 @@ def raw_query_features(ctx: RoutingContext, query_obs: np.ndarray) -> np.ndarray
     if ctx.feature_scaling is None:
         raise ValueError("this RoutingContext records no feature scaling")
     return ctx.feature_scaling.raw(query_obs)
-
-
-@functools.lru_cache(maxsize=1024)
-def _memo_slots(ctx: RoutingContext, query_ids: tuple, name: str) -> np.ndarray:
-    return _frozen(ctx.lookups.slot_of_row.take(ctx.stream_from_ids(query_ids, name)))
 
 
 @functools.lru_cache(maxsize=4)

@@ -203,13 +203,16 @@ class EpisodeBatch:
             self._episode[envs] = self._default_episode  # the common case: one precomputed row
             if oracle is not None:
                 self._episode[envs, _ORACLE] = oracle
+            still_budgeted = self.all_budgeted and bool(np.isfinite(self._default_episode[..., _TOTAL]).all())
         else:
             self._episode[envs] = self._episode_rows(self.config.budget_ratio if default else ratio, length)
+            still_budgeted = False
         if length != self.episode_length:
             self.all_default_length = False
         elif not self.all_default_length:
             self.all_default_length = not np.count_nonzero(self.length != length)
-        self.all_budgeted = bool(np.isfinite(self.total).all())
+        # Budgeted rows replaced by budgeted rows stay all budgeted; otherwise look at every row.
+        self.all_budgeted = still_budgeted or bool(np.isfinite(self.total).all())
 
     def next_times(self, envs: np.ndarray) -> np.ndarray:
         """Where the next episodes of ``envs`` start: after the streams of their current ones."""

@@ -527,18 +527,17 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         float_keys = list(METRIC_FLOAT_KEYS)
         if not all_budget:
             float_keys = [k for k in float_keys if k not in ("budget", "budget_ratio")]
-        values = np.empty((len(float_keys), envs.size))
-        for j, key in enumerate(float_keys):
-            values[j] = metrics[key]  # c_ref is one number for all
         floats = np.zeros((len(float_keys), n))
-        floats[:, envs] = values
+        for j, key in enumerate(float_keys):
+            floats[j, envs] = metrics[key]  # c_ref is one number for all
         ints = np.zeros((len(METRIC_INT_KEYS), n), dtype=np.int64)
-        ints[:, envs] = np.stack([metrics[k] for k in METRIC_INT_KEYS])
+        for j, key in enumerate(METRIC_INT_KEYS):
+            ints[j, envs] = metrics[key]
         columns = {
             **dict(zip(float_keys, floats, strict=True)),
             **dict(zip(METRIC_INT_KEYS, ints, strict=True)),
         }
-        cost_unit = np.full(n, None, dtype=object)
+        cost_unit = np.empty(n, dtype=object)  # all None
         cost_unit[envs] = metrics["cost_unit"]
         columns["cost_unit"] = cost_unit
         if not all_budget:
