@@ -10,6 +10,7 @@ import numpy as np
 
 from mmr_gym.ope import METHODS
 from mmr_gym.provenance import provenance, provenance_line
+from mmr_gym.results import json_safe
 
 
 def write_outputs(
@@ -102,16 +103,3 @@ def plot(records: list[dict], path: Path) -> None:
 def _number(value: Any) -> float:
     """A float from a record (JSON keeps NaN as the string "nan")."""
     return float(value)
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinite floats as strings ("nan", "inf"): JSON cannot hold them."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else str(float(value))
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    return value

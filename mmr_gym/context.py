@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -25,6 +25,9 @@ from mmr_gym.fitted_features import FITTED_FEATURES_KEY, fit_query_features
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.oracle import cheapest_correct_cost
 from mmr_gym.table import RoutingTable
+
+if TYPE_CHECKING:
+    from mmr_gym.config import EnvConfig
 
 # Features are standardised with training statistics; a dimension that is constant there keeps
 # its scale instead of blowing up.
@@ -480,10 +483,47 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _argument(field: str, doc: str, name: str | None = None) -> Any:
+    """A read-only attribute of an environment that shows its resolved argument ``config.field``."""
+    name = name or field
+
+    def get(self: ContextFacts) -> Any:
+        return getattr(self.config, field)
+
+    def refuse(self: ContextFacts, value: Any) -> None:
+        # Setting it would change nothing the episodes use: say so rather than accept it silently.
+        raise AttributeError(
+            f"{name} is an argument of the environment, fixed when it is made: make a new environment "
+            f"with {field}={value!r}"
+        )
+
+    return property(get, refuse, doc=doc)
+
+
 class ContextFacts:
-    """Read-only facts every environment over a :class:`RoutingContext` (``self.ctx``) exposes."""
+    """Read-only facts every environment over a :class:`RoutingContext` (``self.ctx``) and a
+    resolved :class:`~mmr_gym.config.EnvConfig` (``self.config``) exposes."""
 
     ctx: RoutingContext
+    config: EnvConfig
+
+    episode_length: int = _argument(
+        "episode_length", "Queries per episode (a replayed stream may be shorter)."
+    )
+    budget_ratio: float | tuple[float, float] | None = _argument(
+        "budget_ratio", "The configured budget ratio: a float, a ``(low, high)`` range, or None (no budget)."
+    )
+    budget_sampling: str = _argument("budget_sampling", "How a ``(low, high)`` budget ratio is drawn.")
+    cost_weight: float = _argument(
+        "cost_weight", "The reward's cost penalty: ``reward = correct - cost_weight * cost / c_ref``."
+    )
+    feedback: str = _argument(
+        "feedback", "``'bandit'`` (the chosen model's outcome) or ``'full'`` (every model's, after the step)."
+    )
+    observation_mode: str = _argument("observation", "``'dict'`` or ``'flat'``.", name="observation_mode")
+    invalid_action: str = _argument(
+        "invalid_action", "What a masked action does: ``'error'`` or ``'fallback'``."
+    )
 
     @property
     def model_names(self) -> tuple[str, ...]:

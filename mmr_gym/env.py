@@ -143,14 +143,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         )
         self.ctx: RoutingContext = config.context()
         self.config = config = config.resolve(self.ctx)
-        self.episode_length = config.episode_length
-        self.budget_ratio = config.budget_ratio
-        self.budget_sampling = config.budget_sampling
-        self.cost_weight = config.cost_weight
-        self.feedback = config.feedback
-        self.observation_mode = config.observation
-        self.invalid_action = config.invalid_action
-        self.render_mode = config.render_mode
+        self.render_mode = config.render_mode  # gymnasium's attribute (the other arguments: ContextFacts)
         self._renderer = FrameRenderer(self.ctx.cost_estimate) if render_mode == "rgb_array" else None
         self._episode = Episode(self.ctx, config)
         world = config.world(self.ctx)

@@ -18,6 +18,10 @@ class TableError(ValueError):
             where.append(f"row {row}")
         super().__init__(f"{', '.join(where)}: {problem}")
 
+    def advised(self, advice: str) -> TableError:
+        """The same error with ``advice`` (what to do) after its problem."""
+        return TableError(self.source, self.column, self.row, f"{self.problem}. {advice}")
+
 
 class UnverifiedFilesWarning(UserWarning):
     """Saved files were loaded without checking them for damage: they have no checksums (an older

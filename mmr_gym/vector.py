@@ -180,14 +180,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self.info_keys = tuple(key for key in INFO_KEYS if key in keys)
         self._step_keys = frozenset(keys - {"episode_metrics"})
         self._report_episodes = "episode_metrics" in keys
-        self.episode_length = config.episode_length
-        self.budget_ratio = config.budget_ratio
-        self.budget_sampling = config.budget_sampling
-        self.cost_weight = config.cost_weight
-        self.feedback = config.feedback
-        self.observation_mode = config.observation
-        self.invalid_action = config.invalid_action
-        self.render_mode = config.render_mode
+        self.render_mode = config.render_mode  # gymnasium's attribute (the other arguments: ContextFacts)
 
         self._episodes = EpisodeBatch(self.ctx, config, n, track_calls=self.render_mode == "rgb_array")
         world = config.world(self.ctx)
@@ -614,11 +607,6 @@ class SubEnvView(ContextFacts):
         self.ctx = venv.ctx
         self.config = venv.config
         self.layout = venv.layout
-        self.episode_length = venv.episode_length
-        self.budget_ratio = venv.budget_ratio
-        self.cost_weight = venv.cost_weight
-        self.feedback = venv.feedback
-        self.observation_mode = venv.observation_mode
         self.observation_space = venv.single_observation_space
         self.action_space = venv.single_action_space
 

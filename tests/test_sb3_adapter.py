@@ -161,10 +161,14 @@ def test_vec_env_api(table):
     assert len(masks) == 2 and masks[0].dtype == bool
     np.testing.assert_array_equal(np.stack(masks), adapter.action_masks()[[0, 3]])
     assert adapter.env_method("render") == [None] * N
-    adapter.set_attr("cost_weight", 0.5)
-    assert adapter.get_attr("cost_weight") == [0.5] * N
+    adapter.set_attr("run_label", "a")
+    assert adapter.get_attr("run_label") == ["a"] * N
     with pytest.raises(ValueError, match="only for all"):
-        adapter.set_attr("cost_weight", 0.1, indices=[0])
+        adapter.set_attr("run_label", "b", indices=[0])
+    # An argument is fixed when the env is made: setting it would change nothing, so it is refused.
+    with pytest.raises(AttributeError, match="make a new environment with cost_weight=0.5"):
+        adapter.set_attr("cost_weight", 0.5)
+    assert adapter.get_attr("cost_weight") == [adapter.venv.config.cost_weight] * N
     assert adapter.env_is_wrapped(VecMonitor) == [False] * N
     adapter.set_options({"budget_ratio": 0.7})
     adapter.reset()

@@ -82,12 +82,9 @@ def _load_bundled(name: str) -> RoutingTable:
         try:
             return RoutingTable.load(directory)
         except TableError as exc:
-            raise TableError(
-                exc.source,
-                exc.column,
-                exc.row,
-                f"{exc.problem}. This is the bundled table {name!r}: reinstall mmr-gym, or regenerate it with "
-                "the command in envs_data/README.md",
+            raise exc.advised(
+                f"This is the bundled table {name!r}: reinstall mmr-gym, or regenerate it with the "
+                "command in envs_data/README.md"
             ) from exc
 
 

@@ -257,10 +257,7 @@ def load_mmr_bench_hub(cache_dir: CachePath = None) -> RoutingTable:
     try:
         return RoutingTable.load(directory)
     except TableError as exc:
-        raise TableError(
-            exc.source,
-            exc.column,
-            exc.row,
-            f"{exc.problem}. This is the prepared MMR-Bench table: run 'mmr-gym prepare mmr-bench' again "
-            "(with the same options) to rebuild it",
+        raise exc.advised(
+            "This is the prepared MMR-Bench table: run 'mmr-gym prepare mmr-bench' again (with the "
+            "same options) to rebuild it"
         ) from exc

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from mmr_gym.ope.log import DecisionLog
+from mmr_gym.ope.log import DecisionLog, environment_meta
 from mmr_gym.ope.targets import StochasticPolicy, checked_probabilities
 
 
@@ -130,12 +130,7 @@ def collect_log(
 
     table = ctx.table
     meta = {
-        "model_names": list(unwrapped.model_names),
-        "c_ref": float(unwrapped.c_ref),
-        "cost_unit": str(unwrapped.cost_unit),
-        "episode_length": int(unwrapped.episode_length),
-        "budget_ratio": unwrapped.budget_ratio,
-        "cost_weight": float(unwrapped.cost_weight),
+        **environment_meta(unwrapped),
         "behaviour": str(getattr(behaviour, "name", type(behaviour).__name__)),
         "seed": int(seed),
         "table": str(table.source),

@@ -152,6 +152,18 @@ class DecisionLog:
         return path
 
 
+def environment_meta(env: Any) -> dict[str, Any]:
+    """What a log records of the environment its decisions were made in (``env``: unwrapped)."""
+    return {
+        "model_names": list(env.model_names),
+        "c_ref": float(env.c_ref),
+        "cost_unit": str(env.cost_unit),
+        "episode_length": int(env.episode_length),
+        "budget_ratio": env.budget_ratio,
+        "cost_weight": float(env.cost_weight),
+    }
+
+
 def read_log(path: str | Path) -> DecisionLog:
     """Read a log written by :meth:`DecisionLog.to_parquet`; errors name the file, column and row."""
     path = Path(path)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mmr_gym.errors import LogError
-from mmr_gym.ope.log import DecisionLog
+from mmr_gym.ope.log import DecisionLog, environment_meta
 from mmr_gym.ope.targets import target_probabilities
 
 _STEP_KEYS = ("model_index", "correct", "cost", "query_id", "dataset", "budget_remaining", "action_replaced")
@@ -66,12 +66,7 @@ def read_minari(dataset: Any, *, env: Any = None, propensities: Any = "uniform")
     columns = _decisions(episodes, source, given=isinstance(propensities, np.ndarray))
     n = columns["action"].size
     meta = {
-        "model_names": list(unwrapped.model_names),
-        "c_ref": float(unwrapped.c_ref),
-        "cost_unit": str(unwrapped.cost_unit),
-        "episode_length": int(unwrapped.episode_length),
-        "budget_ratio": unwrapped.budget_ratio,
-        "cost_weight": float(unwrapped.cost_weight),
+        **environment_meta(unwrapped),
         "behaviour": str(
             getattr(propensities, "name", propensities if isinstance(propensities, str) else "given")
         ),
