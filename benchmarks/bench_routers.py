@@ -54,7 +54,6 @@ from mmr_gym.evaluate import (
     threshold_result,
 )
 from mmr_gym.metrics import pareto_frontier
-from mmr_gym.policy import Policy
 from mmr_gym.provenance import provenance, provenance_line
 
 BUDGET_RATIOS = tuple(np.round(np.geomspace(0.02, 1.5, 25), 4).tolist())
@@ -75,14 +74,9 @@ class _DualPacedPolicy(PacedPolicy):
         super().__init__(scorer, **kwargs)
         self.name = self.name.replace("Paced-", "Paced(dual)-")
         self._rate: float | None = None
-        self.episodic = False  # its price carries over between episodes of one rate
-        self.info_keys = ("cost",)  # observe() reads each call's cost
-
-    # Its own act/observe for every row (PacedPolicy's batched methods run the re-solved rule).
-    reset_lanes = Policy.reset_lanes
-    begin_episodes = Policy.begin_episodes
-    act_batch = Policy.act_batch
-    observe_batch = Policy.observe_batch
+        # Evaluated row by row, one episode after another (Policy.__init_subclass__: PacedPolicy's
+        # batched methods run the re-solved rule); observe() reads each call's cost.
+        self.info_keys = ("cost",)
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:
         super().begin_episode(env)

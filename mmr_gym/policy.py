@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from mmr_gym.vector import MMRRoutingVectorEnv
 
 
+_ONE_EPISODE = ("begin_episode", "act", "observe")
+_BATCHED = ("reset_lanes", "begin_episodes", "act_batch", "observe_batch")
+
+
 class Policy:
     """A routing policy acting in :class:`~mmr_gym.env.MMRRoutingEnv`.
 
@@ -50,6 +54,21 @@ class Policy:
     #: episodes side by side instead of one after another (the same decisions, faster).
     episodic: bool = False
     _lanes: list[Policy] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        # It answers a query its own way but inherits a parent's batched rule (a PacedPolicy with
+        # another act, say): that rule is not its own, so it runs row by row with the defaults,
+        # and one episode after another unless it says it is episodic itself.
+        answers_its_own_way = any(name in own for name in _ONE_EPISODE)
+        batches_its_own_way = any(name in own for name in _BATCHED)
+        inherited = any(getattr(cls, name) is not getattr(Policy, name) for name in _BATCHED)
+        if answers_its_own_way and not batches_its_own_way and inherited:
+            for name in _BATCHED:
+                setattr(cls, name, getattr(Policy, name))
+            if "episodic" not in own:
+                cls.episodic = property(lambda self: False, lambda self, value: None)  # type: ignore[assignment]
 
     def begin_episode(self, env: MMRRoutingEnv) -> None:
         """Called after ``env.reset``; ``env`` is the unwrapped environment (model names, ``c_ref``...)."""

@@ -140,6 +140,23 @@ def test_batched_evaluation_equals_one_by_one_bit_for_bit(env, make, feedback):
     assert batched.to_dict() == one_by_one.to_dict()
 
 
+def test_a_subclass_with_its_own_act_is_not_run_by_its_parents_batched_rule(env):
+    # PacedPolicy acts for all rows in arrays; a subclass that answers a query its own way must be
+    # evaluated by its own act, row by row, and (it may carry state across episodes) in turn.
+    class LastAffordable(PacedPolicy):
+        def act(self, obs, info):
+            return int(np.flatnonzero(info["action_mask"])[-1])
+
+    target = MMRRoutingEnv(env.ctx.table, split="test", episode_length=25)
+    router = fit_router("linear-mf", MMRRoutingEnv(env.ctx.table, split="train", episode_length=25))
+    assert LastAffordable(router).episodic is False and PacedPolicy(router).episodic is True
+    kwargs = {"budget_ratios": (0.05, 0.5), "seeds": (0,), "progress": False, "max_queries": 230}
+    batched = evaluate_policy(LastAffordable(router), target, **kwargs)
+    one_by_one = evaluate_policy(LastAffordable(router), target, vectorized=False, **kwargs)
+    assert batched.to_dict() == one_by_one.to_dict()
+    assert batched.nAUC != evaluate_policy(PacedPolicy(router), target, **kwargs).nAUC
+
+
 @pytest.mark.parametrize("vectorized", [True, False])
 def test_on_point_hands_over_each_policy_after_its_streams(env, vectorized):
     built, points = [], []
