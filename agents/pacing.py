@@ -78,7 +78,7 @@ import numpy as np
 from mmr_gym.checks import check_float
 from mmr_gym.context import RoutingContext
 from mmr_gym.env import MMRRoutingEnv
-from mmr_gym.observation import ObservationLayout
+from mmr_gym.observation import ObservationLayout, ObservationParts
 from mmr_gym.policy import Policy
 
 COST_SOURCES = ("env", "scorer")
@@ -201,7 +201,7 @@ class PacedPolicy(Policy):
             self._spend = self._spend_curve()  # from what the learner knows now
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
-        query, budget, model_costs = self._split(obs)
+        query, parts, model_costs = self._split(obs)
         perf, cost = self._scores(query)
         cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
         self._query = query
@@ -209,9 +209,9 @@ class PacedPolicy(Policy):
         allowed = mask
         if self._budgeted:
             if self.price is None:
-                self.lambda_ = _price_for(self._spend, float(budget[2]))  # spend_per_query
+                self.lambda_ = _price_for(self._spend, float(parts.spend_per_query))
             if self.reserve > 0:
-                allowed = mask & (model_costs * self._overshoot <= self._spendable_now(budget))
+                allowed = mask & (model_costs * self._overshoot <= self._spendable_now(parts))
                 if not allowed.any():
                     return int(np.argmin(np.where(mask, model_costs, np.inf)))
         return _best_value(perf - self.lambda_ * cost, cost, allowed, self._prior)
@@ -224,10 +224,10 @@ class PacedPolicy(Policy):
             )
 
     # ------------------------------------------------------------------ internals
-    def _spendable_now(self, budget: np.ndarray) -> float:
+    def _spendable_now(self, parts: ObservationParts) -> float:
         """Budget left minus the reserve for the queries after this one, in c_ref units."""
-        left = float(budget[0]) * self._budget / self._c_ref  # budget_fraction x total
-        per_query = float(budget[2])  # spend_per_query
+        left = float(parts.budget_fraction) * self._budget / self._c_ref
+        per_query = float(parts.spend_per_query)
         if per_query <= 0:
             return 0.0
         queries_left = round(left / per_query)  # exact unless the feature is clipped (then ample)
@@ -293,11 +293,10 @@ class PacedPolicy(Policy):
             return np.asarray(perf[0], dtype=np.float64), np.asarray(cost[0], dtype=np.float64)
         return self._perf[row], self._cost[row]
 
-    def _split(self, obs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(query, budget features, model costs / c_ref)`` of an observation, read through its
-        layout (the budget features in their order: fraction, steps fraction, spend per query)."""
+    def _split(self, obs: Any) -> tuple[np.ndarray, ObservationParts, np.ndarray]:
+        """``(query, the observation's named parts, model costs / c_ref)``, read through its layout."""
         parts = self._layout.decode(obs)
-        return np.asarray(parts.query, dtype=np.float32), parts.budget, parts.model_costs
+        return np.asarray(parts.query, dtype=np.float32), parts, parts.model_costs
 
     # ------------------------------------------------------------------ batched
     def reset_lanes(self, n: int, make: Any = None) -> None:

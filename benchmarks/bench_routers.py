@@ -83,10 +83,10 @@ class _DualPacedPolicy(PacedPolicy):
         self._first_step = True
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
-        query, budget, model_costs = self._split(obs)
+        query, parts, model_costs = self._split(obs)
         perf, _ = self._scores(query)
         cost = model_costs.astype(np.float64)
-        self._target = float(budget[2])
+        self._target = float(parts.spend_per_query)
         if self._first_step:
             rate = self._target
             same = self._rate is not None and abs(rate - self._rate) <= 1e-3 * self._rate
@@ -99,7 +99,7 @@ class _DualPacedPolicy(PacedPolicy):
         self._first_step = False
         self._query = query
         mask = info["action_mask"].astype(bool)
-        allowed = mask & (model_costs * self._overshoot <= self._spendable_now(budget))
+        allowed = mask & (model_costs * self._overshoot <= self._spendable_now(parts))
         if not allowed.any():
             return int(np.argmin(np.where(mask, model_costs, np.inf)))
         return _best_value(perf - self.lambda_ * cost, cost, allowed, self._prior)
