@@ -14,7 +14,7 @@ DOCS_STAMP := $(VENV)/.docs-installed
 # Where `make results` puts the runs behind docs/results.md (the page is written from their files).
 RESULTS_RUNS ?= runs/results
 
-.PHONY: run test install lint clean constraints docs results
+.PHONY: run test install lint clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+.PHONY: docs results
+
 # The site, into site/. --strict: a broken link, a missing anchor or a docstring griffe cannot read
 # fails the build. Material's notice about its end of life is silenced (it is not about this site).
 docs: $(DOCS_STAMP)
@@ -61,4 +63,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build site *.egg-info
+	rm -rf $(VENV) build *.egg-info
