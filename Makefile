@@ -10,10 +10,6 @@ STAMP  := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 
-DOCS_STAMP := $(VENV)/.docs-installed
-# Where `make results` puts the runs behind docs/results.md (the page is written from their files).
-RESULTS_RUNS ?= runs/results
-
 .PHONY: run test install lint clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
@@ -25,6 +21,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	touch $(STAMP)
 
 # The docs' tools (mkdocs-material, mkdocstrings) in the same venv, pinned by the same file.
+DOCS_STAMP := $(VENV)/.docs-installed
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/pip install $(PIN) -e ".[docs]"
 	touch $(DOCS_STAMP)
@@ -44,6 +41,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 .PHONY: docs results
+# Where `make results` puts the runs behind docs/results.md (the page is written from their files).
+RESULTS_RUNS ?= runs/results
 
 # The site, into site/. --strict: a broken link, a missing anchor or a docstring griffe cannot read
 # fails the build. Material's notice about its end of life is silenced (it is not about this site).
