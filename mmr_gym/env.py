@@ -56,8 +56,10 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
 
     `Discrete(K)`: the index of the model to call for the current query, `K` the table's models
     (`env.unwrapped.model_names`; 10 for the default table). Only the *affordable* models may be
-    called: `info["action_mask"]` (int8) and `env.action_masks()` (booleans, for sb3-contrib's
-    `MaskablePPO`) list them. A masked action calls the cheapest affordable model instead and
+    called: `info["action_mask"]` (int8) and `env.unwrapped.action_masks()` (booleans, for
+    sb3-contrib's `MaskablePPO`, which finds it by itself; Gymnasium's wrappers forward no method,
+    so through `gym.make` call it on `env.unwrapped` or as `env.get_wrapper_attr("action_masks")()`)
+    list them. A masked action calls the cheapest affordable model instead and
     sets `info["action_replaced"]` (`invalid_action="fallback"`, the default), or raises
     `ValueError` (`invalid_action="error"`).
 
