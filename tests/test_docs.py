@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from _docs import ROOT, Block, python_blocks
 
 MATH_V = ROOT.parent / "shared" / "data" / "math-v"
@@ -43,6 +44,14 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any], Path], None]] = {
 }
 
 BLOCKS = python_blocks()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A block may set torch's thread count (as the SB3 example does): the tests after it keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_the_pages_have_python_blocks_and_the_checks_find_theirs():
