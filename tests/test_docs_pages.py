@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import tomllib
 from _docs import DOCS, README, ROOT, all_blocks, env_docstring, pages
 
 # Gymnasium's environment pages, in their order (CartPole's docstring and the others).
@@ -121,6 +120,7 @@ def _makefile_targets() -> set[str]:
 
 
 def _extras() -> set[str]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the package supports 3.10
     with open(ROOT / "pyproject.toml", "rb") as f:
         return set(tomllib.load(f)["project"]["optional-dependencies"])
 
