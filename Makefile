@@ -1,9 +1,10 @@
 # Two entry points: `make run` (the main job) and `make test` (the suite). Each installs what it needs.
+# Also: `make docs` (the site), `make results` (the runs behind its results page), `make lint`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The exact versions of every package the README's figures were made with: a seeded run repeats
+# The exact versions of every package the results page's figures were made with: a seeded run repeats
 # only for one set of versions. After changing dependencies, `make constraints` writes it anew
 # (delete it first if a new requirement conflicts with a pin).
 CONSTRAINTS := constraints.txt
@@ -19,10 +20,16 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(BIN)/pip install $(PIN) -e ".[dev,text]"
 	touch $(STAMP)
 
-constraints: $(STAMP)
+# The docs' tools (mkdocs-material, mkdocstrings) in the same venv, pinned by the same file.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install $(PIN) -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+constraints: $(STAMP) $(DOCS_STAMP)
 	echo "# Written by make constraints: the versions make run and make test install (pip -c)." > $(CONSTRAINTS)
 	$(BIN)/pip freeze --exclude-editable >> $(CONSTRAINTS)
-	touch $(STAMP)  # the venv is what the file now says
+	touch $(STAMP) $(DOCS_STAMP)  # the venv is what the file now says
 
 install: $(STAMP)
 
@@ -32,6 +39,24 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+.PHONY: docs results
+# Where `make results` puts the runs behind docs/results.md (the page is written from their files).
+RESULTS_RUNS ?= runs/results
+
+# The site, into site/. --strict: a broken link, a missing anchor or a docstring griffe cannot read
+# fails the build. Material's notice about its end of life is silenced (it is not about this site).
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The real runs behind docs/results.md, then the page. Long: the default run, the environment and
+# evaluation benchmarks, and the off-policy benchmark (tens of minutes on two cores).
+results: $(STAMP)
+	$(BIN)/python train.py --run-dir $(RESULTS_RUNS)/default --no-progress
+	$(BIN)/python benchmarks/bench_env.py --out $(RESULTS_RUNS)/bench_env/bench_env.json
+	$(BIN)/python benchmarks/bench_eval.py --out $(RESULTS_RUNS)/bench_eval
+	$(BIN)/python benchmarks/bench_ope.py --out $(RESULTS_RUNS)/ope
+	$(BIN)/python benchmarks/results_page.py --collect $(RESULTS_RUNS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -37,6 +37,98 @@ RESET_OPTIONS = ("budget_ratio", "query_ids", "time")
 class MMRRoutingEnv(gym.Env, ContextFacts):
     """Route each query of a stream to one model, under a budget over the whole stream.
 
+    ## Description
+
+    A router answers a stream of queries, text with images, by calling one multimodal LLM per
+    query; the models differ by orders of magnitude in price, and in what they answer well. The
+    environment replays an offline outcome table (for every query and every model: was the answer correct, and
+    what did the call cost) of the [MMR-Bench](https://arxiv.org/abs/2601.17814) kind, so an agent
+    learns to route without calling a model. An episode is a stream of `episode_length` queries
+    drawn without replacement from one split of the table, answered under one budget
+
+        B = budget_ratio * episode_length * c_ref
+
+    where `c_ref` is the mean per-query cost of the *reference model*, the most accurate single
+    model on the training split (as in MMR-Bench's QNC). The bundled default table
+    (`"mmr-sim-default"`) is simulated: do not report its figures as the named models'.
+
+    ## Action Space
+
+    `Discrete(K)`: the index of the model to call for the current query, `K` the table's models
+    (`env.unwrapped.model_names`; 10 for the default table). Only the *affordable* models may be
+    called: `info["action_mask"]` (int8) and `env.unwrapped.action_masks()` (booleans, for
+    sb3-contrib's `MaskablePPO`, which finds it by itself; Gymnasium's wrappers forward no method,
+    so through `gym.make` call it on `env.unwrapped` or as `env.get_wrapper_attr("action_masks")()`)
+    list them. A masked action calls the cheapest affordable model instead and
+    sets `info["action_replaced"]` (`invalid_action="fallback"`, the default), or raises
+    `ValueError` (`invalid_action="error"`).
+
+    ## Observation Space
+
+    A `Dict` of float32 `Box`es with finite bounds (`observation="flat"`, id `MMRRoutingFlat-v0`:
+    one `Box` of the three parts concatenated in this order, for SB3's `MlpPolicy`):
+
+    | key | shape | min | max | what it holds |
+    |---|---|---|---|---|
+    | `query` | `(d,)` | the table's lowest value, at most 0 | the table's highest value, at least 0 | the query's feature channels concatenated (e.g. `text`, `image`), standardised with training-split statistics; a channel that `modality` masks is zeros; a table without features shows a one-hot of the query's dataset |
+    | `budget` | `(3,)` | 0 | 1, 1, 10 | remaining budget fraction, remaining steps fraction, affordable spend per remaining query relative to `c_ref` (clipped to 10) |
+    | `model_costs` | `(K,)` | 0 | the largest estimate, at least 1 | each model's cost *estimate* for this query relative to `c_ref` (the training-split mean of that model on the query's dataset; the true cost with `cost_observed=True`) |
+
+    `d` is 32 on the default table (16 text + 16 image features). Agents read observations by
+    name through `env.unwrapped.layout.decode(obs)`, never by position. Nothing in the
+    observation or the info reveals the current query's outcome before the action.
+
+    ## Rewards
+
+    `correct[q, a] - cost_weight * cost[q, a] / c_ref` for the query `q` and the model `a` called,
+    a Python `float` (components in `info["rewards"]`). With a budget and the default
+    `cost_weight=0` the reward is plain correctness: 1 for a right answer, 0 for a wrong one
+    (graded scores in [0, 1] on tables that have them).
+
+    ## Starting State
+
+    `reset(seed=...)` draws the stream (without replacement from the split) and, for a
+    `(low, high)` `budget_ratio`, the episode's ratio; the first observation shows the first
+    query, the full budget and, in the budget features, the ratio itself. Options, for this
+    episode only: `query_ids` (a stream of the split to replay), `budget_ratio` (another ratio,
+    range or None), `time` (where on a scenario's timeline the episode starts).
+
+    ## Episode End
+
+    The episode terminates when
+
+    1. every query of the stream has been answered;
+    2. a call's realized cost overran the remaining budget (it is charged, the overrun recorded:
+       an API call cannot be undone); or
+    3. no model is affordable for the next query: the queries left count as unanswered (wrong).
+
+    It is never truncated (the remaining steps are in the observation). The last step's
+    `info["episode_metrics"]` holds `accuracy` (over all the stream's queries, unanswered ones
+    wrong), `answered`, `unanswered`, `length`, `spend`, `budget`, `budget_ratio`, `overrun`,
+    `oracle_accuracy` (the budgeted hindsight oracle on the same stream and budget), `regret`
+    (`oracle_accuracy - accuracy`), `c_ref`, `cost_unit` and `time`.
+
+    ## Information
+
+    The reset's info holds `action_mask`. A step's info also holds `model`, `model_index`,
+    `action_replaced`, `correct`, `cost` (the table's cost unit) of the call, `query_id` and
+    `dataset` of the query just answered, `rewards`, `budget_remaining` and, with
+    `feedback="full"`, `outcomes` (every model's `correct` and `cost` for that query).
+
+    ## Arguments
+
+    Every argument is a keyword of `gym.make`:
+
+    ```python
+    import gymnasium as gym
+    import mmr_gym  # registers MMRRouting-v0 and MMRRoutingFlat-v0
+
+    env = gym.make("MMRRouting-v0", split="test", budget_ratio=(0.05, 1.5), episode_length=50)
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample(mask=info["action_mask"]))
+    print(env.unwrapped.model_names[info["model_index"]], reward, info["budget_remaining"])
+    ```
+
     Args:
         dataset: the outcome table: a bundled name (default ``"mmr-sim-default"``, simulated), a
             path (a saved RoutingTable directory or MMR-Bench CSV), a named loader (e.g.
@@ -49,9 +141,10 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         train_fraction: training share of the queries for ``split_mode="in"`` (MMR-Bench uses 0.2).
         split_seed: seed of the ``"in"`` split (not of the episodes: those follow ``reset(seed=...)``).
         test_datasets: dataset names held out for ``split_mode="out"``.
-        train_ids, test_ids: an explicit split: the query ids of the training part, of the test
-            part, or both (one alone: the other part is every other query). Unknown, repeated or
-            overlapping ids raise ``ValueError``.
+        train_ids: an explicit split: the query ids of the training part (alone: the test part is
+            every other query). Unknown, repeated or overlapping ids raise ``ValueError``.
+        test_ids: the query ids of the test part of an explicit split (alone: the training part is
+            every other query).
         features: the encoders a loader computes the query features with, e.g. ``["minilm"]``,
             ``["minilm", "image-stats"]``, ``["clip:<model dir>"]`` or ``["tfidf"]`` (fitted on the
             training rows only), for a CSV, a call log or MATH-V (:func:`mmr_gym.datasets.load_table`);
@@ -85,6 +178,16 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         render_mode: ``None``, ``"ansi"`` (one line of text) or ``"rgb_array"`` (a frame of
             :data:`mmr_gym.render.FRAME_SHAPE`: the budget, the current query's cost estimates
             and mask, the last call; see :mod:`mmr_gym.render`).
+
+    ## Vectorized environment
+
+    `gym.make_vec("MMRRouting-v0", num_envs=64, vectorization_mode="vector_entry_point")` gives
+    the native :class:`~mmr_gym.vector.MMRRoutingVectorEnv` (numpy over all sub-environments, the
+    same episodes); :class:`~mmr_gym.sb3.SB3VecEnvAdapter` presents it to stable-baselines3.
+
+    ## Version History
+
+    - v0: the first version.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}

@@ -57,7 +57,8 @@ class ObservationLayout:
     """Where each part of an observation sits, its bounds, and the observation space.
 
     Args:
-        query_low, query_high: float32 ``[query_dim]`` bounds of the query features.
+        query_low: float32 ``[query_dim]`` lower bounds of the query features.
+        query_high: float32 ``[query_dim]`` upper bounds of the query features.
         n_models: ``K``, the number of models (length of ``model_costs``).
         model_costs_high: upper bound of every ``model_costs`` entry (their lower bound is 0).
         mode: ``"dict"`` or ``"flat"``.

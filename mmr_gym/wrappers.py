@@ -22,7 +22,8 @@ class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: an environment whose infos hold ``action_mask`` (``MMRRouting-v0`` and its variants).
-        observation_key, mask_key: the two keys of the observation.
+        observation_key: the observation's key for the wrapped observation.
+        mask_key: the observation's key for the action mask.
     """
 
     def __init__(self, env: gym.Env, observation_key: str = "observations", mask_key: str = "action_mask"):

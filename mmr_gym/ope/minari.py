@@ -1,6 +1,6 @@
 """Read a Minari dataset recorded with ``mmr_gym.wrappers.PaddedInfo`` as a :class:`DecisionLog`.
 
-Recording (see the README)::
+Recording (see docs/ope.md, "Logs recorded with Minari")::
 
     env = minari.DataCollector(PaddedInfo(gym.make("MMRRouting-v0")), record_infos=True)
 
