@@ -26,14 +26,19 @@ import numpy as np
 
 from agents.adaptive_pacing import AdaptivePacedPolicy
 from agents.bandits import LinearTSBandit, LinUCBBandit
-from agents.pacing import _all_predictions
 from agents.forgetting import ForgettingRidge
+from agents.pacing import _all_predictions
 from agents.ridge import RidgeStatistics
 from mmr_gym.env import MMRRoutingEnv
 
 __all__ = [
     "ADAPTIVE_BANDITS",
-    "BasePredictions", "ForgettingLinTS", "ForgettingLinUCB", "adaptive_bandit", "make_adaptive_bandit"]
+    "BasePredictions",
+    "ForgettingLinTS",
+    "ForgettingLinUCB",
+    "adaptive_bandit",
+    "make_adaptive_bandit",
+]
 
 
 class BasePredictions:
@@ -156,7 +161,9 @@ class _Forgetting:
         if known is not None:
             known = np.asarray(known, dtype=bool)
             if known.shape != (self.n_models,) or not known.any():
-                raise ValueError(f"warm_start: known must be {self.n_models} booleans, some True, got {known}")
+                raise ValueError(
+                    f"warm_start: known must be {self.n_models} booleans, some True, got {known}"
+                )
             accuracy = np.where(known, correct.mean(axis=0), -np.inf)
             best = int(np.argmax(accuracy))
             theta_perf[~known] = theta_perf[best]
@@ -276,7 +283,9 @@ def make_adaptive_bandit(
         raise ValueError(f"models must be model names of {ctx.table.source}: {names}; got {models!r}")
     known = None if models is None else [m in models for m in names]
     if base is not None:
-        learner.anchor(BasePredictions(base, ctx, np.ones(len(names), bool) if known is None else np.array(known)))
+        learner.anchor(
+            BasePredictions(base, ctx, np.ones(len(names), bool) if known is None else np.array(known))
+        )
         learner.name = f"{learner.name}({getattr(base, 'name', type(base).__name__)})"
     elif warm_start:
         rows = ctx.train_indices

@@ -61,7 +61,9 @@ class CostRatioTracker:
         prior_calls: the weight of the prior ratio 1, in calls of typical cost.
     """
 
-    def __init__(self, typical_cost: Sequence[float], *, memory: float = 20.0, prior_calls: float = 1.0) -> None:
+    def __init__(
+        self, typical_cost: Sequence[float], *, memory: float = 20.0, prior_calls: float = 1.0
+    ) -> None:
         typical = np.asarray(typical_cost, dtype=np.float64)
         if typical.ndim != 1 or not typical.size or not np.isfinite(typical).all() or (typical < 0).any():
             raise ValueError(f"typical_cost must be a 1-d array of finite costs >= 0, got {typical_cost!r}")

@@ -144,7 +144,9 @@ class ForgettingRidge:
             g = self.gamma
             self.design[k] *= g
             self.design[k] += np.diag((1.0 - g) * self.precision) + np.outer(z, z)
-            self.b_perf[k] = g * self.b_perf[k] + (1.0 - g) * self.precision * self.prior_perf[k] + correct * z
+            self.b_perf[k] = (
+                g * self.b_perf[k] + (1.0 - g) * self.precision * self.prior_perf[k] + correct * z
+            )
             self.b_cost[k] = g * self.b_cost[k] + (1.0 - g) * self.precision * self.prior_cost[k] + cost * z
         else:
             slot = self.window_next[k]
@@ -199,5 +201,7 @@ class ForgettingRidge:
             value = np.asarray(state[name])
             expected = getattr(self, name)
             if value.shape != expected.shape:
-                raise ValueError(f"ForgettingRidge.{name}: expected shape {expected.shape}, got {value.shape}")
+                raise ValueError(
+                    f"ForgettingRidge.{name}: expected shape {expected.shape}, got {value.shape}"
+                )
             setattr(self, name, np.array(value, dtype=expected.dtype))

@@ -34,7 +34,9 @@ def random_stream(rng, n, k, d):
 def test_discounting_equals_a_ridge_fit_weighted_by_gamma_to_the_age(gamma):
     rng = np.random.default_rng(0)
     k, d, n = 3, 4, 120
-    stats = ForgettingRidge(k, d, forgetting="discount", gamma=gamma, slope_precision=5.0, level_precision=0.5)
+    stats = ForgettingRidge(
+        k, d, forgetting="discount", gamma=gamma, slope_precision=5.0, level_precision=0.5
+    )
     prior_perf, prior_cost = rng.normal(size=(k, d + 1)), rng.normal(size=(k, d + 1))
     stats.set_prior(prior_perf, prior_cost)
     Z, models, correct, cost = random_stream(rng, n, k, d)
@@ -58,7 +60,9 @@ def test_discounting_equals_a_ridge_fit_weighted_by_gamma_to_the_age(gamma):
 def test_a_sliding_window_equals_refitting_on_the_window():
     rng = np.random.default_rng(1)
     k, d, n, window = 3, 4, 150, 7  # ~50 updates per model: the window wraps and is recomputed often
-    stats = ForgettingRidge(k, d, forgetting="window", window=window, slope_precision=2.0, level_precision=0.1)
+    stats = ForgettingRidge(
+        k, d, forgetting="window", window=window, slope_precision=2.0, level_precision=0.1
+    )
     prior = rng.normal(size=(k, d + 1))
     stats.set_prior(prior, np.zeros((k, d + 1)))
     Z, models, correct, cost = random_stream(rng, n, k, d)
@@ -67,7 +71,9 @@ def test_a_sliding_window_equals_refitting_on_the_window():
         if step % 10 == 9 or step == n - 1:
             for model in range(k):
                 seen = np.flatnonzero(models[: step + 1] == model)[-window:]  # the last `window` of it
-                A, theta = weighted_ridge(Z[seen], correct[seen], np.ones(seen.size), stats.precision, prior[model])
+                A, theta = weighted_ridge(
+                    Z[seen], correct[seen], np.ones(seen.size), stats.precision, prior[model]
+                )
                 _, theta_cost = weighted_ridge(Z[seen], cost[seen], np.ones(seen.size), stats.precision, 0.0)
                 np.testing.assert_allclose(stats.design[model], A, rtol=1e-10, atol=1e-10)
                 np.testing.assert_allclose(stats.theta_perf[model], theta, rtol=1e-8, atol=1e-10)
