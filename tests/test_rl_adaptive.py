@@ -9,6 +9,7 @@ import pytest
 from _tables import make_table
 from gymnasium.utils.env_checker import check_env
 
+from agents.rl import SB3Policy
 from agents.rl.adaptive import RecentStatistics, RouterFeaturePolicy, RouterFeatures, train_router_agent
 from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
@@ -112,7 +113,7 @@ def test_the_policy_sees_what_the_wrapper_showed_in_training(table, router, mode
     """Acting, the policy builds the same features from the raw observation as the wrapper did."""
     raw = MMRRoutingEnv(table, split="train", scenario=WORSE, episode_length=25)
     wrapped = RouterFeatures(MMRRoutingEnv(table, split="train", scenario=WORSE, episode_length=25), router)
-    policy = RouterFeaturePolicy(model, router)
+    policy, network = RouterFeaturePolicy(model, router), SB3Policy(model)
     rng = np.random.default_rng(3)
     for episode in range(3):
         seed = 7 if episode == 0 else None
@@ -125,6 +126,12 @@ def test_the_policy_sees_what_the_wrapper_showed_in_training(table, router, mode
             assert set(mine) == set(shown)
             for key in shown:
                 np.testing.assert_array_equal(mine[key], shown[key], err_msg=key)
+            # It acts as the network does on the wrapper's observation, one lane or a batch of them.
+            mask = np.asarray(info["action_mask"], dtype=bool)
+            expected = int(np.argmax(np.where(mask, network.scores(shown), -np.inf)))
+            assert policy.act(obs, info) == expected
+            batch = {key: value[None] for key, value in obs.items()}
+            assert policy.act_batch(batch, {"action_mask": mask[None]}, np.ones(1, bool))[0] == expected
             action = int(rng.choice(np.flatnonzero(info["action_mask"])))
             obs, _, done, _, info = raw.step(action)
             shown, _, _, _, _ = wrapped.step(action)

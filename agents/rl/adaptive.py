@@ -40,7 +40,7 @@ from agents.rl.features import LOG_FLOOR, VecLogFeatures
 from agents.rl.hyperparams import ALGOS, HYPERPARAMS, N_ENVS
 from agents.rl.policy import SB3Policy
 from agents.rl.training import _torch_threads
-from mmr_gym.policy import Policy
+from mmr_gym.policy import Policy, obs_row
 
 __all__ = ["RecentStatistics", "RouterFeaturePolicy", "RouterFeatures", "train_router_agent"]
 
@@ -218,6 +218,18 @@ class RouterFeaturePolicy(Policy):
 
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
         self._memory.learn(info)
+
+    def act_batch(self, obs: Any, info: dict[str, Any], active: np.ndarray) -> np.ndarray:
+        """Each active lane's features from its own memory, then one pass of the network over them."""
+        mask = np.asarray(info["action_mask"], dtype=bool)
+        actions = mask.argmax(axis=1)
+        rows = np.flatnonzero(active)
+        if rows.size:
+            shown = [self.lane(i)._memory.add(obs_row(obs, i)) for i in rows.tolist()]
+            batch = {key: np.stack([o[key] for o in shown]) for key in shown[0]}
+            scores = np.where(mask[rows], self.scorer.scores(batch), -np.inf)
+            actions[rows] = np.argmax(scores, axis=1)
+        return actions
 
 
 def train_router_agent(
