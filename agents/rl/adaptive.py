@@ -241,6 +241,7 @@ def train_router_agent(
     worlds: Sequence[Any] | None = None,
     n_envs: int | None = None,
     memory: float = 50.0,
+    budget_sampling: str = "log-uniform",
     hyperparams: Mapping[str, Any] | None = None,
     torch_threads: int | None = 1,
 ) -> BaseAlgorithm:
@@ -259,13 +260,15 @@ def train_router_agent(
             and one world without events.
         n_envs: training environments (default: MaskablePPO's, at least one per world).
         memory: calls over which the recent statistics are weighted.
+        budget_sampling: how the budget ratio range is drawn per episode (``"log-uniform"``, as
+            :func:`~agents.rl.train_agent` does: more tight budgets; or ``"uniform"``).
         hyperparams: overrides of MaskablePPO's :data:`~agents.rl.hyperparams.HYPERPARAMS`.
         torch_threads: torch CPU threads while training.
     """
     from agents.rl.envs import ENV_ID, training_env_kwargs
     from mmr_gym.scenarios import available
 
-    kwargs = training_env_kwargs(env_kwargs)
+    kwargs = {**training_env_kwargs(env_kwargs), "budget_sampling": budget_sampling}
     kwargs.pop("scenario", None)
     worlds = [None, *available()] if worlds is None else list(worlds)
     n = max(N_ENVS["maskable-ppo"], len(worlds)) if n_envs is None else int(n_envs)
