@@ -62,7 +62,7 @@ from mmr_gym.evaluate import DEFAULT_BUDGET_RATIOS, PolicyResult, evaluate_polic
 from mmr_gym.policy import Policy
 from mmr_gym.provenance import provenance, provenance_line
 from mmr_gym.scenarios import NO_EVENTS, available, compile_world, preset
-from mmr_gym.scenarios.analysis import event_effects, plot_timeline
+from mmr_gym.scenarios.analysis import MARGIN, WINDOW, event_effects, plot_timeline
 
 QUICK_BUDGET_RATIOS = (0.05, 0.2, 0.5, 1.0)
 QUICK_AGENTS = ("static", "adaptive-pacing", "linucb-discounted")
@@ -175,7 +175,9 @@ def compare(effects: dict[str, list[dict[str, Any]]], static: str = "static") ->
                     "excess_regret_std": record["excess_regret_std"],
                     "excess_regret_per_seed": record["excess_regret_per_seed"],
                     "recovery_queries": record["recovery_queries"],
+                    "recovered_share": record["recovered_share"],
                     "overrun_rate_after": record["overrun_rate_after"],
+                    "spend_over_budget_after": record["spend_over_budget_after"],
                 }
             )
     return rows
@@ -201,21 +203,25 @@ def preset_markdown(name: str, description: str, rows: list[dict[str, Any]]) -> 
         per_seed = ", ".join(f"{v:+.4f}" for v in static["excess_regret_per_seed"])
         lines += [
             f"**{static['event']}** (t={t}). Teeth: the static {static['policy']}'s excess regret after it "
-            f"is **{static['excess_regret']:+.4f} ± {static['excess_regret_std']:.4f}** (per seed {per_seed}).",
+            f"is **{static['excess_regret']:+.4f} ± {static['excess_regret_std']:.4f}** (per seed {per_seed}); "
+            f"its regret went from {static['regret_before']:.4f} before the event to {static['regret_after']:.4f} "
+            "after it (other queries: the change mixes the event with the traffic).",
             "",
             "| agent | regret before | regret after (± std over seeds) | vs static after (paired) | "
-            "seeds better | beats static | excess regret | recovery (queries) | overrun rate after |",
-            "|---|---:|---:|---:|---:|:---:|---:|---:|---:|",
+            "seeds better | beats static | excess regret | recovery (queries, median; share of lanes) | "
+            "overrun rate after | spend / budget after |",
+            "|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
         ]
         for r in event:
             recovery = "never" if math.isinf(r["recovery_queries"]) else f"{r['recovery_queries']:.0f}"
+            recovery += f"; {r['recovered_share']:.0%}"
             versus = "" if r["agent"] == "static" else f"{r['difference']:+.4f} ± {r['difference_std']:.4f}"
             better = "" if r["agent"] == "static" else f"{r['seeds_better']}/{r['seeds']}"
             lines.append(
                 f"| {r['policy']} | {r['regret_before']:.4f} | {r['regret_after']:.4f} ± {r['regret_after_std']:.4f} | "
                 f"{versus} | {better} | "
                 f"{'**yes**' if r['beats_static'] else ''} | {r['excess_regret']:+.4f} ± {r['excess_regret_std']:.4f} | "
-                f"{recovery} | {r['overrun_rate_after']:.3f} |"
+                f"{recovery} | {r['overrun_rate_after']:.3f} | {r['spend_over_budget_after']:.3f} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -375,7 +381,12 @@ def write(
         "",
         f"**Bar**: presets with teeth {len(bar['presets_with_teeth'])}/{len(per_preset)} "
         f"({', '.join(bar['presets_with_teeth'])}); presets where an adaptive agent beats static after an "
-        f"event: {len(bar['presets_won'])} ({won}): **{'met' if bar['met'] else 'not met'}**.",
+        f"event: {len(bar['presets_won'])} ({won}): **{'met' if bar['met'] else 'not met'}**. "
+        f"No adaptive agent beats static on: {', '.join(p for p in per_preset if p not in bar['presets_won']) or '-'}.",
+        "",
+        "*Recovery*: queries from the event until a lane's regret over "
+        f"{WINDOW} episodes is back within {MARGIN} of its regret before the event (median over lanes; the "
+        "share of lanes that get there).",
         "",
     ]
     footer = ["", f"Provenance: {provenance_line(record)}", ""]

@@ -37,6 +37,7 @@ def test_the_benchmark_writes_the_table_the_json_and_stamped_plots(tmp_path):
         assert other["difference_std"] == pytest.approx(paired.std())
     text = (out / "scenarios.md").read_text()
     assert "Teeth" in text and "| Paced-" in text and "Provenance:" in text and "**Bar**" in text
+    assert "spend / budget after" in text
     for preset in ("price-cut", "regression"):
         assert (out / f"timeline-{preset}.png").stat().st_size > 0
 
@@ -54,7 +55,9 @@ def effect(agent, after, excess=0.01, time=100):
         "excess_regret_std": 0.0,
         "excess_regret_per_seed": [excess] * len(after),
         "recovery_queries": 0.0,
+        "recovered_share": 1.0,
         "overrun_rate_after": 0.0,
+        "spend_over_budget_after": 0.9,
     }
 
 
