@@ -7,10 +7,11 @@ seed's streams along the timeline at every budget ratio of the sweep (:func:`eva
 (:data:`~mmr_gym.scenarios.NO_EVENTS`). Per event (:func:`~mmr_gym.scenarios.analysis.event_effects`):
 
 - **teeth**: the static Paced-LinearMF's *excess regret* after the event: its regret to the
-  hindsight oracle on the episodes after the event minus its regret on the same queries without
-  the event, per seed, averaged over budgets; mean and standard deviation over seeds. Without
-  events every model is there from the start and every agent is built knowing them all (the
-  counterfactual of a model that arrives later is one that was there all along);
+  hindsight oracle on the episodes after the event minus its regret on the same queries in the
+  same world without that event (:func:`counterfactuals`: without events for a preset of one
+  event; the other events stay in ``combined``), per seed, averaged over budgets; mean and
+  standard deviation over seeds. An agent in the counterfactual world knows the models that world
+  has at time 0 (the counterfactual of a model that arrives later is one that was there all along);
 - each agent's **regret after the event** (the same episodes, the same budgets: at equal budget)
   and its difference to the static policy's, paired by seed (mean, standard deviation, and on how
   many seeds it is lower). An agent **beats** the static policy after an event when its regret
@@ -41,6 +42,7 @@ provenance), ``DIR/scenarios.json`` (every effect record, per seed) and ``DIR/ti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -61,7 +63,7 @@ from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import DEFAULT_BUDGET_RATIOS, PolicyResult, evaluate_policy, json_safe
 from mmr_gym.policy import Policy
 from mmr_gym.provenance import provenance, provenance_line
-from mmr_gym.scenarios import NO_EVENTS, available, compile_world, preset
+from mmr_gym.scenarios import NO_EVENTS, Scenario, available, compile_world, event_start, preset
 from mmr_gym.scenarios.analysis import MARGIN, WINDOW, event_effects, plot_timeline
 
 QUICK_BUDGET_RATIOS = (0.05, 0.2, 0.5, 1.0)
@@ -118,6 +120,22 @@ def rl_builder(steps: int, train_kwargs: dict[str, Any]) -> Builder:
         return lambda: RouterFeaturePolicy(model, s.router, known=known)
 
     return build
+
+
+def counterfactuals(scenario: Scenario) -> dict[int, Scenario]:
+    """Per event start time: the scenario without the events that start then (its other events, its
+    seed: the same regressed queries); :data:`NO_EVENTS` for a scenario whose events start together."""
+    starts = sorted({event_start(e) for e in scenario.events})
+    if len(starts) == 1:
+        return {starts[0]: NO_EVENTS}
+    return {
+        t: dataclasses.replace(
+            scenario,
+            name=f"{scenario.name} without t={t}",
+            events=tuple(e for e in scenario.events if event_start(e) != t),
+        )
+        for t in starts
+    }
 
 
 def evaluate(
@@ -297,30 +315,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     router = fit_router("linear-mf", train_env)
     args.out.mkdir(parents=True, exist_ok=True)
-    # Without events every model is there from the start, and a router fitted before the deployment
-    # knew them all: the counterfactual of "a model arrives later" is "it was there all along".
-    baselines: dict[str, PolicyResult] = {}
+    # The counterfactual of each event is the same world without it (without events, for a preset of
+    # one event), and an agent there knows the models that world has at time 0: the counterfactual of
+    # "a model arrives later" is "it was there all along", and the router fitted before knew it.
+    baselines: dict[tuple[str, str], PolicyResult] = {}
 
-    def everything(seed: int) -> Setting:
-        return Setting(train_env, router, list(test_env.model_names), seed)
+    def settings(world: Any) -> Callable[[int], Setting]:
+        compiled = compile_world(world, test_env.ctx)
+        known = [m for m, a in zip(test_env.model_names, compiled.available[0], strict=True) if a]
+        return lambda seed: Setting(train_env, router, known, seed)
 
     per_preset: dict[str, list[dict[str, Any]]] = {}
     sections, seconds = [], {}
     for name in presets:
         scenario = preset(name, test_env.ctx)
-        world = compile_world(scenario, test_env.ctx)
-        known = [m for m, a in zip(test_env.model_names, world.available[0], strict=True) if a]
-
-        def setting(seed: int, known: list[str] = known) -> Setting:
-            return Setting(train_env, router, known, seed)
-
+        setting = settings(scenario)
         results, effects = [], {}
         for agent, builder in builders.items():
             t = time.perf_counter()
             result = evaluate(builder, setting, test_env, scenario, seeds, budgets)
-            if agent not in baselines:  # the same for every preset
-                baselines[agent] = evaluate(builder, everything, test_env, NO_EVENTS, seeds, budgets)
-            effects[agent] = event_effects(result, baseline=baselines[agent])
+            effects[agent] = []
+            for start, world in counterfactuals(scenario).items():
+                key = (agent, json.dumps(world.to_dict(), sort_keys=True) if world.events else "none")
+                if key not in baselines:  # the world without events is the same for every preset
+                    baselines[key] = evaluate(builder, settings(world), test_env, world, seeds, budgets)
+                effects[agent] += [
+                    e for e in event_effects(result, baseline=baselines[key]) if e["time"] == start
+                ]
             results.append(result)
             seconds[f"{name}/{agent}"] = round(time.perf_counter() - t, 1)
             after = ", ".join(f"{e['regret_after']:.4f}" for e in effects[agent])
@@ -376,8 +397,9 @@ def write(
         f"episodes of {config['episode length']} queries, budget ratios {config['budget ratios']}, seeds "
         f"{config['seeds']}. Regret: the budgeted hindsight oracle's accuracy minus the policy's, averaged "
         "over budgets per seed; mean ± standard deviation over seeds. *Excess regret*: after the event minus "
-        "on the same queries in a world without events. *Beats static*: lower regret after the event on "
-        f"every seed, by more than {BEATS_SIGMAS:g} standard deviations of the paired difference.",
+        "on the same queries in the same world without that event (the other events of combined stay). "
+        f"*Beats static*: lower regret after the event on every seed, by more than {BEATS_SIGMAS:g} "
+        "standard deviations of the paired difference.",
         "",
         f"**Bar**: presets with teeth {len(bar['presets_with_teeth'])}/{len(per_preset)} "
         f"({', '.join(bar['presets_with_teeth'])}); presets where an adaptive agent beats static after an "

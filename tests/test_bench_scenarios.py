@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from _tables import make_table
 
-from benchmarks.bench_scenarios import compare, main, verdict
+from benchmarks.bench_scenarios import compare, counterfactuals, main, verdict
+from mmr_gym.scenarios import NO_EVENTS, NewModel, Outage, PriceChange, Regression, Scenario
 
 
 def test_the_benchmark_writes_the_table_the_json_and_stamped_plots(tmp_path):
@@ -80,3 +81,17 @@ def test_an_agent_beats_static_only_lower_on_every_seed_by_more_than_two_spreads
     assert bar["met"] and bar["presets_won"] == ["a", "b", "c"]
     assert not verdict({"a": rows, "b": rows, "c": toothless})["met"]  # no teeth on c
     assert not verdict({"a": rows, "b": rows})["met"]  # two presets won
+
+
+def test_the_counterfactual_of_each_event_is_the_world_without_it():
+    down = Scenario("down", (Outage("a", start=10, end=20), Outage("b", start=10, end=30)))
+    assert counterfactuals(down) == {10: NO_EVENTS}  # events that start together are one change
+    cut, new, worse = (
+        PriceChange("a", at=10, factor=0.5, lag=None),
+        NewModel("b", at=20),
+        Regression("c", at=30, replacement="a", probability=0.5),
+    )
+    mixed = Scenario("mixed", (cut, new, worse), seed=7)
+    worlds = counterfactuals(mixed)
+    assert {t: w.events for t, w in worlds.items()} == {10: (new, worse), 20: (cut, worse), 30: (cut, new)}
+    assert all(w.seed == 7 for w in worlds.values())  # the same regressed queries
