@@ -196,9 +196,10 @@ def timeline_curves(result: Any, bins: int = 40) -> dict[str, np.ndarray]:
     return {"time": (edges[:-1] + edges[1:]) / 2, "accuracy": accuracy, "oracle": oracle, "spend": spend}
 
 
-def plot_timeline(results: Sequence[Any], path: str | Path, title: str = "") -> Path:
+def plot_timeline(results: Sequence[Any], path: str | Path, title: str = "", footer: str = "") -> Path:
     """Accuracy, regret to the hindsight oracle and spend per query over time, per policy, with the
-    scenario's events marked (vertical lines); PNG (and PDF beside it)."""
+    scenario's events marked (vertical lines); PNG (and PDF beside it). ``footer``: a line printed
+    under the plots (e.g. the provenance: command, commit, date)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,7 +224,11 @@ def plot_timeline(results: Sequence[Any], path: str | Path, title: str = "") -> 
     axes[2].set_xlabel("time (queries of the deployment; dashed: events)")
     axes[0].legend(fontsize=7, loc="best")
     fig.suptitle(title or f"scenario {timed[0].scenario['name']!r}: mean over budgets and seeds", fontsize=10)
-    fig.tight_layout()
+    if footer:
+        fig.text(0.01, 0.005, textwrap.fill(footer, 140), fontsize=6, color="dimgrey", va="bottom")
+        fig.tight_layout(rect=(0, 0.035, 1, 1))
+    else:
+        fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
     fig.savefig(path.with_suffix(".pdf"))
