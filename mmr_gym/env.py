@@ -225,7 +225,12 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         return episode.observation(), correct + cost_penalty, terminated, False, info
 
     def action_masks(self) -> np.ndarray:
-        """The affordable models for the current query, as booleans (sb3-contrib's MaskablePPO)."""
+        """The affordable models for the current query, as booleans (sb3-contrib's MaskablePPO).
+
+        Gymnasium 1.x wrappers forward no attributes, so through ``gym.make`` (or any wrapper) call
+        ``env.get_wrapper_attr("action_masks")()`` or ``env.unwrapped.action_masks()``; the same
+        mask is in every ``info["action_mask"]`` (int8). MaskablePPO finds it by itself.
+        """
         return self._episode.mask.copy()
 
     def render(self) -> str | np.ndarray | None:
