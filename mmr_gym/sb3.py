@@ -8,6 +8,9 @@ rewards are float32, and seeds and options are set ahead of ``reset()``. This ad
 :class:`~mmr_gym.vector.MMRRoutingVectorEnv` that API without giving up its batched step: it
 returns what a ``DummyVecEnv`` of :class:`~mmr_gym.env.MMRRoutingEnv` returns (seeded alike, the
 same, step for step, when the vector env replays single environments: ``stream_sampling="per-env"``).
+
+Building an adapter while torch uses several CPU threads warns once per process
+(:class:`TorchThreadsWarning`): the small networks trained on it run much faster on one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,40 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from mmr_gym.vector import MMRRoutingVectorEnv
+
+
+class TorchThreadsWarning(UserWarning):
+    """torch runs on several CPU threads, where one is usually several times faster for these networks.
+
+    Silence it with ``warnings.filterwarnings("ignore", category=TorchThreadsWarning)``.
+    """
+
+
+_threads_warned = False
+
+
+def warn_if_torch_threads() -> None:
+    """Warn once per process (:class:`TorchThreadsWarning`) if torch uses more than one CPU thread.
+
+    It changes nothing: the caller decides (``torch.set_num_threads(1)``, ``OMP_NUM_THREADS=1``,
+    or ``with agents.rl.torch_threads(1):``).
+    """
+    global _threads_warned
+    import torch  # stable-baselines3 has imported it already
+
+    threads = torch.get_num_threads()
+    if threads <= 1 or _threads_warned:
+        return
+    _threads_warned = True
+    warnings.warn(
+        f"torch uses {threads} CPU threads. The agents' networks here are small, and one thread is "
+        "usually several times faster (10x or more on a busy 2-core machine): call "
+        "torch.set_num_threads(1) before training, run with OMP_NUM_THREADS=1, or train inside "
+        "`with agents.rl.torch_threads(1):`. Silence this with warnings.filterwarnings('ignore', "
+        "category=mmr_gym.sb3.TorchThreadsWarning).",
+        TorchThreadsWarning,
+        stacklevel=3,
+    )
 
 
 class SB3VecEnvAdapter(VecEnv):
@@ -54,6 +91,7 @@ class SB3VecEnvAdapter(VecEnv):
             raise ValueError(
                 f"SB3VecEnvAdapter needs a vector env with autoreset_mode NEXT_STEP, got {venv.autoreset_mode}"
             )
+        warn_if_torch_threads()
         self.venv = venv
         self.info_keys = None if info_keys is None else frozenset(info_keys)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)

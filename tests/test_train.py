@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +26,32 @@ RECORD_KEYS = {"name", "nAUC", "Ps", "QNC", "regret", "overrun_rate", "points"}
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """``train.py --quick`` as a user runs it, its output (progress included) redirected to a file."""
     run_dir = tmp_path_factory.mktemp("run")
-    assert train.main(["--quick", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    with open(run_dir / "log.txt", "wb") as log:
+        done = subprocess.run(
+            [sys.executable, "train.py", "--quick", "--run-dir", str(run_dir)],
+            cwd=Path(train.__file__).parent,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    assert done.returncode == 0, (run_dir / "log.txt").read_text()[-3000:]
     return run_dir
+
+
+def test_a_redirected_run_logs_plain_lines_that_say_what_runs(quick_run):
+    log = (quick_run / "log.txt").read_bytes()
+    assert not re.search(rb"[\r\x1b\x08]", log), "terminal control codes in a redirected log"
+    text = log.decode("utf-8")
+    # Which policy (of how many), which seed, which phase; then each bar's few lines.
+    assert re.search(r"^\[policy 7/8, [^\]]+\] rl-maskable-ppo: seed 0 \(1/1\): training$", text, re.M)
+    assert re.search(r"^\[policy 8/8, [^\]]+\] rl-dqn: seed 0 \(1/1\): evaluating RL-DQN$", text, re.M)
+    assert re.search(r"^train DQN \(seed 0\): done, [\d,]+ steps in ", text, re.M)
+    assert re.search(r"^evaluate Random \(seed 0; 5 budgets\): done, 5,000 queries in ", text, re.M)
+    # A few lines per phase, not one per update (the quick run has 8 policies, 13 phases).
+    assert len(text.splitlines()) < 120, len(text.splitlines())
 
 
 def test_quick_run_writes_the_report_files(quick_run):
