@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -109,6 +110,21 @@ def test_quick_run_saves_reloadable_routers_and_bandit_learners(quick_run):
 def test_unknown_policy_is_rejected(tmp_path, capsys):
     assert train.main(["--policies", "random,no-such-agent", "--run-dir", str(tmp_path)]) == 2
     assert "no-such-agent" in capsys.readouterr().err
+
+
+def test_every_option_says_what_it_does(monkeypatch):
+    parsers: list[argparse.ArgumentParser] = []
+
+    def capture(self, args=None, namespace=None):
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        train.parse_args([])
+    options = {action.option_strings[-1]: action.help for action in parsers[0]._actions}
+    assert {"--no-progress", "--episode-length", "--torch-threads"} <= set(options)
+    assert all(text and len(text.split()) >= 3 for text in options.values()), options
 
 
 @pytest.mark.parametrize("factory", [RandomPolicy, BestSinglePolicy])
