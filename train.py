@@ -432,11 +432,15 @@ def main(argv: list[str] | None = None) -> int:
         "seconds per policy": timings,
         "torch threads": args.torch_threads or "torch's default",
     }
+    simulated = table.meta.get("cost_source") == "simulated"
     files = write_report(
         results,
         run.run_dir,
-        title="mmr-gym: routing policies on MMRRouting-v0",
+        title=f"mmr-gym: routing policies on MMRRouting-v0{' (simulated data)' if simulated else ''}",
         context=context,
+        figure_note="Outcome table simulated by mmr-gym's generator, not measured on real models."
+        if simulated
+        else f"Costs: {table.meta.get('cost_source', 'unspecified')}.",
         price_sources=table.meta.get("price_sources"),  # where per-token prices come from (MATH-V)
     )
     print()
