@@ -29,6 +29,7 @@ from mmr_gym.observation import ObservationLayout
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import draw_episode
 from mmr_gym.table import RoutingTable
+from mmr_gym.threads import warn_if_torch_threads
 
 #: The options of :meth:`MMRRoutingEnv.reset`.
 RESET_OPTIONS = ("budget_ratio", "query_ids", "time")
@@ -143,6 +144,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         )
         self.ctx: RoutingContext = config.context()
         self.config = config = config.resolve(self.ctx)
+        warn_if_torch_threads()  # once per process, if torch runs on several threads (mmr_gym.threads)
         self.episode_length = config.episode_length
         self.budget_ratio = config.budget_ratio
         self.budget_sampling = config.budget_sampling

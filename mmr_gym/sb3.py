@@ -9,8 +9,9 @@ rewards are float32, and seeds and options are set ahead of ``reset()``. This ad
 returns what a ``DummyVecEnv`` of :class:`~mmr_gym.env.MMRRoutingEnv` returns (seeded alike, the
 same, step for step, when the vector env replays single environments: ``stream_sampling="per-env"``).
 
-Building an adapter while torch uses several CPU threads warns once per process
-(:class:`TorchThreadsWarning`): the small networks trained on it run much faster on one.
+Building an adapter (or an environment) while torch uses several CPU threads warns once per
+process (:class:`~mmr_gym.threads.TorchThreadsWarning`): the small networks trained on it run much
+faster on one.
 """
 
 from __future__ import annotations
@@ -25,41 +26,10 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from mmr_gym.threads import TorchThreadsWarning, warn_if_torch_threads
 from mmr_gym.vector import MMRRoutingVectorEnv
 
-
-class TorchThreadsWarning(UserWarning):
-    """torch runs on several CPU threads, where one is usually several times faster for these networks.
-
-    Silence it with ``warnings.filterwarnings("ignore", category=TorchThreadsWarning)``.
-    """
-
-
-_threads_warned = False
-
-
-def warn_if_torch_threads() -> None:
-    """Warn once per process (:class:`TorchThreadsWarning`) if torch uses more than one CPU thread.
-
-    It changes nothing: the caller decides (``torch.set_num_threads(1)``, ``OMP_NUM_THREADS=1``,
-    or ``with agents.rl.torch_threads(1):``).
-    """
-    global _threads_warned
-    import torch  # stable-baselines3 has imported it already
-
-    threads = torch.get_num_threads()
-    if threads <= 1 or _threads_warned:
-        return
-    _threads_warned = True
-    warnings.warn(
-        f"torch uses {threads} CPU threads. The agents' networks here are small, and one thread is "
-        "usually several times faster (10x or more on a busy 2-core machine): call "
-        "torch.set_num_threads(1) before training, run with OMP_NUM_THREADS=1, or train inside "
-        "`with agents.rl.torch_threads(1):`. Silence this with warnings.filterwarnings('ignore', "
-        "category=mmr_gym.sb3.TorchThreadsWarning).",
-        TorchThreadsWarning,
-        stacklevel=3,
-    )
+__all__ = ["SB3VecEnvAdapter", "TorchThreadsWarning", "warn_if_torch_threads"]
 
 
 class SB3VecEnvAdapter(VecEnv):

@@ -14,7 +14,6 @@ from agents.rl.features import VecLogFeatures
 from agents.rl.hyperparams import TRAIN_BUDGET_RATIOS
 from mmr_gym.budget import BUDGET_SAMPLINGS
 from mmr_gym.env import MMRRoutingEnv
-from mmr_gym.sb3 import warn_if_torch_threads
 
 ENV_ID = "MMRRouting-v0"
 VEC_ENV_BACKENDS = ("dummy", "native")
@@ -71,7 +70,6 @@ def make_vec_env(
             # rewards; the environment's routing figures travel in info["episode_metrics"].
             return Monitor(env)
 
-        warn_if_torch_threads()  # the adapter warns for the native backend
         vec: VecEnv = DummyVecEnv([make] * n_envs)
     elif backend == "native":
         from mmr_gym.sb3 import SB3VecEnvAdapter

@@ -7,9 +7,14 @@ other jobs running, MaskablePPO on ``gym.make("MMRRouting-v0")`` trained 4,096 s
 with one thread and in 128 to 194 s with torch's default of two (one measurement, one process;
 run ``python -m agents.rl.threads`` to measure yours).
 
+The thread count also changes the results: two threads train other weights than one (float sums
+in another order), so one thread everywhere is also what makes a seeded run repeat from one machine
+to another (``tests/test_rl_repeat.py``).
+
 Nothing here changes torch on import. :func:`torch_threads` sets the count for a block and puts the
-caller's back afterwards; :func:`~agents.rl.train_agent` and ``train.py`` use one thread by default.
-For a script of your own::
+caller's back afterwards; :func:`~agents.rl.train_agent`, ``train.py`` (``--torch-threads``) and the
+benchmarks use one thread by default, and the environments warn once when built while torch runs on
+several (:mod:`mmr_gym.threads`). For a script of your own::
 
     from agents.rl import torch_threads
     with torch_threads(1):
