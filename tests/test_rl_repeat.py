@@ -4,6 +4,11 @@ what torch would choose for itself (its thread count) and in Python's string has
 Training on two torch threads gives other weights than on one (the order of float sums changes
 with the work split), so a run's figures would depend on the machine's core count if the library
 left torch's default: :func:`agents.rl.train_agent` trains on one thread unless told otherwise.
+
+What does not repeat: figures from other package versions (``constraints.txt`` pins them) or from
+other code (the RL rows moved between commits of this repository: the default run gave MaskablePPO
+0.6614 / DQN 0.6867 on 2 December and 0.6526 / 0.6813 on 7 December); and, untested here, other CPU
+instruction sets, whose float kernels may round differently.
 """
 
 from __future__ import annotations
