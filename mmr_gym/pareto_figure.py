@@ -123,7 +123,7 @@ def plot_pareto(results: Sequence[PolicyResult], path: str | Path, title: str = 
     fig.text(0.01, 0.01, textwrap.fill(f"{caption} {note}".strip(), 150), fontsize=7, va="bottom")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     # Text stays text in the SVG and PDF (editable, searchable); no creation date: the files repeat.
-    with plt.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "mmr-gym", "pdf.fonttype": 42}):
         fig.savefig(path, bbox_inches="tight")
         fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None})
         fig.savefig(path.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})

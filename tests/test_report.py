@@ -197,3 +197,9 @@ def test_the_pareto_figure_is_paper_ready(results, tmp_path, monkeypatch):
     svg = (tmp_path / "pareto.svg").read_text(encoding="utf-8")
     assert "Simulated outcome table." in svg and "one standard deviation over 2 seeds" in svg
     assert files["plot_svg"] == tmp_path / "pareto.svg" and files["plot_pdf"] == tmp_path / "pareto.pdf"
+    # drawn again, the same bytes: no date, no random ids (a figure under version control diffs cleanly)
+    pareto_figure.plot_pareto(
+        [*results, spread], tmp_path / "again.png", "T", note="Simulated outcome table."
+    )
+    for suffix in ("svg", "pdf"):
+        assert (tmp_path / f"again.{suffix}").read_bytes() == (tmp_path / f"pareto.{suffix}").read_bytes()
