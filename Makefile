@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 
-.PHONY: run test install lint clean constraints
+.PHONY: run test install lint clean constraints test-rllib test-minari test-extras
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -61,5 +61,39 @@ results: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# The two rows of the README's works-with table that need packages of their own, each in its own
+# venv (CI runs them after `make test`). ray[rllib] pins gymnasium 1.2.2, so its venv takes every pin
+# of constraints.txt but gymnasium's; Minari's keeps them all. The versions are the ones the table
+# names. A check that the package imports comes first: the tests skip, not fail, without it.
+RAY_REQ    := ray[rllib]==2.60.0
+MINARI_REQ := minari[create,hdf5]==0.5.4
+RLLIB_VENV  ?= .venv-rllib
+MINARI_VENV ?= .venv-minari
+
+$(RLLIB_VENV)/.installed: pyproject.toml $(wildcard $(CONSTRAINTS))
+	$(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_VENV)/bin/pip install --upgrade pip
+	$(if $(PIN),grep -v -i '^gymnasium==' $(CONSTRAINTS) > $(RLLIB_VENV)/constraints.txt)
+	$(RLLIB_VENV)/bin/pip install $(if $(PIN),-c $(RLLIB_VENV)/constraints.txt) "torch==2.13.0"
+	$(RLLIB_VENV)/bin/pip install $(if $(PIN),-c $(RLLIB_VENV)/constraints.txt) -e . "$(RAY_REQ)" pytest hypothesis
+	touch $@
+
+$(MINARI_VENV)/.installed: pyproject.toml $(wildcard $(CONSTRAINTS))
+	$(PYTHON) -m venv $(MINARI_VENV)
+	$(MINARI_VENV)/bin/pip install --upgrade pip
+	$(MINARI_VENV)/bin/pip install $(PIN) "torch==2.13.0"
+	$(MINARI_VENV)/bin/pip install $(PIN) -e . "$(MINARI_REQ)" pytest hypothesis
+	touch $@
+
+test-rllib: $(RLLIB_VENV)/.installed
+	$(RLLIB_VENV)/bin/python -c "import ray.rllib, gymnasium; print('ray', ray.__version__, 'gymnasium', gymnasium.__version__)"
+	$(RLLIB_VENV)/bin/python -m pytest -q tests/test_rllib.py $(PYTEST_ARGS)
+
+test-minari: $(MINARI_VENV)/.installed
+	$(MINARI_VENV)/bin/python -c "import minari, jax, h5py; print('minari', minari.__version__, 'jax', jax.__version__)"
+	$(MINARI_VENV)/bin/python -m pytest -q tests/test_ope_minari.py tests/test_wrappers.py $(PYTEST_ARGS)
+
+test-extras: test-rllib test-minari
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(RLLIB_VENV) $(MINARI_VENV) build *.egg-info

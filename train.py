@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 import mmr_gym  # noqa: F401  (registers the environments)
 from agents.adaptive import ADAPTIVE_BANDITS, adaptive_bandit
 from agents.adaptive_pacing import AdaptivePacedPolicy
@@ -46,6 +44,7 @@ from agents.rl import (
     TRAIN_BUDGET_RATIOS,
     VEC_ENV_BACKENDS,
     SB3Policy,
+    torch_threads,
     train_agent,
     training_env_kwargs,
     validation_split,
@@ -62,6 +61,7 @@ from mmr_gym.evaluate import (
     threshold_result,
 )
 from mmr_gym.policy import Policy
+from mmr_gym.progress import Stages
 from mmr_gym.report import comparison_markdown, markdown_table, write_report
 
 # --------------------------------------------------------------------------------- the run
@@ -90,6 +90,7 @@ class Run:
     rl_validation: str
     vec_env: str
     progress: bool
+    stages: Stages  # which policy runs, which seed, what it does (no time left: see Stages)
 
     def evaluate(
         self,
@@ -118,10 +119,12 @@ FitFn = Callable[[Run, int], dict[str, Scorable]]
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """One learning entry of ``--policies``: a summary and how to fit it for one seed."""
+    """One learning entry of ``--policies``: a summary, how to fit it for one seed, and what the
+    progress calls that fit (``"fitting"``, ``"training"``, ...)."""
 
     summary: str
     fit: FitFn
+    fitting: str = "fitting"
 
 
 def _router_agent(router: str) -> FitFn:
@@ -258,19 +261,24 @@ AGENTS: dict[str, AgentSpec] = {
         for name, cls in ROUTERS.items()
     },
     **{
-        name: AgentSpec(f"{cls.name} bandit with budget pacing, cold start", _bandit_agent(name))
+        name: AgentSpec(
+            f"{cls.name} bandit with budget pacing, cold start",
+            _bandit_agent(name),
+            "learning online on the test streams",
+        )
         for name, cls in BANDITS.items()
     },
     **{
         f"{name}-warm": AgentSpec(
             f"{cls.name} bandit with budget pacing, warm-started on the training split",
             _bandit_agent(name, warm_start=True),
+            "warm start, then learning online on the test streams",
         )
         for name, cls in BANDITS.items()
     },
     **{
         f"rl-{algo}": AgentSpec(
-            f"{DISPLAY_NAMES[algo]} (stable-baselines3), budget-conditioned", _rl_agent(algo)
+            f"{DISPLAY_NAMES[algo]} (stable-baselines3), budget-conditioned", _rl_agent(algo), "training"
         )
         for algo in ALGOS
     },
@@ -311,10 +319,14 @@ DEFAULT_POLICIES = (
 def run_agent(run: Run, name: str) -> list[PolicyResult]:
     """Fit ``AGENTS[name]`` once per seed, score each fit on that seed's streams, merge over seeds."""
     by_policy: dict[str, list[PolicyResult]] = {}
-    for seed in run.seeds:
+    for number, seed in enumerate(run.seeds, 1):
+        which = f"seed {seed} ({number}/{len(run.seeds)})"
+        run.stages.phase(f"{which}: {AGENTS[name].fitting}")
         for policy_name, scorable in AGENTS[name].fit(run, seed).items():
-            result = scorable if isinstance(scorable, PolicyResult) else run.evaluate(scorable, [seed])
-            by_policy.setdefault(policy_name, []).append(result)
+            if not isinstance(scorable, PolicyResult):
+                run.stages.phase(f"{which}: evaluating {policy_name}")
+                scorable = run.evaluate(scorable, [seed])
+            by_policy.setdefault(policy_name, []).append(scorable)
     return [merge_seed_results(results) for results in by_policy.values()]
 
 
@@ -390,9 +402,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="few budgets, one seed, 1,000 test queries, short RL training"
     )
     parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch CPU threads for the whole run (default 1: several times faster for these small "
+        "networks, more so on busy cores; 0 leaves torch's own choice)",
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bars (plain lines only, as when not on a terminal)",
+        help="no progress at all (without it: bars on a terminal, a few plain lines per phase when "
+        "the output goes to a file or a pipe)",
     )
     return parser.parse_args(argv)
 
@@ -438,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         rl_validation=args.rl_validation,
         vec_env=args.vec_env,
         progress=not args.no_progress,
+        stages=Stages(len(names), "policy", enabled=not args.no_progress),
     )
     env = run.test_env
     table = env.ctx.table
@@ -450,15 +471,17 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[PolicyResult] = []
     timings: dict[str, float] = {}
-    bar = tqdm(names, desc="policies", disable=not run.progress)
-    for name in bar:
-        bar.set_postfix_str(name)
-        t0 = time.perf_counter()
-        if name in BASELINES:
-            results.append(run.evaluate(BASELINES[name], seeds))
-        else:
-            results.extend(run_agent(run, name))
-        timings[name] = round(time.perf_counter() - t0, 1)
+    with torch_threads(args.torch_threads or None):
+        for name in names:
+            run.stages.start(name)
+            t0 = time.perf_counter()
+            if name in BASELINES:
+                run.stages.phase(f"evaluating (seeds {', '.join(map(str, seeds))})")
+                results.append(run.evaluate(BASELINES[name], seeds))
+            else:
+                results.extend(run_agent(run, name))
+            timings[name] = round(time.perf_counter() - t0, 1)
+        run.stages.close()
     results.append(per_query_oracle_result(env, max_queries=max_queries))
 
     context = {
@@ -474,12 +497,17 @@ def main(argv: list[str] | None = None) -> int:
         "RL": f"{timesteps:,} steps per seed, budget ratio per episode in [{low:g}, {high:g}] ({args.budget_sampling}), "
         f"checkpoint selected on {'25% of the training split held out' if args.rl_validation == 'holdout' else 'the training split'}",
         "seconds per policy": timings,
+        "torch threads": args.torch_threads or "torch's default",
     }
+    simulated = table.meta.get("cost_source") == "simulated"
     files = write_report(
         results,
         run.run_dir,
-        title="mmr-gym: routing policies on MMRRouting-v0",
+        title=f"mmr-gym: routing policies on MMRRouting-v0{' (simulated data)' if simulated else ''}",
         context=context,
+        figure_note="Outcome table simulated by mmr-gym's generator, not measured on real models."
+        if simulated
+        else f"Costs: {table.meta.get('cost_source', 'unspecified')}.",
         price_sources=table.meta.get("price_sources"),  # where per-token prices come from (MATH-V)
     )
     print()

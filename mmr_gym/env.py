@@ -29,6 +29,7 @@ from mmr_gym.observation import ObservationLayout
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import draw_episode
 from mmr_gym.table import RoutingTable
+from mmr_gym.threads import warn_if_torch_threads
 
 #: The options of :meth:`MMRRoutingEnv.reset`.
 RESET_OPTIONS = ("budget_ratio", "query_ids", "time")
@@ -246,6 +247,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         )
         self.ctx: RoutingContext = config.context()
         self.config = config = config.resolve(self.ctx)
+        warn_if_torch_threads()  # once per process, if torch runs on several threads (mmr_gym.threads)
         self.render_mode = config.render_mode  # gymnasium's attribute (the other arguments: ContextFacts)
         self._renderer = FrameRenderer(self.ctx.cost_estimate) if render_mode == "rgb_array" else None
         self._episode = Episode(self.ctx, config)
@@ -321,7 +323,12 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         return episode.observation(), correct + cost_penalty, terminated, False, info
 
     def action_masks(self) -> np.ndarray:
-        """The affordable models for the current query, as booleans (sb3-contrib's MaskablePPO)."""
+        """The affordable models for the current query, as booleans (sb3-contrib's MaskablePPO).
+
+        Gymnasium 1.x wrappers forward no attributes, so through ``gym.make`` (or any wrapper) call
+        ``env.get_wrapper_attr("action_masks")()`` or ``env.unwrapped.action_masks()``; the same
+        mask is in every ``info["action_mask"]`` (int8). MaskablePPO finds it by itself.
+        """
         return self._episode.mask.copy()
 
     def render(self) -> str | np.ndarray | None:

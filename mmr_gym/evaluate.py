@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from tqdm.auto import tqdm
 
 from mmr_gym.budget import overrun_fraction, unrecorded_overspend, violates_budget
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, spend_shares, threshold_curve
 from mmr_gym.oracle import per_query_oracle_curve
 from mmr_gym.policy import Policy
+from mmr_gym.progress import progress as progress_bar
 from mmr_gym.records import METRIC_KEYS
 from mmr_gym.results import (
     THRESHOLD_PROTOCOL,
@@ -169,12 +169,14 @@ def evaluate_policy(
     agent = make() if make is not None else policy
     streams = {seed: split_streams(env, seed, max_queries) for seed in seeds}
     lanes = [(b, s) for s in range(len(seeds)) for b in range(len(budget_ratios))]
-    bar = tqdm(
-        total=len(lanes) * len(streams[seeds[0]]),
-        desc=f"evaluate {agent.name}",
-        unit="episode",
-        disable=not progress,
-        leave=False,
+    # Counted in queries (each stream's, answered or left unanswered), which cost alike; episodes
+    # of side-by-side rows would all end at once.
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+    bar = progress_bar(
+        total=sum(len(ids) for _, s in lanes for ids in streams[seeds[s]]),
+        desc=f"evaluate {agent.name} ({seed_text}; {len(budget_ratios)} budgets)",
+        unit="queries",
+        enabled=progress,
     )
     run = _run_lanes if vectorized else _run_lanes_one_by_one
     episodes = run(agent, make, env, lanes, budget_ratios, seeds, streams, on_point, bar)
@@ -215,7 +217,7 @@ def _run_lanes(
     seeds: Sequence[int],
     streams: dict[int, list[list[str]]],
     on_point: Callable[[Policy, float, int], None] | None,
-    bar: tqdm,
+    bar: Any,
 ) -> Episodes:
     """The lanes on the rows of one vector env (autoreset disabled: each finished row is reset with
     its next stream). Each row runs consecutive episodes of one lane: all of them, or, for an
@@ -254,6 +256,7 @@ def _run_lanes(
         actions = agent.act_batch(obs, info, active)
         obs, rewards, terminated, _, info = venv.step(actions)
         agent.observe_batch(actions, rewards, info, active)
+        bar.update(int(np.count_nonzero(active)))  # a query answered by every active row
         spend[rows, info["model_index"]] += info["cost"]  # one call per row: no repeated index
         if not np.count_nonzero(terminated):
             continue
@@ -264,7 +267,7 @@ def _run_lanes(
             record = {key: _scalar(metrics[key][i]) for key in METRIC_KEYS}
             record["final_call_cost"] = float(info["cost"][i])
             records[i].append({**record, "spend_by_model": spend[i].tolist()})
-            bar.update()
+            bar.update(int(record["unanswered"]))  # the queries its early end left
             position[i] += 1
             if position[i] == len(row_streams[i]):
                 active[i] = False
@@ -339,7 +342,7 @@ def _run_lanes_one_by_one(
     seeds: Sequence[int],
     streams: dict[int, list[list[str]]],
     on_point: Callable[[Policy, float, int], None] | None,
-    bar: tqdm,
+    bar: Any,
 ) -> Episodes:
     """Every lane in turn on the single environment, one episode at a time."""
     episodes: Episodes = {}
@@ -350,7 +353,7 @@ def _run_lanes_one_by_one(
         for j, ids in enumerate(streams[seeds[s]]):
             # Each lane's timeline starts at 0 and runs through its streams.
             results.append(run_stream(env, lane, ids, ratio, time=0 if j == 0 else None))
-            bar.update()
+            bar.update(len(ids))
         episodes[(b, s)] = results
         if on_point is not None:
             on_point(lane, float(ratio), seeds[s])

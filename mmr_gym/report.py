@@ -8,16 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from mmr_gym.collapse import collapse_markdown, plot_collapse  # noqa: E402
-from mmr_gym.evaluate import PolicyResult, json_safe  # noqa: E402
-from mmr_gym.metrics import reaches_accuracy  # noqa: E402
-from mmr_gym.provenance import provenance, provenance_line  # noqa: E402
+from mmr_gym.collapse import collapse_markdown, plot_collapse
+from mmr_gym.evaluate import PolicyResult, json_safe
+from mmr_gym.metrics import reaches_accuracy
+from mmr_gym.pareto_figure import plot_pareto
+from mmr_gym.provenance import provenance, provenance_line
 
 SUMMARY_COLUMNS = (
     "name",
@@ -182,52 +179,6 @@ def comparison_markdown(results: Sequence[PolicyResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_pareto(results: Sequence[PolicyResult], path: str | Path, title: str = "") -> Path:
-    """Cost-accuracy points and Pareto frontiers of every policy; the best single model as a star."""
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    markers = "osD^vP*X<>"
-    for i, r in enumerate(results):
-        costs = [p.cost for p in r.points]
-        accs = [p.accuracy for p in r.points]
-        # Oracles are references, not competitors: dashed, so the policies stay visible beneath them.
-        (line,) = ax.plot(
-            [c for c, _ in r.frontier],
-            [a for _, a in r.frontier],
-            marker=markers[i % len(markers)],
-            markersize=2 if len(r.frontier) > 30 else 5,
-            linestyle="--" if r.privileged else "-",
-            linewidth=1.0 if r.privileged else 1.6,
-            label=f"{r.name} (privileged)" if r.privileged else r.name,
-            zorder=2 if r.privileged else 3,
-        )
-        ax.scatter(costs, accs, s=10, color=line.get_color(), alpha=0.35)
-    if results:
-        best = results[0].best_single
-        ax.scatter(
-            [best["mean_cost"]],
-            [best["accuracy"]],
-            marker="*",
-            s=180,
-            color="black",
-            zorder=5,
-            label=f"best single: {best['model']}",
-        )
-    positive = [p.cost for r in results for p in r.points if p.cost > 0]
-    if positive and max(positive) / min(positive) > 20:
-        ax.set_xscale("log")  # MMR-Bench prices span more than 300x
-    unit = results[0].cost_unit if results else ""
-    ax.set_xlabel(f"mean cost per query ({unit})")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title or "cost-accuracy frontiers")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------------------------------- price sources
 def price_sources_markdown(price_sources: Mapping[str, Mapping[str, Any]]) -> str:
     """The "Prices" section: for each model, its per-token prices and where they come from.
@@ -268,9 +219,12 @@ def write_report(
     title: str = "",
     context: dict[str, Any] | None = None,
     price_sources: Mapping[str, Mapping[str, Any]] | None = None,
+    figure_note: str = "",
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md``, ``pareto.png`` and
-    ``collapse.png`` (the routing-collapse figure, when some result records its spend per model).
+    """Write ``results.json``, ``results.csv``, ``points.csv``, ``results.md``, ``pareto.png`` (with
+    ``pareto.pdf`` and ``pareto.svg``: :func:`plot_pareto`, ``figure_note`` in its caption, e.g.
+    that the table is simulated) and ``collapse.png`` (the routing-collapse figure, when some
+    result records its spend per model).
 
     ``context`` gains a ``provenance`` record (:func:`mmr_gym.provenance.provenance`: versions,
     commit, command, machine) unless it has one. ``price_sources`` (a table's
@@ -287,6 +241,8 @@ def write_report(
         "points": out / "points.csv",
         "markdown": out / "results.md",
         "plot": out / "pareto.png",
+        "plot_pdf": out / "pareto.pdf",
+        "plot_svg": out / "pareto.svg",
     }
     comparison = json_safe(baseline_comparison(results))
     payload = {"context": context, "results": [r.to_dict() for r in results], "comparison": comparison}
@@ -316,7 +272,7 @@ def write_report(
         files["timeline"] = plot_timeline(timed, out / "timeline.png", title)
         lines += ["![accuracy, regret and spend over time](timeline.png)", ""]
     files["markdown"].write_text("\n".join(lines), encoding="utf-8")
-    plot_pareto(results, files["plot"], title)
+    plot_pareto(results, files["plot"], title, note=figure_note)
     return files
 
 

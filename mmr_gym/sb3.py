@@ -8,6 +8,10 @@ rewards are float32, and seeds and options are set ahead of ``reset()``. This ad
 :class:`~mmr_gym.vector.MMRRoutingVectorEnv` that API without giving up its batched step: it
 returns what a ``DummyVecEnv`` of :class:`~mmr_gym.env.MMRRoutingEnv` returns (seeded alike, the
 same, step for step, when the vector env replays single environments: ``stream_sampling="per-env"``).
+
+Building an adapter (or an environment) while torch uses several CPU threads warns once per
+process (:class:`~mmr_gym.threads.TorchThreadsWarning`): the small networks trained on it run much
+faster on one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from mmr_gym.threads import TorchThreadsWarning, warn_if_torch_threads
 from mmr_gym.vector import MMRRoutingVectorEnv
+
+__all__ = ["SB3VecEnvAdapter", "TorchThreadsWarning", "warn_if_torch_threads"]
 
 
 class SB3VecEnvAdapter(VecEnv):
@@ -54,6 +61,7 @@ class SB3VecEnvAdapter(VecEnv):
             raise ValueError(
                 f"SB3VecEnvAdapter needs a vector env with autoreset_mode NEXT_STEP, got {venv.autoreset_mode}"
             )
+        warn_if_torch_threads()
         self.venv = venv
         self.info_keys = None if info_keys is None else frozenset(info_keys)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)

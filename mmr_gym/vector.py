@@ -71,6 +71,7 @@ from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRI
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import STREAM_SAMPLINGS, BatchedSampler, PerEnvSampler, StreamPool
 from mmr_gym.table import RoutingTable
+from mmr_gym.threads import warn_if_torch_threads
 
 #: Options of ``reset``: those of ``MMRRoutingEnv.reset``, per-sub-environment streams and budgets,
 #: and ``reset_mask``.
@@ -172,6 +173,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         config = EnvConfig(dataset, **kwargs)
         self.ctx: RoutingContext = config.context()
         self.config = config = config.resolve(self.ctx)
+        warn_if_torch_threads()  # once per process, if torch runs on several threads (mmr_gym.threads)
         self.num_envs = n = int(num_envs)
         self.stream_sampling = stream_sampling
         # An attribute beside the metadata, as SyncVectorEnv has it (TorchRL's GymWrapper reads it).

@@ -9,11 +9,21 @@ from pathlib import Path
 
 import pytest
 
+import mmr_gym.threads
+
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read or write the user's feature/table cache (``~/.cache/mmr-gym``)."""
     monkeypatch.setenv("MMR_GYM_CACHE", str(tmp_path_factory.getbasetemp() / "mmr-gym-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _threads_warning_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-time torch-threads warning (``mmr_gym.threads``) counts as given: without
+    ``OMP_NUM_THREADS`` it would land in whichever test first builds an environment, perhaps inside
+    a block that asserts no warnings. ``tests/test_threads.py`` tests it."""
+    monkeypatch.setattr(mmr_gym.threads, "_warned", True)
 
 
 @pytest.fixture

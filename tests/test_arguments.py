@@ -163,3 +163,18 @@ def test_a_table_saved_again_into_the_same_directory_is_read_again(tmp_path):
     assert second.ctx.table.fingerprint() == second_table.fingerprint() != first.ctx.table.fingerprint()
     again = MMRRoutingEnv(str(directory), split="test", episode_length=5)
     assert again.ctx is second.ctx  # unchanged content: the cached context
+
+
+def test_an_episode_longer_than_the_training_split_says_why_and_what_to_pass():
+    """A small CSV meets the paper's 20% training split: the error says so and names the ways out."""
+    small = make_table(n=100, k=3, seed=2)  # 20 training queries
+    MMRRoutingEnv(small, split="test", episode_length=50)  # the test split has 80
+    with pytest.raises(ValueError) as raised:
+        MMRRoutingEnv(small, split="train", episode_length=50)
+    message = str(raised.value)
+    assert (
+        "episode_length must be an integer in [1, 20] (the 'train' split has 20 queries), got 50" in message
+    )
+    assert "train_fraction=0.2 of the 100 queries" in message and "MMR-Bench trains on 20%" in message
+    assert "a shorter episode_length, a larger train_fraction, or split='all'" in message
+    MMRRoutingEnv(small, split="train", episode_length=50, train_fraction=0.5)  # the way out works

@@ -52,3 +52,14 @@ def test_bench_without_a_source_checkout_says_where_to_run_it(monkeypatch, tmp_p
     with pytest.raises(SystemExit, match="of a source checkout of mmr-gym") as exit_info:
         cli.main(["bench"])
     assert "python benchmarks/bench_env.py" in str(exit_info.value.code)
+
+
+@pytest.mark.parametrize("dataset", ["math-v", "mmr-bench", "csv"])
+def test_each_prepare_subcommand_describes_itself(capsys, dataset):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["prepare", dataset, "--help"])
+    assert exit_info.value.code == 0
+    usage, _, rest = capsys.readouterr().out.partition("\n\n")
+    assert usage.startswith(f"usage: mmr-gym prepare {dataset}")
+    description = rest.split("\n\n")[0]
+    assert len(description.split()) >= 10 and not description.startswith(("positional", "options")), rest

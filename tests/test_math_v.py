@@ -547,3 +547,14 @@ def test_a_price_note_longer_than_the_csv_modules_default_limit_is_read(
     long = tmp_path / "long.csv"
     long.write_text(PRICES.replace("image tokens ignored for text models", "x" * 200_000), encoding="utf-8")
     assert load_prices(long)["Blind"].note == "x" * 200_000
+
+
+def test_a_first_build_says_it_takes_minutes_and_a_cached_load_says_nothing(
+    mini: Path, tmp_path: Path, capsys
+) -> None:
+    """gym.make(dataset="math-v") may start a build of minutes: it says so before, not silently."""
+    _load(mini, cache=True, cache_dir=tmp_path / "cache")
+    err = capsys.readouterr().err
+    assert re.search(r"building the MATH-V table from .*first time takes a few minutes.*cached in ", err), err
+    _load(mini, cache=True, cache_dir=tmp_path / "cache")
+    assert "building" not in capsys.readouterr().err

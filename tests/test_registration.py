@@ -68,6 +68,26 @@ def test_default_make_uses_the_bundled_simulated_table():
     assert env.observation_space.contains(obs) and info["action_mask"].any()
 
 
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_action_masks_through_gym_make(env_id):
+    """Gymnasium 1.x wrappers forward no attributes (``gym.make(...).action_masks`` raises
+    AttributeError): the documented ways are ``get_wrapper_attr``, which searches the whole wrapper
+    stack (also under wrappers of the user's own), and ``unwrapped``."""
+    env = gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, episode_length=20, budget_ratio=0.05))
+    _, info = env.reset(seed=0)
+    masked = 0
+    for _ in range(20):
+        through_wrappers = env.get_wrapper_attr("action_masks")()
+        assert through_wrappers.dtype == bool
+        np.testing.assert_array_equal(through_wrappers, info["action_mask"].astype(bool))
+        np.testing.assert_array_equal(env.unwrapped.action_masks(), through_wrappers)
+        masked += int(not through_wrappers.all())
+        _, _, terminated, _, info = env.step(int(np.flatnonzero(through_wrappers)[-1]))
+        if terminated:
+            break
+    assert masked > 0, "the budget never masked a model: the test compared only all-True masks"
+
+
 def test_maskable_ppo_smoke_run():
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import get_action_masks

@@ -161,3 +161,45 @@ def test_a_budget_violation_is_reported_loudly(results, tmp_path):
     assert record["budget_violations"] == 2 and math.isnan(
         float(record["budget_check"][0]["max_overrun_budget_ratio"])
     )
+
+
+def test_the_pareto_figure_is_paper_ready(results, tmp_path, monkeypatch):
+    """Legend outside the axes, every curve its own look, spread over seeds drawn, a plain x label,
+    the caption's note, and PDF and SVG beside the PNG."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from mmr_gym import pareto_figure
+
+    spread = merge_seed_results(
+        [hand_result("Spread", [0.30, 0.50, 0.70]), hand_result("Spread", [0.40, 0.60, 0.70], seed=1)]
+    )
+    figures = []
+    monkeypatch.setattr(pareto_figure.plt, "close", figures.append)  # keep the figure to look at it
+    files = write_report([*results, spread], tmp_path, title="T", figure_note="Simulated outcome table.")
+    (fig,) = figures
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1, "the legend covers the axes"
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "best single model: model3"
+    frontiers = [line for line in ax.get_lines() if line.get_linestyle() != "None"]  # not bar caps
+    looks = {(str(line.get_color()), line.get_linestyle(), line.get_marker()) for line in frontiers}
+    assert len(frontiers) == len(results) + 1 == len(looks)
+    # one standard deviation over the two seeds: 0.05 at the first two budgets, none at the third
+    segments = [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    heights = [round((s[1][1] - s[0][1]) / 2, 9) for s in segments if s[0][0] == s[1][0]]
+    assert sorted(h for h in heights if h > 0) == [0.05, 0.05], heights
+    assert ax.get_xlabel() == "mean cost per query, in test units" and "((" not in ax.get_xlabel()
+    plt.close(fig)
+    for suffix in ("png", "pdf", "svg"):
+        assert (tmp_path / f"pareto.{suffix}").stat().st_size > 0, suffix
+    svg = (tmp_path / "pareto.svg").read_text(encoding="utf-8")
+    assert "Simulated outcome table." in svg and "one standard deviation over 2 seeds" in svg
+    assert files["plot_svg"] == tmp_path / "pareto.svg" and files["plot_pdf"] == tmp_path / "pareto.pdf"
+    # drawn again, the same bytes: no date, no random ids (a figure under version control diffs cleanly)
+    pareto_figure.plot_pareto(
+        [*results, spread], tmp_path / "again.png", "T", note="Simulated outcome table."
+    )
+    for suffix in ("svg", "pdf"):
+        assert (tmp_path / f"again.{suffix}").read_bytes() == (tmp_path / f"pareto.{suffix}").read_bytes()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +27,32 @@ RECORD_KEYS = {"name", "nAUC", "Ps", "QNC", "regret", "overrun_rate", "points"}
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """``train.py --quick`` as a user runs it, its output (progress included) redirected to a file."""
     run_dir = tmp_path_factory.mktemp("run")
-    assert train.main(["--quick", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    with open(run_dir / "log.txt", "wb") as log:
+        done = subprocess.run(
+            [sys.executable, "train.py", "--quick", "--run-dir", str(run_dir)],
+            cwd=Path(train.__file__).parent,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    assert done.returncode == 0, (run_dir / "log.txt").read_text()[-3000:]
     return run_dir
+
+
+def test_a_redirected_run_logs_plain_lines_that_say_what_runs(quick_run):
+    log = (quick_run / "log.txt").read_bytes()
+    assert not re.search(rb"[\r\x1b\x08]", log), "terminal control codes in a redirected log"
+    text = log.decode("utf-8")
+    # Which policy (of how many), which seed, which phase; then each bar's few lines.
+    assert re.search(r"^\[policy 7/8, [^\]]+\] rl-maskable-ppo: seed 0 \(1/1\): training$", text, re.M)
+    assert re.search(r"^\[policy 8/8, [^\]]+\] rl-dqn: seed 0 \(1/1\): evaluating RL-DQN$", text, re.M)
+    assert re.search(r"^train DQN \(seed 0\): done, [\d,]+ steps in ", text, re.M)
+    assert re.search(r"^evaluate Random \(seed 0; 5 budgets\): done, 5,000 queries in ", text, re.M)
+    # A few lines per phase, not one per update (the quick run has 8 policies, 13 phases).
+    assert len(text.splitlines()) < 120, len(text.splitlines())
 
 
 def test_quick_run_writes_the_report_files(quick_run):
@@ -81,6 +110,21 @@ def test_quick_run_saves_reloadable_routers_and_bandit_learners(quick_run):
 def test_unknown_policy_is_rejected(tmp_path, capsys):
     assert train.main(["--policies", "random,no-such-agent", "--run-dir", str(tmp_path)]) == 2
     assert "no-such-agent" in capsys.readouterr().err
+
+
+def test_every_option_says_what_it_does(monkeypatch):
+    parsers: list[argparse.ArgumentParser] = []
+
+    def capture(self, args=None, namespace=None):
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        train.parse_args([])
+    options = {action.option_strings[-1]: action.help for action in parsers[0]._actions}
+    assert {"--no-progress", "--episode-length", "--torch-threads"} <= set(options)
+    assert all(text and len(text.split()) >= 3 for text in options.values()), options
 
 
 @pytest.mark.parametrize("factory", [RandomPolicy, BestSinglePolicy])

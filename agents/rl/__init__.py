@@ -22,7 +22,14 @@ Typical use::
 
 The package: :mod:`agents.rl.hyperparams` (algorithms and hyperparameters), :mod:`agents.rl.envs`
 (training environments), :mod:`agents.rl.features` (log features), :mod:`agents.rl.callbacks`,
-:mod:`agents.rl.training` (train, save, load) and :mod:`agents.rl.policy` (:class:`SB3Policy`).
+:mod:`agents.rl.training` (train, save, load), :mod:`agents.rl.policy` (:class:`SB3Policy`) and
+:mod:`agents.rl.threads` (:func:`torch_threads`).
+
+Torch threads: these networks are small, and one torch thread is the fast path (on a busy 2-core
+machine, 10x faster than torch's default of two). :func:`train_agent` trains on one thread by
+default and restores the caller's count; in a script of your own, wrap training in
+``with torch_threads(1):`` (or call ``torch.set_num_threads(1)``). Importing this package changes
+nothing in torch.
 
 Hyperparameters (:data:`HYPERPARAMS`) come from a small search on a validation split carved out of
 the training split (:func:`validation_split`; the test split is never used to choose anything).
@@ -39,6 +46,7 @@ from agents.rl.envs import ENV_ID, VEC_ENV_BACKENDS, make_vec_env, training_env_
 from agents.rl.features import LOG_FLOOR, VecLogFeatures, add_log_features, log_feature_space
 from agents.rl.hyperparams import ALGOS, DISPLAY_NAMES, HYPERPARAMS, N_ENVS, TRAIN_BUDGET_RATIOS, algo_name
 from agents.rl.policy import SB3Policy
+from agents.rl.threads import torch_threads
 from agents.rl.training import load_agent, train_agent, validation_score
 
 __all__ = [
@@ -61,6 +69,7 @@ __all__ = [
     "load_agent",
     "log_feature_space",
     "make_vec_env",
+    "torch_threads",
     "train_agent",
     "training_env_kwargs",
     "validation_score",

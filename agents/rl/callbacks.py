@@ -7,8 +7,10 @@ from typing import Any
 
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
-from tqdm.auto import tqdm
+
+from mmr_gym.progress import progress
 
 
 class RoutingMetricsCallback(BaseCallback):
@@ -78,21 +80,37 @@ class FixedStreamsMaskableEvalCallback(_FixedStreamsMixin, MaskableEvalCallback)
 
 
 class TqdmCallback(BaseCallback):
-    """A tqdm bar over training timesteps (SB3's own bar needs ``rich``, not a dependency here)."""
+    """Progress over training timesteps (:func:`mmr_gym.progress.progress`): a tqdm bar on a
+    terminal, a few plain lines elsewhere. ``desc`` names the run (algorithm, seed).
+
+    PPO-like algorithms collect a rollout quickly and then spend most of their time training on it:
+    their steps are counted when the training on them is done (at the next rollout), so that the
+    rate, and the time left, include the training. Off-policy algorithms (DQN) train as they step.
+    """
 
     def __init__(self, total: int, desc: str) -> None:
         super().__init__()
         self._total, self._desc = total, desc
-        self._bar: tqdm | None = None
+        self._bar: Any = None
+        self._per_rollout = False
 
     def _on_training_start(self) -> None:
-        self._bar = tqdm(total=self._total, desc=self._desc, unit="step", leave=False)
+        self._bar = progress(total=self._total, desc=self._desc, unit="steps")
+        self._per_rollout = isinstance(self.model, OnPolicyAlgorithm)
+
+    def _on_rollout_start(self) -> None:
+        if self._per_rollout:
+            self._catch_up()
 
     def _on_step(self) -> bool:
-        assert self._bar is not None
-        self._bar.update(self.training_env.num_envs)
+        if not self._per_rollout:
+            self._bar.update(self.training_env.num_envs)
         return True
 
     def _on_training_end(self) -> None:
         if self._bar is not None:
+            self._catch_up()
             self._bar.close()
+
+    def _catch_up(self) -> None:
+        self._bar.update(self.num_timesteps - self._bar.n)

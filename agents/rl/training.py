@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
@@ -23,22 +21,10 @@ from agents.rl.callbacks import (
 from agents.rl.envs import make_vec_env, training_env_kwargs, validation_split
 from agents.rl.hyperparams import ALGOS, DISPLAY_NAMES, HYPERPARAMS, N_ENVS
 from agents.rl.policy import SB3Policy
+from agents.rl.threads import torch_threads as set_torch_threads
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import PolicyResult, evaluate_policy
 from mmr_gym.table import RoutingTable
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    # Networks of 64x64 units are faster on one thread (no inter-op overhead), and the machines
-    # this runs on are shared; restore the caller's setting afterwards.
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def train_agent(
@@ -89,8 +75,10 @@ def train_agent(
         log_features: give the agent the logarithms of its budget and cost features too
             (:func:`add_log_features`; :class:`SB3Policy` adds them when the model expects them).
         vec_env: ``"dummy"`` or ``"native"`` (see :func:`make_vec_env`).
-        progress: show a tqdm bar over timesteps.
-        torch_threads: torch CPU threads while training (None: leave as is).
+        progress: show progress over timesteps (a bar on a terminal, a few lines elsewhere).
+        torch_threads: torch CPU threads while training, the caller's count restored afterwards
+            (default 1, the fast path for these small networks: :mod:`agents.rl.threads`; None: leave
+            torch as it is).
         verbose: SB3 verbosity.
 
     Returns:
@@ -105,7 +93,7 @@ def train_agent(
     if log_path is not None:
         log_path.mkdir(parents=True, exist_ok=True)
 
-    with _torch_threads(torch_threads):
+    with set_torch_threads(torch_threads):
         env = make_vec_env(
             kwargs, n_envs, seed, backend=vec_env, budget_sampling=budget_sampling, log_features=log_features
         )
@@ -146,7 +134,7 @@ def train_agent(
             )
             callbacks.append(eval_callback)
         if progress:
-            callbacks.append(TqdmCallback(total_timesteps, f"train {DISPLAY_NAMES[algo]}"))
+            callbacks.append(TqdmCallback(total_timesteps, f"train {DISPLAY_NAMES[algo]} (seed {seed})"))
         model.learn(total_timesteps=total_timesteps, callback=CallbackList(callbacks), tb_log_name=algo)
 
         env.close()
