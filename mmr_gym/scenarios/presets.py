@@ -20,8 +20,8 @@ preset             what happens
                    at its old price, and nothing says so
 ``drift``          the traffic moves from the three datasets the best model finds easiest to
                    the three it finds hardest over [T/8, T/2]
-``combined``       price cut of the best model at T/4 (known T/8 later), the runner-up
-                   arrives at 3T/8, the workhorse regresses at T/2
+``combined``       the workhorse regresses at T/4, the runner-up arrives at 3T/8, the best
+                   model becomes 10x cheaper at T/2 (the price table is not updated)
 =================  ======================================================================
 
 Each preset has teeth: after its event a static budget-paced router fitted before it (told only the
@@ -119,14 +119,17 @@ def _drift(ctx: Any, r: dict[str, str], t: int) -> Scenario:
 
 
 def _combined(ctx: Any, r: dict[str, str], t: int) -> Scenario:
-    events = [PriceChange(r["best"], at=t // 4, factor=0.2, lag=t // 8)]
+    # The order gives each event teeth: a regression after an announced cut of the best model hurt
+    # nothing (the paced router had moved its calls to the best model), and a cut once announced
+    # costs a paced policy nothing.
+    events = [Regression(r["workhorse"], at=t // 4, replacement=r["weakest"], probability=0.8)]
     if r["runner-up"] != r["workhorse"]:
         events.append(NewModel(r["runner-up"], at=3 * t // 8))
-    events.append(Regression(r["workhorse"], at=t // 2, replacement=r["weakest"], probability=0.8))
+    events.append(PriceChange(r["best"], at=t // 2, factor=0.1, lag=None))
     return Scenario(
         "combined",
         tuple(events),
-        description="a price cut, a new model and a silent regression, one after the other",
+        description="a silent regression, a new model and a price cut never announced, one after the other",
     )
 
 
