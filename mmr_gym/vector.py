@@ -83,6 +83,10 @@ _MAX_BATCH = 1024
 _MAX_BATCH_ENTRIES = 1 << 17
 
 
+#: More sub-environments than this would not fit in memory (each holds per-step arrays of ``K`` models).
+MAX_NUM_ENVS = 2**20
+
+
 class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
     """``num_envs`` copies of :class:`~mmr_gym.env.MMRRoutingEnv`, vectorized with numpy.
 
@@ -156,9 +160,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if (
             isinstance(num_envs, (bool, np.bool_))
             or not isinstance(num_envs, (int, np.integer))
-            or num_envs < 1
+            or not 1 <= num_envs <= MAX_NUM_ENVS
         ):
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+            raise ValueError(f"num_envs must be an integer in [1, {MAX_NUM_ENVS}], got {num_envs!r}")
         if isinstance(info_keys, str):
             raise ValueError(f"info_keys must be a sequence of key names, got the string {info_keys!r}")
         keys = set(INFO_KEYS if info_keys is None else info_keys)

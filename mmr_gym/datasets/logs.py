@@ -147,6 +147,9 @@ def _read_log(path: Path) -> _Log:
 def _strings(log: _Log, column: str, *, required: bool) -> np.ndarray:
     """The column as stripped strings, ``""`` for an empty cell; an empty cell of a required column is an error."""
     raw = log.frame[column]
+    nested = [i for i, v in enumerate(raw.tolist()) if isinstance(v, dict | list | tuple | np.ndarray)]
+    if nested:  # a JSON object or list as a name would become its repr
+        raise log.error(column, nested[0], f"not a single value: {raw.iloc[nested[0]]!r}")
     values = np.asarray(
         ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip() for v in raw.tolist()],
         dtype=object,
