@@ -505,7 +505,7 @@ def _numbers(source: str, column: str, values: Any) -> np.ndarray:
         )
         if bad is not None:
             row = bad // array.shape[1] if array.ndim == 2 and array.shape[1] else bad
-            example = flat[bad] if flat is not None else array.reshape(-1)[:1].tolist()
+            example = flat[bad] if flat is not None else array.reshape(-1)[0].item()
             raise TableError(source, column, row, f"not a real number: {example!r} (dtype {array.dtype})")
     with np.errstate(over="ignore"):  # an overflow becomes inf, which the range checks report
         return np.asarray(array, dtype=np.float32)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from mmr_gym.checks import check_float, check_int
 from mmr_gym.ope.log import DecisionLog
 from mmr_gym.ope.targets import target_probabilities
 
@@ -157,8 +158,13 @@ def estimate(
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
     if bootstrap_unit not in BOOTSTRAP_UNITS:
         raise ValueError(f"unknown bootstrap_unit {bootstrap_unit!r}; choose from {list(BOOTSTRAP_UNITS)}")
-    if not 0 < confidence_level < 1:
-        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+    confidence_level = check_float(
+        "confidence_level", confidence_level, low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    n_resamples = check_int("n_resamples", n_resamples, low=1)
+    seed = check_int("seed", seed, low=0)
+    min_propensity = check_float("min_propensity", min_propensity, low=0.0, high=1.0)
+    min_ess = check_float("min_ess", min_ess, low=0.0)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
