@@ -391,3 +391,30 @@ class Step:
     terminated: bool
     truncated: bool
     info: dict
+
+
+def test_estimate_takes_probabilities_as_lists_and_refuses_what_is_neither(decision_log):
+    from mmr_gym import ope
+
+    mask = decision_log.action_mask.astype(float)
+    uniform = mask / mask.sum(axis=1, keepdims=True)
+    as_list = ope.estimate(decision_log, uniform.tolist(), "ips", n_resamples=50)
+    assert as_list.accuracy == ope.estimate(decision_log, uniform, "ips", n_resamples=50).accuracy
+    with pytest.raises(TypeError, match="target must be a policy .* or probabilities"):
+        ope.estimate(decision_log, "uniform", "ips")
+    for model in ("ridge", uniform):
+        with pytest.raises(TypeError, match="reward_model must be a fitted router .* got (str|ndarray)"):
+            ope.estimate(decision_log, uniform, "dm", reward_model=model)
+
+
+# ------------------------------------------------------------------------------ SB3 adapter
+def test_the_sb3_adapter_refuses_a_single_env_and_unknown_info_keys(table):
+    from mmr_gym.sb3 import SB3VecEnvAdapter
+
+    with pytest.raises(TypeError, match="SB3VecEnvAdapter wraps an MMRRoutingVectorEnv"):
+        SB3VecEnvAdapter(MMRRoutingEnv(table, episode_length=5))
+    venv = MMRRoutingVectorEnv(table, num_envs=2, episode_length=5)
+    with pytest.raises(TypeError, match="info_keys must be a list of info keys, got the string"):
+        SB3VecEnvAdapter(venv, info_keys="episode_metrics")
+    with pytest.raises(ValueError, match=r"unknown info_keys \['episod_metrics'\]"):
+        SB3VecEnvAdapter(venv, info_keys=("episod_metrics",))

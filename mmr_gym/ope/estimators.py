@@ -254,9 +254,17 @@ def _predictions(log: DecisionLog, reward_model: Any, method: str) -> tuple[np.n
             "or its predictions (perf, cost) on the logged queries"
         )
     if hasattr(reward_model, "predict"):
-        perf, cost = reward_model.predict(log.observations["query"])
+        predictions = reward_model.predict(log.observations["query"])
     else:
-        perf, cost = reward_model
+        predictions = reward_model
+    if isinstance(predictions, str | bytes | np.ndarray) or not (
+        isinstance(predictions, tuple | list) and len(predictions) == 2
+    ):
+        raise TypeError(
+            "reward_model must be a fitted router (predict(X) -> (perf, cost)) or its two predicted arrays "
+            f"(perf, cost), got {type(predictions).__name__}"
+        )
+    perf, cost = predictions
     perf, cost = np.asarray(perf, dtype=np.float64), np.asarray(cost, dtype=np.float64)
     shape = (len(log), log.n_models)
     if perf.shape != shape or cost.shape != shape:
