@@ -418,3 +418,11 @@ def test_the_sb3_adapter_refuses_a_single_env_and_unknown_info_keys(table):
         SB3VecEnvAdapter(venv, info_keys="episode_metrics")
     with pytest.raises(ValueError, match=r"unknown info_keys \['episod_metrics'\]"):
         SB3VecEnvAdapter(venv, info_keys=("episod_metrics",))
+
+
+def test_estimate_refuses_what_is_not_a_log():
+    from agents.stochastic import UniformPolicy
+    from mmr_gym import ope
+
+    with pytest.raises(TypeError, match="log must be a DecisionLog"):
+        ope.estimate({"a": 1}, UniformPolicy(), "ips")

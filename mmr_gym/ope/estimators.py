@@ -154,6 +154,10 @@ def estimate(
             an interval (fewer than 2 units), or a target that never agrees with the logger (IPS,
             SNIPS, replay: no decision to estimate from).
     """
+    if not isinstance(log, DecisionLog):
+        raise TypeError(
+            f"log must be a DecisionLog (collect_log, read_log, read_minari), got {type(log).__name__}"
+        )
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
     if bootstrap_unit not in BOOTSTRAP_UNITS:
