@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -426,3 +427,49 @@ def test_estimate_refuses_what_is_not_a_log():
 
     with pytest.raises(TypeError, match="log must be a DecisionLog"):
         ope.estimate({"a": 1}, UniformPolicy(), "ips")
+
+
+# ------------------------------------------------------------------------------ saved decision logs
+def test_a_damaged_decision_log_is_an_error_not_other_numbers(decision_log, tmp_path):
+    """Before its SHA-256, about half of the single-byte flips of a saved log loaded silently with
+    other values (costs, propensities, even a lost observation key)."""
+    from mmr_gym import ope
+    from mmr_gym.errors import LogError
+
+    path = decision_log.to_parquet(tmp_path / "log.parquet")
+    assert ope.read_log(path).fingerprint() == decision_log.fingerprint()
+    good = path.read_bytes()
+    rng = np.random.default_rng(0)
+    errors = 0
+    for position in rng.choice(len(good), 40, replace=False):
+        damaged = bytearray(good)
+        damaged[position] ^= 0x10
+        path.write_bytes(bytes(damaged))
+        try:
+            read = ope.read_log(path)
+        except LogError:
+            errors += 1
+            continue
+        assert read.fingerprint() == decision_log.fingerprint()  # a byte that holds no value
+    assert errors >= 20
+
+
+def test_a_decision_log_with_garbled_metadata_is_named(decision_log, tmp_path):
+    import pyarrow.parquet as pq
+
+    from mmr_gym import ope
+    from mmr_gym.errors import LogError, UnverifiedFilesWarning
+
+    path = decision_log.to_parquet(tmp_path / "log.parquet")
+    table = pq.read_table(path)
+    metadata = dict(table.schema.metadata)
+    metadata[b"mmr_gym.ope"] = b"{not json"
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with pytest.raises(LogError, match=r"log.parquet: damaged: its metadata is not JSON"):
+        ope.read_log(path)
+    header = json.loads(table.schema.metadata[b"mmr_gym.ope"])
+    del header["sha256"]  # what an older mmr-gym wrote: read, with a warning
+    metadata[b"mmr_gym.ope"] = json.dumps(header).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with pytest.warns(UnverifiedFilesWarning, match="cannot be checked for damage"):
+        assert ope.read_log(path).fingerprint() == decision_log.fingerprint()
