@@ -30,6 +30,7 @@ exactly as the original would.
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,33 @@ def _init_params(learner: Any) -> dict[str, Any]:
 def _prefixed(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The entries of ``state`` whose key starts with ``prefix``, with the prefix removed."""
     return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def _check_feedback(n_models: int, action: Any, correct: Any, cost: Any) -> None:
+    """One call's feedback, checked before it is learnt: a NaN would poison every later estimate and
+    a negative index would update another model (numpy counts it from the end)."""
+    if isinstance(action, bool) or not isinstance(action, numbers.Integral) or not 0 <= action < n_models:
+        raise ValueError(f"action must be a model index in [0, {n_models}), got {action!r}")
+    check_float("correct", correct, low=0.0, high=1.0)
+    check_float("cost", cost, low=0.0)
+
+
+def _checked_labels(n_models: int, X: Any, correct: Any, cost: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Full-information labels ``[n, K]`` for a warm start: one row per query of ``X``, finite."""
+    correct, cost = np.asarray(correct, dtype=np.float64), np.asarray(cost, dtype=np.float64)
+    shape = (len(X), n_models)
+    for name, values, high in (("correct", correct, 1.0), ("cost", cost, np.inf)):
+        if values.shape != shape:
+            raise ValueError(
+                f"warm_start: {name} must have shape {shape} (queries, models), got {values.shape}"
+            )
+        bad = np.argwhere(~np.isfinite(values) | (values < 0) | (values > high))
+        if bad.size:
+            row, model = bad[0].tolist()
+            raise ValueError(
+                f"warm_start: {name}[{row}, {model}] = {float(values[row, model])!r} is not a finite number in range"
+            )
+    return correct, cost
 
 
 class _LinearBandit:
@@ -106,13 +134,13 @@ class _LinearBandit:
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        _check_feedback(self.n_models, action, correct, cost)
         self.stats.update(RidgeStatistics.augment(x), action, correct, cost)
 
     def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``)."""
-        self.stats.fit(
-            RidgeStatistics.augment(X), np.asarray(correct, np.float64), np.asarray(cost, np.float64)
-        )
+        correct, cost = _checked_labels(self.n_models, X, correct, cost)
+        self.stats.fit(RidgeStatistics.augment(X), correct, cost)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -384,6 +412,7 @@ class NeuralUCBBandit:
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        _check_feedback(self.n_models, action, correct, cost)
         self._remember(np.asarray(x, dtype=np.float32)[None, :], np.array([action]), [correct], [cost])
         last_x, z = self._last
         if not np.array_equal(last_x, x):
@@ -396,7 +425,8 @@ class NeuralUCBBandit:
     def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``): each
         (query, model) pair becomes one observation in the replay."""
-        n, k = np.asarray(correct).shape
+        correct, cost = _checked_labels(self.n_models, X, correct, cost)
+        n, k = correct.shape
         rows = np.repeat(np.arange(n), k)
         models = np.tile(np.arange(k), n)
         X = np.asarray(X, dtype=np.float32)

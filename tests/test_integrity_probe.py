@@ -473,3 +473,27 @@ def test_a_decision_log_with_garbled_metadata_is_named(decision_log, tmp_path):
     pq.write_table(table.replace_schema_metadata(metadata), path)
     with pytest.warns(UnverifiedFilesWarning, match="cannot be checked for damage"):
         assert ope.read_log(path).fingerprint() == decision_log.fingerprint()
+
+
+# ------------------------------------------------------------------------------ bandit feedback
+@pytest.mark.parametrize("kind", ["linucb", "neural-ucb"])
+@pytest.mark.parametrize(
+    "feedback, match",
+    [
+        ((0, float("nan"), 1.0), "correct must be a finite number"),
+        ((0, 1.0, -0.5), "cost must be a finite number >= 0"),
+        ((-1, 1.0, 1.0), r"action must be a model index in \[0, 4\), got -1"),
+        ((9, 1.0, 1.0), r"action must be a model index in \[0, 4\), got 9"),
+    ],
+)
+def test_a_bandit_refuses_feedback_that_would_poison_it(kind, feedback, match):
+    """A NaN reward made every later estimate NaN; action -1 updated the last model."""
+    from agents.bandits import BANDITS
+
+    bandit = BANDITS[kind](4, 3)
+    with pytest.raises(ValueError, match=match):
+        bandit.update(np.zeros(3, np.float32), *feedback)
+    with pytest.raises(ValueError, match=r"warm_start: correct\[0, 1\] = nan"):
+        bandit.warm_start(np.zeros((2, 3)), np.array([[0, np.nan, 0, 0], [1, 1, 1, 1]]), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"warm_start: correct must have shape \(2, 4\)"):
+        bandit.warm_start(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3)))
