@@ -497,3 +497,23 @@ def test_a_bandit_refuses_feedback_that_would_poison_it(kind, feedback, match):
         bandit.warm_start(np.zeros((2, 3)), np.array([[0, np.nan, 0, 0], [1, 1, 1, 1]]), np.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"warm_start: correct must have shape \(2, 4\)"):
         bandit.warm_start(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3)))
+
+
+# ------------------------------------------------------------------------------ paced policy
+def test_a_paced_policy_refuses_what_it_cannot_route_with(table):
+    from agents.pacing import PacedPolicy
+    from agents.routers import fit_router
+
+    with pytest.raises(ValueError, match="models must name at least one model"):
+        PacedPolicy("linear", models=[])
+    with pytest.raises(TypeError, match="scorer must be a router name or have predict"):
+        PacedPolicy(5)
+    with pytest.raises(TypeError, match="name must be a string, got 5"):
+        PacedPolicy("linear", name=5)
+    five_models = make_table(n=200, k=5, seed=1)
+    router = fit_router("linear", MMRRoutingEnv(five_models, episode_length=5))
+    env = MMRRoutingEnv(table, split="test", episode_length=10)
+    with pytest.raises(
+        ValueError, match=r"LinearRouter.predict gave performance of shape \(\d+, 5\), expected"
+    ):
+        evaluate_policy(PacedPolicy(router), env, budget_ratios=[0.5], seeds=[0], progress=False)
