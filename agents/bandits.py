@@ -66,6 +66,15 @@ def _check_feedback(n_models: int, action: Any, correct: Any, cost: Any) -> None
     check_float("cost", cost, low=0.0)
 
 
+def _check_width(dim: int, x: Any) -> None:
+    """Query features of the learner's width (numpy would fail inside a product, naming no argument)."""
+    width = np.shape(x)[-1] if np.ndim(x) else None
+    if width != dim:
+        raise ValueError(
+            f"query features must have {dim} dimensions (the learner's dim), got shape {np.shape(x)}"
+        )
+
+
 def _checked_labels(n_models: int, X: Any, correct: Any, cost: Any) -> tuple[np.ndarray, np.ndarray]:
     """Full-information labels ``[n, K]`` for a warm start: one row per query of ``X``, finite."""
     correct, cost = np.asarray(correct, dtype=np.float64), np.asarray(cost, dtype=np.float64)
@@ -130,10 +139,12 @@ class _LinearBandit:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
+        _check_width(self.dim, X)
         return self.stats.means(RidgeStatistics.augment(X))
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        _check_width(self.dim, x)
         _check_feedback(self.n_models, action, correct, cost)
         self.stats.update(RidgeStatistics.augment(x), action, correct, cost)
 
@@ -169,6 +180,7 @@ class EpsilonGreedyBandit(_LinearBandit):
         self.epsilon = check_float("epsilon", epsilon, low=0.0, high=1.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _check_width(self.dim, x)
         perf, cost = self.predict(x[None, :])
         if self.rng.random() < self.epsilon:
             return self.rng.random(perf.shape[1]), cost[0]
@@ -194,6 +206,7 @@ class LinUCBBandit(_LinearBandit):
         self.alpha = check_float("alpha", alpha, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _check_width(self.dim, x)
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         return perf[0] + self.alpha * self.stats.widths(z), cost[0]
@@ -221,6 +234,7 @@ class LinearTSBandit(_LinearBandit):
         self.v = check_float("v", v, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _check_width(self.dim, x)
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         noise = self.rng.standard_normal(perf.shape[1])
@@ -402,9 +416,11 @@ class NeuralUCBBandit:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
+        _check_width(self.dim, X)
         return self.stats.means(self._features(X))
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _check_width(self.dim, x)
         z = self._features(x[None, :])[0]
         self._last = (x, z)  # the update that follows reuses the features
         perf, cost = self.stats.means(z[None, :])
@@ -412,6 +428,7 @@ class NeuralUCBBandit:
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        _check_width(self.dim, x)
         _check_feedback(self.n_models, action, correct, cost)
         self._remember(np.asarray(x, dtype=np.float32)[None, :], np.array([action]), [correct], [cost])
         last_x, z = self._last

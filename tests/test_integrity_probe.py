@@ -550,3 +550,20 @@ def test_no_leak_of_the_current_outcome_under_any_scenario(table, preset):
         if terminated:
             break
     assert len(actions) >= 8  # the stream crossed the event, not ended before it
+
+
+@pytest.mark.parametrize("kind", ["epsilon-greedy", "linucb", "lin-ts", "neural-ucb"])
+def test_a_bandit_names_query_features_of_the_wrong_width(kind):
+    """numpy's or torch's own product error before (\"matmul: Input operand 1 has a mismatch\")."""
+    from agents.bandits import BANDITS
+
+    bandit = BANDITS[kind](4, 3)
+    for call in (
+        lambda: bandit.predict(np.zeros((2, 5))),
+        lambda: bandit.act_scores(np.zeros(5, np.float32)),
+        lambda: bandit.update(np.zeros(5, np.float32), 0, 1.0, 0.1),
+    ):
+        with pytest.raises(
+            ValueError, match=r"query features must have 3 dimensions .* got shape \(2?,? ?5,?\)"
+        ):
+            call()
