@@ -82,11 +82,12 @@ def save_table(table: RoutingTable, directory: str | Path) -> Path:
         "meta": dict(table.meta),
     }
     try:
-        meta_text = json.dumps(header, indent=2, sort_keys=True) + "\n"
+        # allow_nan=False: NaN and Infinity are not JSON (other readers refuse the file).
+        meta_text = json.dumps(header, indent=2, sort_keys=True, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:  # before any file is written
         raise TypeError(
-            f"cannot save the table {table.source!r}: its meta must hold JSON values only (str, numbers, "
-            f"bools, None, lists, dicts with str keys): {exc}"
+            f"cannot save the table {table.source!r}: its meta must hold JSON values only (str, finite "
+            f"numbers, bools, None, lists, dicts with str keys): {exc}"
         ) from exc
     contents = {
         OUTCOMES_FILE: outcomes.getvalue(),

@@ -567,3 +567,9 @@ def test_a_bandit_names_query_features_of_the_wrong_width(kind):
             ValueError, match=r"query features must have 3 dimensions .* got shape \(2?,? ?5,?\)"
         ):
             call()
+
+
+def test_a_table_whose_meta_holds_nan_is_not_saved_as_invalid_json(tmp_path):
+    with pytest.raises(TypeError, match=r"its meta must hold JSON values only .*Out of range float values"):
+        small(meta={"x": float("nan")}).save(tmp_path / "t")
+    assert not (tmp_path / "t").exists()
