@@ -573,3 +573,11 @@ def test_a_table_whose_meta_holds_nan_is_not_saved_as_invalid_json(tmp_path):
     with pytest.raises(TypeError, match=r"its meta must hold JSON values only .*Out of range float values"):
         small(meta={"x": float("nan")}).save(tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+def test_a_call_log_dataset_name_is_a_string(write_csv):
+    from mmr_gym.datasets import load_call_log
+
+    path = write_csv("l.csv", "query_id,model,correct,cost\na,m,1,0.1\n")
+    with pytest.raises(TypeError, match="dataset must be a dataset name .* got 5"):
+        load_call_log(path, dataset=5, features=None)

@@ -248,6 +248,8 @@ def load_call_log(
             conflicting query attributes, or (``incomplete="error"``) an incomplete query; each
             names the file, the column and the line (row for Parquet).
     """
+    if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
+        raise TypeError(f"dataset must be a dataset name (a non-empty string), got {dataset!r}")
     if incomplete not in ("error", "drop"):
         raise ValueError(f"incomplete must be 'error' or 'drop', got {incomplete!r}")
     if cost_source not in _COST_SOURCES:
