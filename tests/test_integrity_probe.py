@@ -581,3 +581,11 @@ def test_a_call_log_dataset_name_is_a_string(write_csv):
     path = write_csv("l.csv", "query_id,model,correct,cost\na,m,1,0.1\n")
     with pytest.raises(TypeError, match="dataset must be a dataset name .* got 5"):
         load_call_log(path, dataset=5, features=None)
+
+
+def test_a_router_refuses_query_features_that_are_not_numbers(table):
+    from agents.routers import fit_router
+
+    router = fit_router("linear", MMRRoutingEnv(table, episode_length=5))
+    with pytest.raises(TypeError, match="X must hold numbers .* got dtype <U1"):
+        router.predict(np.full((1, router.n_features_), "a"))
