@@ -320,6 +320,10 @@ class RoutingTable:
                 f"split mode {mode!r} draws its own parts; explicit train_ids/test_ids need mode 'ids' "
                 "(or leave mode unset)"
             )
+        if mode != "in" and train_rounding != "round":
+            raise ValueError(
+                f"train_rounding is for split mode 'in' only; split mode {mode!r} would ignore it"
+            )
         if mode != "out" and test_datasets is not None:
             raise ValueError(
                 f"test_datasets is for split mode 'out' only; split mode {mode!r} would ignore it"

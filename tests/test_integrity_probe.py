@@ -589,3 +589,17 @@ def test_a_router_refuses_query_features_that_are_not_numbers(table):
     router = fit_router("linear", MMRRoutingEnv(table, episode_length=5))
     with pytest.raises(TypeError, match="X must hold numbers .* got dtype <U1"):
         router.predict(np.full((1, router.n_features_), "a"))
+
+
+def test_options_of_another_split_mode_are_errors_not_ignored(table):
+    with pytest.raises(ValueError, match="train_rounding is for split mode 'in' only"):
+        table.split(train_ids=["q0"], train_rounding="sklearn")
+
+
+def test_a_cost_of_true_is_no_amount(tmp_path):
+    from mmr_gym.datasets import load_call_log
+
+    path = tmp_path / "l.parquet"
+    pd.DataFrame({"query_id": ["a"], "model": ["m"], "correct": [True], "cost": [True]}).to_parquet(path)
+    with pytest.raises(TableError, match=r"l.parquet, column 'cost', row 0: not a number: True"):
+        load_call_log(path, features=None)
