@@ -30,7 +30,6 @@ exactly as the original would.
 from __future__ import annotations
 
 import inspect
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.learner_checks import check_feedback, check_width, checked_labels
 from agents.pacing import PacedPolicy
 from agents.ridge import RidgeStatistics
 from mmr_gym.checks import check_float, check_int
@@ -55,42 +55,6 @@ def _init_params(learner: Any) -> dict[str, Any]:
 def _prefixed(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The entries of ``state`` whose key starts with ``prefix``, with the prefix removed."""
     return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-
-
-def _check_feedback(n_models: int, action: Any, correct: Any, cost: Any) -> None:
-    """One call's feedback, checked before it is learnt: a NaN would poison every later estimate and
-    a negative index would update another model (numpy counts it from the end)."""
-    if isinstance(action, bool) or not isinstance(action, numbers.Integral) or not 0 <= action < n_models:
-        raise ValueError(f"action must be a model index in [0, {n_models}), got {action!r}")
-    check_float("correct", correct, low=0.0, high=1.0)
-    check_float("cost", cost, low=0.0)
-
-
-def _check_width(dim: int, x: Any) -> None:
-    """Query features of the learner's width (numpy would fail inside a product, naming no argument)."""
-    width = np.shape(x)[-1] if np.ndim(x) else None
-    if width != dim:
-        raise ValueError(
-            f"query features must have {dim} dimensions (the learner's dim), got shape {np.shape(x)}"
-        )
-
-
-def _checked_labels(n_models: int, X: Any, correct: Any, cost: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Full-information labels ``[n, K]`` for a warm start: one row per query of ``X``, finite."""
-    correct, cost = np.asarray(correct, dtype=np.float64), np.asarray(cost, dtype=np.float64)
-    shape = (len(X), n_models)
-    for name, values, high in (("correct", correct, 1.0), ("cost", cost, np.inf)):
-        if values.shape != shape:
-            raise ValueError(
-                f"warm_start: {name} must have shape {shape} (queries, models), got {values.shape}"
-            )
-        bad = np.argwhere(~np.isfinite(values) | (values < 0) | (values > high))
-        if bad.size:
-            row, model = bad[0].tolist()
-            raise ValueError(
-                f"warm_start: {name}[{row}, {model}] = {float(values[row, model])!r} is not a finite number in range"
-            )
-    return correct, cost
 
 
 class _LinearBandit:
@@ -139,18 +103,18 @@ class _LinearBandit:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
-        _check_width(self.dim, X)
+        check_width(self.dim, X)
         return self.stats.means(RidgeStatistics.augment(X))
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
-        _check_width(self.dim, x)
-        _check_feedback(self.n_models, action, correct, cost)
+        check_width(self.dim, x)
+        check_feedback(self.n_models, action, correct, cost)
         self.stats.update(RidgeStatistics.augment(x), action, correct, cost)
 
     def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``)."""
-        correct, cost = _checked_labels(self.n_models, X, correct, cost)
+        correct, cost = checked_labels(self.n_models, X, correct, cost)
         self.stats.fit(RidgeStatistics.augment(X), correct, cost)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +144,7 @@ class EpsilonGreedyBandit(_LinearBandit):
         self.epsilon = check_float("epsilon", epsilon, low=0.0, high=1.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _check_width(self.dim, x)
+        check_width(self.dim, x)
         perf, cost = self.predict(x[None, :])
         if self.rng.random() < self.epsilon:
             return self.rng.random(perf.shape[1]), cost[0]
@@ -206,7 +170,7 @@ class LinUCBBandit(_LinearBandit):
         self.alpha = check_float("alpha", alpha, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _check_width(self.dim, x)
+        check_width(self.dim, x)
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         return perf[0] + self.alpha * self.stats.widths(z), cost[0]
@@ -234,7 +198,7 @@ class LinearTSBandit(_LinearBandit):
         self.v = check_float("v", v, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _check_width(self.dim, x)
+        check_width(self.dim, x)
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         noise = self.rng.standard_normal(perf.shape[1])
@@ -416,11 +380,11 @@ class NeuralUCBBandit:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
-        _check_width(self.dim, X)
+        check_width(self.dim, X)
         return self.stats.means(self._features(X))
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        _check_width(self.dim, x)
+        check_width(self.dim, x)
         z = self._features(x[None, :])[0]
         self._last = (x, z)  # the update that follows reuses the features
         perf, cost = self.stats.means(z[None, :])
@@ -428,8 +392,8 @@ class NeuralUCBBandit:
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
-        _check_width(self.dim, x)
-        _check_feedback(self.n_models, action, correct, cost)
+        check_width(self.dim, x)
+        check_feedback(self.n_models, action, correct, cost)
         self._remember(np.asarray(x, dtype=np.float32)[None, :], np.array([action]), [correct], [cost])
         last_x, z = self._last
         if not np.array_equal(last_x, x):
@@ -442,7 +406,7 @@ class NeuralUCBBandit:
     def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``): each
         (query, model) pair becomes one observation in the replay."""
-        correct, cost = _checked_labels(self.n_models, X, correct, cost)
+        correct, cost = checked_labels(self.n_models, X, correct, cost)
         n, k = correct.shape
         rows = np.repeat(np.arange(n), k)
         models = np.tile(np.arange(k), n)
