@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.learner_checks import check_feedback, check_width, checked_labels
 from agents.pacing import PacedPolicy
 from agents.ridge import RidgeStatistics
 from mmr_gym.checks import check_float, check_int
@@ -102,17 +103,19 @@ class _LinearBandit:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
+        check_width(self.dim, X)
         return self.stats.means(RidgeStatistics.augment(X))
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        check_width(self.dim, x)
+        check_feedback(self.n_models, action, correct, cost)
         self.stats.update(RidgeStatistics.augment(x), action, correct, cost)
 
     def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``)."""
-        self.stats.fit(
-            RidgeStatistics.augment(X), np.asarray(correct, np.float64), np.asarray(cost, np.float64)
-        )
+        correct, cost = checked_labels(self.n_models, X, correct, cost)
+        self.stats.fit(RidgeStatistics.augment(X), correct, cost)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -141,6 +144,7 @@ class EpsilonGreedyBandit(_LinearBandit):
         self.epsilon = check_float("epsilon", epsilon, low=0.0, high=1.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_width(self.dim, x)
         perf, cost = self.predict(x[None, :])
         if self.rng.random() < self.epsilon:
             return self.rng.random(perf.shape[1]), cost[0]
@@ -166,6 +170,7 @@ class LinUCBBandit(_LinearBandit):
         self.alpha = check_float("alpha", alpha, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_width(self.dim, x)
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         return perf[0] + self.alpha * self.stats.widths(z), cost[0]
@@ -193,6 +198,7 @@ class LinearTSBandit(_LinearBandit):
         self.v = check_float("v", v, low=0.0)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_width(self.dim, x)
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         noise = self.rng.standard_normal(perf.shape[1])
@@ -374,9 +380,11 @@ class NeuralUCBBandit:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point estimates ``(perf, cost)``: float64 ``[n, K]`` each (cost in the table's unit)."""
+        check_width(self.dim, X)
         return self.stats.means(self._features(X))
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_width(self.dim, x)
         z = self._features(x[None, :])[0]
         self._last = (x, z)  # the update that follows reuses the features
         perf, cost = self.stats.means(z[None, :])
@@ -384,6 +392,8 @@ class NeuralUCBBandit:
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
         """Learn from calling model ``action`` on query ``x``: its correctness and cost (table unit)."""
+        check_width(self.dim, x)
+        check_feedback(self.n_models, action, correct, cost)
         self._remember(np.asarray(x, dtype=np.float32)[None, :], np.array([action]), [correct], [cost])
         last_x, z = self._last
         if not np.array_equal(last_x, x):
@@ -396,7 +406,8 @@ class NeuralUCBBandit:
     def warm_start(self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> None:
         """Fit on labelled queries with full information (``correct``/``cost`` ``[n, K]``): each
         (query, model) pair becomes one observation in the replay."""
-        n, k = np.asarray(correct).shape
+        correct, cost = checked_labels(self.n_models, X, correct, cost)
+        n, k = correct.shape
         rows = np.repeat(np.arange(n), k)
         models = np.tile(np.arange(k), n)
         X = np.asarray(X, dtype=np.float32)

@@ -155,6 +155,14 @@ class PacedPolicy(Policy):
         if isinstance(models, str):
             raise TypeError(f"models must be a sequence of model names, got the string {models!r}")
         self.models = None if models is None else tuple(str(m) for m in models)
+        if self.models is not None and not self.models:
+            raise ValueError("models must name at least one model (None: every model of the table)")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {name!r}")
+        if not isinstance(scorer, str) and not (hasattr(scorer, "predict") or hasattr(scorer, "act_scores")):
+            raise TypeError(
+                f"scorer must be a router name or have predict(X) -> (perf, cost), got {type(scorer).__name__}"
+            )
         if cost_source not in COST_SOURCES:
             raise ValueError(f"unknown cost_source {cost_source!r}; allowed: {list(COST_SOURCES)}")
         reserve = check_float("reserve", reserve, low=0.0)
@@ -480,6 +488,13 @@ def _all_predictions(scorer: Scorer, ctx: RoutingContext) -> tuple[np.ndarray, n
     if cached is not None and cached[0] is ctx:
         return cached[1:]
     perf, cost = scorer.predict(ctx.query_obs)
+    expected = (ctx.query_obs.shape[0], ctx.n_models)
+    for what, values in (("performance", perf), ("cost", cost)):
+        if np.shape(values) != expected:
+            raise ValueError(
+                f"{type(scorer).__name__}.predict gave {what} of shape {np.shape(values)}, expected {expected} "
+                f"(queries, models of {ctx.table.source}): was it fitted on another table?"
+            )
     for what, values in (("performance", perf), ("cost", cost)):
         bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
         if bad.any():

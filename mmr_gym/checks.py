@@ -13,7 +13,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_float", "check_int", "check_int_sequence"]
+__all__ = ["MAX_TIME", "check_bool", "check_float", "check_int", "check_int_sequence"]
+
+#: The largest time on a scenario's timeline (in queries): far beyond any deployment, and small
+#: enough that timeline arithmetic stays in int64.
+MAX_TIME = 2**53
 
 
 def _describe(value: Any) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mmr_gym.actions import check_action
-from mmr_gym.checks import check_int
+from mmr_gym.checks import MAX_TIME, check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episode import Episode
@@ -292,7 +292,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(RESET_OPTIONS)}")
         time = options.get("time")
         if time is not None:
-            time = check_int("options['time']", time, low=0)
+            time = check_int("options['time']", time, low=0, high=MAX_TIME)
         stream, ratio = self.config.reset_request(
             self.ctx, options.get("query_ids"), options.get("budget_ratio", DEFAULT_RATIO)
         )

@@ -27,6 +27,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from mmr_gym.budget import overrun_fraction, unrecorded_overspend, violates_budget
+from mmr_gym.checks import check_float, check_int, check_int_sequence
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.metrics import best_single, curve_summary, pareto_frontier, spend_shares, threshold_curve
 from mmr_gym.oracle import per_query_oracle_curve
@@ -162,7 +163,18 @@ def evaluate_policy(
             (``PolicyResult.timeline``: where it started, its accuracy, the oracle's, its spend),
             from which :mod:`mmr_gym.scenarios.analysis` measures each event's effect.
     """
-    env = env.unwrapped
+    env = getattr(env, "unwrapped", env)
+    if not isinstance(env, MMRRoutingEnv):
+        raise TypeError(
+            f"env must be an MMRRoutingEnv (gym.make's, wrapped or not), got {type(env).__name__}"
+        )
+    if not (isinstance(policy, Policy) or callable(policy)):
+        raise TypeError(f"policy must be a Policy or a factory of one, got {type(policy).__name__}")
+    budget_ratios, seeds = _checked_points(budget_ratios, seeds)
+    if max_queries is not None:
+        max_queries = check_int("max_queries", max_queries, low=1)
+    if on_point is not None and not callable(on_point):
+        raise TypeError(f"on_point must be callable or None, got {type(on_point).__name__}")
     if scenario is not None:
         env = MMRRoutingEnv(**{**env.config.kwargs(), "scenario": scenario, "render_mode": None})
     make = policy if callable(policy) and not isinstance(policy, Policy) else None
@@ -190,6 +202,23 @@ def evaluate_policy(
             for r in records
         ]
     return result
+
+
+def _checked_points(budget_ratios: Any, seeds: Any) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The evaluation grid, checked: non-empty, numbers, no repeats (a repeated point would be
+    counted twice in every mean over the grid)."""
+    if isinstance(budget_ratios, str | bytes) or not isinstance(budget_ratios, Sequence | np.ndarray):
+        raise TypeError(f"budget_ratios must be a sequence of numbers, got {budget_ratios!r}")
+    ratios = tuple(
+        check_float(f"budget_ratios[{i}]", r, low=0.0, low_open=True) for i, r in enumerate(budget_ratios)
+    )
+    seeds = check_int_sequence("seeds", list(seeds) if isinstance(seeds, np.ndarray) else seeds, low=0)
+    for name, values in (("budget_ratios", ratios), ("seeds", seeds)):
+        if not values:
+            raise ValueError(f"{name} must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} repeats a value: {list(values)}")
+    return ratios, seeds
 
 
 def _scenario_record(env: MMRRoutingEnv) -> dict[str, Any]:

@@ -26,10 +26,30 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from mmr_gym.records import INFO_KEYS
 from mmr_gym.threads import TorchThreadsWarning, warn_if_torch_threads
 from mmr_gym.vector import MMRRoutingVectorEnv
 
 __all__ = ["SB3VecEnvAdapter", "TorchThreadsWarning", "warn_if_torch_threads"]
+
+#: The vector environment's arguments that set_attr refuses: the episodes keep the values they were
+#: built with.
+CONFIG_ATTRIBUTES = (
+    "episode_length",
+    "budget_ratio",
+    "budget_sampling",
+    "cost_weight",
+    "feedback",
+    "observation_mode",
+    "invalid_action",
+    "render_mode",
+    "stream_sampling",
+    "autoreset_mode",
+    "info_keys",
+    "config",
+    "ctx",
+    "num_envs",
+)
 
 
 class SB3VecEnvAdapter(VecEnv):
@@ -56,6 +76,17 @@ class SB3VecEnvAdapter(VecEnv):
     """
 
     def __init__(self, venv: MMRRoutingVectorEnv, info_keys: Sequence[str] | None = None) -> None:
+        if not isinstance(venv, MMRRoutingVectorEnv):
+            raise TypeError(
+                f"SB3VecEnvAdapter wraps an MMRRoutingVectorEnv (gym.make_vec('MMRRouting-v0', num_envs=n)), "
+                f"got {type(venv).__name__}"
+            )
+        if info_keys is not None:
+            if isinstance(info_keys, str | bytes):
+                raise TypeError(f"info_keys must be a list of info keys, got the string {info_keys!r}")
+            unknown = sorted(set(info_keys) - set(INFO_KEYS) - {"action_mask"})
+            if unknown:
+                raise ValueError(f"unknown info_keys {unknown}; allowed: {list(INFO_KEYS)}")
         if venv.autoreset_mode is not gym.vector.AutoresetMode.NEXT_STEP:
             # The adapter makes SB3's same-step reset itself, from the native env's next-step one.
             raise ValueError(
@@ -123,12 +154,22 @@ class SB3VecEnvAdapter(VecEnv):
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = getattr(self.venv, attr_name)
-        indices = list(self._get_indices(indices))
+        indices = self._checked_indices(indices)
         if attr_name in self.venv.per_env_attributes and not callable(value):
             return [value[i] for i in indices]
         return [value for _ in indices]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        if attr_name in CONFIG_ATTRIBUTES:
+            # The episodes read the configuration they were built with: a new value would be shown by
+            # get_attr and ignored by every step.
+            raise AttributeError(
+                f"set_attr({attr_name!r}): an argument of the environment, fixed at construction; make a "
+                f"new one (gym.make_vec('MMRRouting-v0', {attr_name}=...)), or pass a per-episode "
+                "budget with set_options({'budget_ratio': r})"
+            )
+        if not hasattr(self.venv, attr_name):
+            raise AttributeError(f"set_attr: {type(self.venv).__name__} has no attribute {attr_name!r}")
         indices = list(self._get_indices(indices))
         if sorted(indices) != list(range(self.num_envs)):
             raise ValueError(
@@ -140,8 +181,8 @@ class SB3VecEnvAdapter(VecEnv):
     def env_method(
         self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs
     ) -> list[Any]:
+        indices = self._checked_indices(indices)
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
-        indices = list(self._get_indices(indices))
         if method_name in self.venv.per_env_attributes and result is not None:
             return [result[i] for i in indices]
         return [result for _ in indices]
@@ -162,6 +203,15 @@ class SB3VecEnvAdapter(VecEnv):
         return list(self.venv.render())
 
     # ------------------------------------------------------------------ internals
+    def _checked_indices(self, indices: VecEnvIndices) -> list[int]:
+        indices = list(self._get_indices(indices))
+        bad = [i for i in indices if not 0 <= i < self.num_envs]
+        if bad:
+            raise IndexError(
+                f"sub-environment indices {bad} out of range for {self.num_envs} sub-environments"
+            )
+        return indices
+
     def _per_env_infos(self, info: dict[str, Any], time_limit: np.ndarray) -> list[dict[str, Any]]:
         """Split Gymnasium's batched info into SB3's list of per-sub-environment dicts."""
         if self.info_keys is not None:

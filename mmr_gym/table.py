@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,14 @@ class RoutingTable:
 
     def __post_init__(self) -> None:
         src = self.source
+        for name in ("query_ids", "datasets", "model_names"):
+            if isinstance(getattr(self, name), str | bytes):
+                raise TableError(src, name, None, "expected one name per entry, got a single string")
+        for name in ("features", "meta"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise TableError(
+                    src, name, None, f"expected a mapping, got {type(getattr(self, name)).__name__}"
+                )
         for name in ("query_ids", "datasets"):
             missing = [
                 i
@@ -77,8 +86,8 @@ class RoutingTable:
                 raise TableError(
                     src, name, missing[0], f"missing value (None, NaN or empty); {len(missing)} such row(s)"
                 )
-        correct = np.asarray(self.correct, dtype=np.float32)
-        cost = np.asarray(self.cost, dtype=np.float32)
+        correct = _numbers(src, "correct", self.correct)
+        cost = _numbers(src, "cost", self.cost)
         query_ids = np.asarray([str(q) for q in np.asarray(self.query_ids).tolist()], dtype=object)
         datasets = np.asarray([str(d) for d in np.asarray(self.datasets).tolist()], dtype=object)
         model_names = tuple(str(m) for m in self.model_names)
@@ -107,7 +116,11 @@ class RoutingTable:
 
         features = {}
         for channel, values in dict(self.features).items():
-            values = np.asarray(values, dtype=np.float32)
+            if not isinstance(channel, str) or not channel.strip():
+                raise TableError(
+                    src, "features", None, f"a channel name must be a non-empty string, got {channel!r}"
+                )
+            values = _numbers(src, f"features[{channel!r}]", values)
             if values.ndim != 2 or values.shape[0] != n:
                 raise TableError(
                     src,
@@ -123,7 +136,8 @@ class RoutingTable:
         texts = None
         if self.texts is not None:
             texts = np.asarray(
-                ["" if t is None else str(t) for t in np.asarray(self.texts).tolist()], dtype=object
+                ["" if _is_missing(t) else str(t) for t in np.asarray(self.texts, dtype=object).tolist()],
+                dtype=object,
             )
             if texts.shape != (n,):
                 raise TableError(
@@ -201,10 +215,21 @@ class RoutingTable:
         """A new table with the queries at ``idx`` (integer positions or a boolean mask), in that order."""
         idx = np.asarray(idx)
         if idx.dtype == bool:
+            if idx.shape != (self.n_queries,):
+                raise ValueError(f"subset: a boolean mask needs shape ({self.n_queries},), got {idx.shape}")
             idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64)
         if idx.size == 0:
             raise TableError(self.source, None, None, "subset selects no queries")
+        # Positions only: a float would be truncated, a negative one counted from the end.
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise TypeError(
+                f"subset: idx must be integer positions or a boolean mask, got {idx.dtype} {idx.shape}"
+            )
+        if idx.min() < 0 or idx.max() >= self.n_queries:
+            raise IndexError(
+                f"subset: positions must be in [0, {self.n_queries}), got {idx.min()}..{idx.max()}"
+            )
+        idx = idx.astype(np.int64)
         return RoutingTable(
             correct=self.correct[idx],
             cost=self.cost[idx],
@@ -219,6 +244,8 @@ class RoutingTable:
 
     def select_models(self, names: Sequence[str]) -> RoutingTable:
         """A new table restricted to the models ``names`` (in that order)."""
+        if isinstance(names, str):
+            raise TypeError(f"select_models: names must be a list of model names, got the string {names!r}")
         unknown = [m for m in names if m not in self.model_names]
         if unknown:
             raise ValueError(f"unknown model(s) {unknown}; the table has {list(self.model_names)}")
@@ -257,6 +284,10 @@ class RoutingTable:
 
     def without_features(self, channels: Sequence[str]) -> RoutingTable:
         """A new table without the feature ``channels`` (those it does not have are ignored)."""
+        if isinstance(channels, str):
+            raise TypeError(
+                f"without_features: channels must be a list of names, got the string {channels!r}"
+            )
         keep = {name: values for name, values in self.features.items() if name not in set(channels)}
         return RoutingTable(
             correct=self.correct,
@@ -288,6 +319,14 @@ class RoutingTable:
             raise ValueError(
                 f"split mode {mode!r} draws its own parts; explicit train_ids/test_ids need mode 'ids' "
                 "(or leave mode unset)"
+            )
+        if mode != "in" and train_rounding != "round":
+            raise ValueError(
+                f"train_rounding is for split mode 'in' only; split mode {mode!r} would ignore it"
+            )
+        if mode != "out" and test_datasets is not None:
+            raise ValueError(
+                f"test_datasets is for split mode 'out' only; split mode {mode!r} would ignore it"
             )
         if mode == "in":
             train_fraction = check_float(
@@ -452,6 +491,28 @@ def _is_missing(value: Any) -> bool:
         or (isinstance(value, float) and value != value)
         or (isinstance(value, str) and not value.strip())
     )
+
+
+def _numbers(source: str, column: str, values: Any) -> np.ndarray:
+    """``values`` as float32; strings, complex numbers and other objects are errors naming the column
+    (numpy would parse ``"1"`` and drop an imaginary part without a word)."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        flat = array.reshape(-1).tolist() if array.dtype.kind == "O" else None
+        bad = (
+            next(
+                (i for i, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, numbers.Real)),
+                None,
+            )
+            if flat is not None
+            else 0
+        )
+        if bad is not None:
+            row = bad // array.shape[1] if array.ndim == 2 and array.shape[1] else bad
+            example = flat[bad] if flat is not None else array.reshape(-1)[0].item()
+            raise TableError(source, column, row, f"not a real number: {example!r} (dtype {array.dtype})")
+    with np.errstate(over="ignore"):  # an overflow becomes inf, which the range checks report
+        return np.asarray(array, dtype=np.float32)
 
 
 def _check_unique(source: str, column: str, values: Sequence[str]) -> None:

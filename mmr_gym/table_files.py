@@ -82,11 +82,12 @@ def save_table(table: RoutingTable, directory: str | Path) -> Path:
         "meta": dict(table.meta),
     }
     try:
-        meta_text = json.dumps(header, indent=2, sort_keys=True) + "\n"
+        # allow_nan=False: NaN and Infinity are not JSON (other readers refuse the file).
+        meta_text = json.dumps(header, indent=2, sort_keys=True, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:  # before any file is written
         raise TypeError(
-            f"cannot save the table {table.source!r}: its meta must hold JSON values only (str, numbers, "
-            f"bools, None, lists, dicts with str keys): {exc}"
+            f"cannot save the table {table.source!r}: its meta must hold JSON values only (str, finite "
+            f"numbers, bools, None, lists, dicts with str keys): {exc}"
         ) from exc
     contents = {
         OUTCOMES_FILE: outcomes.getvalue(),
@@ -216,7 +217,7 @@ def _load_once(cls: type[RoutingTable], directory: Path, files: _DirectoryFiles)
     features = _parse_features(
         directory / FEATURES_FILE, _read_checked(files, FEATURES_FILE, digests, advice), advice
     )
-    from mmr_gym.datasets.columns import model_columns, outcome_arrays  # local: datasets imports table
+    from mmr_gym.datasets.columns import model_columns, outcome_values  # local: datasets imports table
 
     outcomes_path = str(directory / OUTCOMES_FILE)
     for column in ("query_id", "dataset"):
@@ -252,7 +253,22 @@ def _load_once(cls: type[RoutingTable], directory: Path, files: _DirectoryFiles)
             f"lists {model_names}, but {OUTCOMES_FILE} has columns for the models {stored}: the two files do "
             f"not belong together ({'; '.join(differences)}); restore them or {advice}",
         )
-    correct, cost = outcome_arrays(frame, model_names, outcomes_path)
+    # A saved table was complete and numeric when saved: a missing or text cell is damage, not a
+    # gap to fill with a column mean as the CSV loaders do.
+    for column in expected_columns[len(base) :]:
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+            raise TableError(
+                outcomes_path, column, None, f"stored as {frame[column].dtype}, not as numbers; {advice}"
+            )
+        missing = np.flatnonzero(frame[column].isna().to_numpy())
+        if missing.size:
+            raise TableError(
+                outcomes_path,
+                column,
+                int(missing[0]),
+                f"missing value ({missing.size} such row(s)); a saved table has none; {advice}",
+            )
+    correct, cost = outcome_values(frame, model_names, outcomes_path)
     return cls(
         correct=correct,
         cost=cost,

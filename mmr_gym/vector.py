@@ -63,7 +63,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from mmr_gym.checks import check_int
+from mmr_gym.checks import MAX_TIME, check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episodes import EpisodeBatch
@@ -82,6 +82,10 @@ RESET_OPTIONS = ("budget_ratio", "query_ids", "budget_ratios", "streams", "reset
 _MIN_BATCH = 64
 _MAX_BATCH = 1024
 _MAX_BATCH_ENTRIES = 1 << 17
+
+
+#: More sub-environments than this would not fit in memory (each holds per-step arrays of ``K`` models).
+MAX_NUM_ENVS = 2**20
 
 
 class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
@@ -157,9 +161,9 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if (
             isinstance(num_envs, (bool, np.bool_))
             or not isinstance(num_envs, (int, np.integer))
-            or num_envs < 1
+            or not 1 <= num_envs <= MAX_NUM_ENVS
         ):
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+            raise ValueError(f"num_envs must be an integer in [1, {MAX_NUM_ENVS}], got {num_envs!r}")
         if isinstance(info_keys, str):
             raise ValueError(f"info_keys must be a sequence of key names, got the string {info_keys!r}")
         keys = set(INFO_KEYS if info_keys is None else info_keys)
@@ -411,12 +415,12 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if seed is None:
             return [None] * n
         if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
-            return [int(seed) + i for i in range(n)]
+            return [check_int("seed", seed, low=0) + i for i in range(n)]
         if isinstance(seed, (str, bytes, bool, np.bool_)) or not isinstance(seed, Sequence | np.ndarray):
             raise ValueError(
                 f"seed must be None, an int or {n} seeds (one per sub-environment), got {seed!r}"
             )
-        seeds = [None if s is None else int(s) for s in seed]
+        seeds = [None if s is None else check_int(f"seed[{i}]", s, low=0) for i, s in enumerate(seed)]
         if len(seeds) != n:
             raise ValueError(
                 f"seed must be None, an int or {n} seeds (one per sub-environment), got {len(seeds)}"
@@ -432,12 +436,16 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
             raise ValueError("reset options 'time' and 'times' exclude each other: give one")
         start_times = np.zeros(self.num_envs, dtype=np.int64)
         if time is not None:
-            start_times[envs] = check_int("options['time']", time, low=0)
+            start_times[envs] = check_int("options['time']", time, low=0, high=MAX_TIME)
             return start_times
-        if isinstance(times, (str, bytes)) or not hasattr(times, "__len__") or len(times) != envs.size:
+        if isinstance(times, str | bytes) or not isinstance(times, Sequence | np.ndarray):
+            raise ValueError(
+                f"options['times'] must hold one time per sub-environment reset ({envs.size}), got {times!r}"
+            )
+        if len(times) != envs.size:
             raise ValueError(f"options['times'] must hold one time per sub-environment reset ({envs.size})")
         for j, (i, value) in enumerate(zip(envs.tolist(), times, strict=True)):
-            start_times[i] = check_int(f"options['times'][{j}]", value, low=0)
+            start_times[i] = check_int(f"options['times'][{j}]", value, low=0, high=MAX_TIME)
         return start_times
 
     def _requested_starts(
@@ -465,7 +473,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         for name, values in (("streams", streams), ("budget_ratios", ratios)):
             if values is None or (name == "budget_ratios" and isinstance(values, str)):
                 continue
-            if isinstance(values, (str, bytes)) or len(values) != m:
+            if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+                raise ValueError(
+                    f"options[{name!r}] must hold one entry per sub-environment reset, got {values!r}"
+                )
+            if len(values) != m:
                 raise ValueError(f"options[{name!r}] must hold one entry per sub-environment reset ({m})")
         starts = []
         replays: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # by length: rows that need no draw

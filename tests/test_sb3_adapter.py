@@ -161,14 +161,18 @@ def test_vec_env_api(table):
     assert len(masks) == 2 and masks[0].dtype == bool
     np.testing.assert_array_equal(np.stack(masks), adapter.action_masks()[[0, 3]])
     assert adapter.env_method("render") == [None] * N
-    adapter.set_attr("run_label", "a")
-    assert adapter.get_attr("run_label") == ["a"] * N
+    # An argument of the environment would be shown by get_attr and ignored by the episodes.
+    for name, value in (("cost_weight", 0.5), ("episode_length", 7), ("budget_ratio", "abc")):
+        with pytest.raises(AttributeError, match="fixed at construction"):
+            adapter.set_attr(name, value)
+    with pytest.raises(AttributeError, match="no attribute 'budgte_ratio'"):
+        adapter.set_attr("budgte_ratio", 0.3)
+    adapter.set_attr("metadata", {**adapter.venv.metadata, "note": 1})
+    assert adapter.get_attr("metadata")[0]["note"] == 1
     with pytest.raises(ValueError, match="only for all"):
-        adapter.set_attr("run_label", "b", indices=[0])
-    # An argument is fixed when the env is made: setting it would change nothing, so it is refused.
-    with pytest.raises(AttributeError, match="make a new environment with cost_weight=0.5"):
-        adapter.set_attr("cost_weight", 0.5)
-    assert adapter.get_attr("cost_weight") == [adapter.venv.config.cost_weight] * N
+        adapter.set_attr("metadata", {}, indices=[0])
+    with pytest.raises(IndexError, match=r"indices \[7\] out of range"):
+        adapter.get_attr("budget", indices=[7])
     assert adapter.env_is_wrapped(VecMonitor) == [False] * N
     adapter.set_options({"budget_ratio": 0.7})
     adapter.reset()

@@ -63,7 +63,10 @@ def scripted(table):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: PriceChange("m", at=-1, factor=0.5), r"PriceChange: at must be an integer >= 0"),
+        (
+            lambda: PriceChange("m", at=-1, factor=0.5),
+            r"PriceChange: at must be an integer in \[0, 9007199254740992\], got -1",
+        ),
         (
             lambda: PriceChange("m", at=1, factor=0.0),
             r"PriceChange\('m'\): factor must be a finite number > 0",

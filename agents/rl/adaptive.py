@@ -39,7 +39,7 @@ from agents.adaptive import BasePredictions
 from agents.rl.features import LOG_FLOOR, VecLogFeatures
 from agents.rl.hyperparams import ALGOS, HYPERPARAMS, N_ENVS
 from agents.rl.policy import SB3Policy
-from agents.rl.training import _torch_threads
+from agents.rl.threads import torch_threads as set_torch_threads
 from mmr_gym.policy import Policy, obs_row
 
 __all__ = ["RecentStatistics", "RouterFeaturePolicy", "RouterFeatures", "train_router_agent"]
@@ -283,7 +283,7 @@ def train_router_agent(
 
         return build
 
-    with _torch_threads(torch_threads):
+    with set_torch_threads(torch_threads):
         vec = VecLogFeatures(DummyVecEnv([make(i) for i in range(n)]))
         vec.seed(seed)
         params = {**HYPERPARAMS["maskable-ppo"], **(hyperparams or {})}

@@ -85,6 +85,8 @@ class Router:
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(perf, cost)`` for queries ``X`` ``[m, d]``: float64 ``[m, K]`` each (cost in the table's unit)."""
         self._check_fitted()
+        if np.asarray(X).dtype.kind not in "biuf":  # numpy would parse "1.5" and fail on "a" in its own words
+            raise TypeError(f"X must hold numbers (query features), got dtype {np.asarray(X).dtype}")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"X must be [queries, {self.n_features_}], got shape {X.shape}")

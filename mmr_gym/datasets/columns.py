@@ -90,6 +90,14 @@ def model_columns(columns: Sequence[str], source: str) -> list[str]:
         raise TableError(
             source, None, None, "no model columns: expected pairs '<model>_correct' and '<model>_cost'"
         )
+    for model in names:
+        if not model.strip():
+            raise TableError(
+                source,
+                f"{model}{CORRECT_SUFFIX}",
+                None,
+                "no model name before the suffix: expected '<model>_correct'",
+            )
     return names
 
 

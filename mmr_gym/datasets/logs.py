@@ -147,6 +147,9 @@ def _read_log(path: Path) -> _Log:
 def _strings(log: _Log, column: str, *, required: bool) -> np.ndarray:
     """The column as stripped strings, ``""`` for an empty cell; an empty cell of a required column is an error."""
     raw = log.frame[column]
+    nested = [i for i, v in enumerate(raw.tolist()) if isinstance(v, dict | list | tuple | np.ndarray)]
+    if nested:  # a JSON object or list as a name would become its repr
+        raise log.error(column, nested[0], f"not a single value: {raw.iloc[nested[0]]!r}")
     values = np.asarray(
         ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip() for v in raw.tolist()],
         dtype=object,
@@ -158,9 +161,14 @@ def _strings(log: _Log, column: str, *, required: bool) -> np.ndarray:
     return values
 
 
-def _numbers(log: _Log, column: str, *, low: float, high: float) -> np.ndarray:
-    """The column as float64 (``true``/``false`` as 1/0); NaN for an empty cell; bad values are errors."""
+def _numbers(log: _Log, column: str, *, low: float, high: float, truth: bool = True) -> np.ndarray:
+    """The column as float64 (``true``/``false`` as 1/0 where ``truth``); NaN for an empty cell; bad
+    values are errors."""
     raw = log.frame[column]
+    if not truth:  # a cost of True is no amount
+        flags = [i for i, v in enumerate(raw.tolist()) if isinstance(v, bool | np.bool_)]
+        if flags:
+            raise log.error(column, flags[0], f"not a number: {bool(raw.iloc[flags[0]])!r}")
 
     def as_number(value: Any) -> Any:
         if isinstance(value, (bool, np.bool_)):
@@ -245,6 +253,8 @@ def load_call_log(
             conflicting query attributes, or (``incomplete="error"``) an incomplete query; each
             names the file, the column and the line (row for Parquet).
     """
+    if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
+        raise TypeError(f"dataset must be a dataset name (a non-empty string), got {dataset!r}")
     if incomplete not in ("error", "drop"):
         raise ValueError(f"incomplete must be 'error' or 'drop', got {incomplete!r}")
     if cost_source not in _COST_SOURCES:
@@ -261,7 +271,7 @@ def load_call_log(
     query_ids = _strings(log, names["query_id"], required=True)
     model_of_row = _strings(log, names["model"], required=True)
     correct_of_row = _numbers(log, names["correct"], low=0.0, high=1.0)
-    cost_of_row = _numbers(log, names["cost"], low=0.0, high=np.inf)
+    cost_of_row = _numbers(log, names["cost"], low=0.0, high=np.inf, truth=False)
 
     model_names = _model_order(log, model_of_row, models)
     kept = np.isin(model_of_row, model_names)

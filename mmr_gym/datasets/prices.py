@@ -10,6 +10,7 @@ table's ``meta["price_sources"]``, which reports print.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import math
 import os
@@ -47,6 +48,10 @@ _PRICE_COLUMNS = tuple(ModelPrice.__dataclass_fields__)
 _OPTIONAL_PRICE_COLUMNS = {"price_status": "unsourced", "read_on": ""}
 PRICE_STATUSES = ("sourced", "unsourced")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+#: More tokens per image than any provider bills (a typo, not a price).
+MAX_IMAGE_TOKENS = 1_000_000
 
 
 def default_prices_text() -> tuple[str, str]:
@@ -90,6 +95,17 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
             continue
         if header is None:
             header = [c.strip() for c in record]
+            known = set(_PRICE_COLUMNS) | set(_OPTIONAL_PRICE_COLUMNS)
+            for i, column in enumerate(header):
+                if column not in known:
+                    raise TableError(
+                        source,
+                        column,
+                        None,
+                        f"line {line}: unknown column (the columns are {_PRICE_COLUMNS})",
+                    )
+                if column in header[:i]:
+                    raise TableError(source, column, None, f"line {line}: the header names this column twice")
             missing = [c for c in _PRICE_COLUMNS if c not in header and c not in _OPTIONAL_PRICE_COLUMNS]
             if missing:
                 raise TableError(
@@ -113,6 +129,13 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
                     raise TableError(
                         source, column, None, f"line {line}: {cell!r} is not a finite number >= 0"
                     )
+                if column == "image_tokens" and (number != int(number) or number > MAX_IMAGE_TOKENS):
+                    raise TableError(
+                        source,
+                        column,
+                        None,
+                        f"line {line}: {cell!r} is not a whole number of tokens <= {MAX_IMAGE_TOKENS}",
+                    )
                 values[column] = int(number) if column == "image_tokens" else number
             else:
                 values[column] = cell
@@ -126,9 +149,17 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, ModelPr
             raise TableError(source, "model", None, f"line {line}: model {values['model']!r} appears twice")
         _check_sourcing(source, line, values)
         prices[values["model"]] = ModelPrice(**values)
-    if header is None:
-        raise TableError(source, None, None, "empty price table")
+    if header is None or not prices:
+        raise TableError(source, None, None, "empty price table: no model's price")
     return prices
+
+
+def _is_date(text: str) -> bool:
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_sourcing(source: str, line: int, values: dict[str, Any]) -> None:
@@ -144,7 +175,7 @@ def _check_sourcing(source: str, line: int, values: dict[str, Any]) -> None:
         raise TableError(
             source, "source_url", None, f"line {line}: a sourced price needs the URL of its price list"
         )
-    if not _DATE.match(values["read_on"]):
+    if not _DATE.match(values["read_on"]) or not _is_date(values["read_on"]):
         raise TableError(
             source, "read_on", None, f"line {line}: a sourced price needs the date it was read (YYYY-MM-DD)"
         )

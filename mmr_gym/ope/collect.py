@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from mmr_gym.checks import check_int
+from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.ope.log import DecisionLog, environment_meta
 from mmr_gym.ope.targets import StochasticPolicy, checked_probabilities
 
@@ -43,8 +45,12 @@ def collect_log(
         A :class:`DecisionLog` whose ``meta`` records the environment's configuration, the
         behaviour's name, the seed and the table's source.
     """
-    if int(n_queries) != n_queries or n_queries < 1:
-        raise ValueError(f"n_queries must be an integer >= 1, got {n_queries!r}")
+    n_queries = check_int("n_queries", n_queries, low=1)
+    seed = check_int("seed", seed, low=0)
+    if not isinstance(getattr(env, "unwrapped", None), MMRRoutingEnv):
+        raise TypeError(
+            f"collect_log needs one MMRRouting-v0 environment (gym.make's, wrapped or not), got {type(env).__name__}"
+        )
     if not isinstance(behaviour, StochasticPolicy):
         raise TypeError(
             f"behaviour {type(behaviour).__name__} does not state its propensities (no action_probabilities); "

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from mmr_gym.checks import check_float, check_int
 from mmr_gym.ope.log import DecisionLog
 from mmr_gym.ope.targets import target_probabilities
 
@@ -153,12 +154,21 @@ def estimate(
             an interval (fewer than 2 units), or a target that never agrees with the logger (IPS,
             SNIPS, replay: no decision to estimate from).
     """
+    if not isinstance(log, DecisionLog):
+        raise TypeError(
+            f"log must be a DecisionLog (collect_log, read_log, read_minari), got {type(log).__name__}"
+        )
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
     if bootstrap_unit not in BOOTSTRAP_UNITS:
         raise ValueError(f"unknown bootstrap_unit {bootstrap_unit!r}; choose from {list(BOOTSTRAP_UNITS)}")
-    if not 0 < confidence_level < 1:
-        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+    confidence_level = check_float(
+        "confidence_level", confidence_level, low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    n_resamples = check_int("n_resamples", n_resamples, low=1)
+    seed = check_int("seed", seed, low=0)
+    min_propensity = check_float("min_propensity", min_propensity, low=0.0, high=1.0)
+    min_ess = check_float("min_ess", min_ess, low=0.0)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -248,9 +258,17 @@ def _predictions(log: DecisionLog, reward_model: Any, method: str) -> tuple[np.n
             "or its predictions (perf, cost) on the logged queries"
         )
     if hasattr(reward_model, "predict"):
-        perf, cost = reward_model.predict(log.observations["query"])
+        predictions = reward_model.predict(log.observations["query"])
     else:
-        perf, cost = reward_model
+        predictions = reward_model
+    if isinstance(predictions, str | bytes | np.ndarray) or not (
+        isinstance(predictions, tuple | list) and len(predictions) == 2
+    ):
+        raise TypeError(
+            "reward_model must be a fitted router (predict(X) -> (perf, cost)) or its two predicted arrays "
+            f"(perf, cost), got {type(predictions).__name__}"
+        )
+    perf, cost = predictions
     perf, cost = np.asarray(perf, dtype=np.float64), np.asarray(cost, dtype=np.float64)
     shape = (len(log), log.n_models)
     if perf.shape != shape or cost.shape != shape:

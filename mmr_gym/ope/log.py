@@ -8,7 +8,9 @@ did not call is kept: that is what makes a log, unlike an outcome table, a bandi
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmr_gym.errors import LogError
+from mmr_gym.errors import LogError, UnverifiedFilesWarning
 
 FORMAT = "mmr-gym decision log"
 FORMAT_VERSION = 1
@@ -135,6 +137,24 @@ class DecisionLog:
             source=self.source,
         )
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the log's content (every column and the meta), independent of its file form."""
+        digest = hashlib.sha256()
+        arrays = {name: getattr(self, name) for name in _SCALARS}
+        arrays["action_mask"] = self.action_mask
+        arrays.update({f"obs.{key}": value for key, value in self.observations.items()})
+        if self.behaviour_probs is not None:
+            arrays["behaviour_probs"] = self.behaviour_probs
+        for name in sorted(arrays):
+            array = arrays[name]
+            digest.update(f"{name}|{array.shape}|".encode())
+            if array.dtype.kind in "OU":
+                digest.update(json.dumps([str(v) for v in array.tolist()]).encode("utf-8"))
+            else:
+                digest.update(f"{array.dtype.str}|".encode() + np.ascontiguousarray(array).tobytes())
+        digest.update(json.dumps(self.meta, sort_keys=True).encode("utf-8"))
+        return digest.hexdigest()
+
     # ------------------------------------------------------------------ Parquet
     def to_parquet(self, path: str | Path) -> Path:
         """Write the log to one Parquet file (meta as JSON in the schema's metadata). Returns the path."""
@@ -146,7 +166,13 @@ class DecisionLog:
             columns[f"obs.{key}"] = _fixed_list(value)
         if self.behaviour_probs is not None:
             columns["behaviour_probs"] = _fixed_list(self.behaviour_probs)
-        header = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": self.meta}
+        # The content's SHA-256, checked by read_log: a damaged byte would otherwise change values silently.
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "meta": self.meta,
+            "sha256": self.fingerprint(),
+        }
         table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(header).encode("utf-8")})
         pq.write_table(table, path)
         return path
@@ -177,7 +203,12 @@ def read_log(path: str | Path) -> DecisionLog:
         raise LogError(
             source, None, None, f"no {_META_KEY.decode()!r} metadata: not written by DecisionLog.to_parquet"
         )
-    header = json.loads(raw)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise LogError(source, None, None, f"damaged: its metadata is not JSON ({err}); {_ADVICE}") from None
+    if not isinstance(header, dict):
+        raise LogError(source, None, None, f"damaged: its metadata is not a JSON object; {_ADVICE}")
     if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
         raise LogError(
             source,
@@ -211,7 +242,7 @@ def read_log(path: str | Path) -> DecisionLog:
     probs = None
     if "behaviour_probs" in names:
         probs = _read_fixed_list(table, "behaviour_probs", np.float64, source)
-    return DecisionLog(
+    log = DecisionLog(
         **scalars,
         observations=observations,
         action_mask=_read_fixed_list(table, "action_mask", bool, source),
@@ -219,6 +250,25 @@ def read_log(path: str | Path) -> DecisionLog:
         meta=header.get("meta", {}),
         source=source,
     )
+    expected = header.get("sha256")
+    if expected is None:
+        warnings.warn(
+            f"{source}: no SHA-256 in its metadata (written by an mmr-gym older than log checksums), so it "
+            "cannot be checked for damage; read it and write it again to add one",
+            UnverifiedFilesWarning,
+            stacklevel=2,
+        )
+    elif log.fingerprint() != expected:
+        raise LogError(
+            source,
+            None,
+            None,
+            f"damaged: its content differs from the SHA-256 recorded when it was written; {_ADVICE}",
+        )
+    return log
+
+
+_ADVICE = "restore the file from a copy or collect the log again"
 
 
 # ---------------------------------------------------------------------------------------- internals

@@ -171,6 +171,15 @@ def target_probabilities(log: DecisionLog, target: Any, env: Any = None) -> np.n
     """
     n, k = len(log), log.n_models
     mask = log.action_mask
+    if isinstance(target, list | tuple):  # probabilities given as nested lists
+        target = np.asarray(target, dtype=np.float64)
+    if not isinstance(target, np.ndarray) and not (
+        hasattr(target, "action_probabilities") or hasattr(target, "act")
+    ):
+        raise TypeError(
+            f"target must be a policy (with act or action_probabilities) or probabilities [{n}, {k}], "
+            f"got {type(target).__name__}"
+        )
     if isinstance(target, np.ndarray):
         probs = np.asarray(target, dtype=np.float64)
         if probs.shape != (n, k):

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmr_gym.checks import check_float, check_int
+from mmr_gym.checks import MAX_TIME, check_float, check_int
+
+#: A price change multiplies a price by at most this (and the changes of a model together too):
+#: beyond it a float32 cost would overflow to infinity.
+MAX_PRICE_FACTOR = 1e6
 
 
 class EventError(ValueError):
@@ -21,7 +25,7 @@ class EventError(ValueError):
 
 def _time(event: str, name: str, value: Any) -> int:
     try:
-        return check_int(name, value, low=0)
+        return check_int(name, value, low=0, high=MAX_TIME)
     except (TypeError, ValueError) as exc:
         raise EventError(f"{event}: {exc}") from None
 
@@ -51,7 +55,11 @@ class PriceChange:
         object.__setattr__(self, "model", _model(name, self.model))
         object.__setattr__(self, "at", _time(name, "at", self.at))
         try:
-            object.__setattr__(self, "factor", check_float("factor", self.factor, low=0.0, low_open=True))
+            object.__setattr__(
+                self,
+                "factor",
+                check_float("factor", self.factor, low=0.0, high=MAX_PRICE_FACTOR, low_open=True),
+            )
         except (TypeError, ValueError) as exc:
             raise EventError(f"{name}({self.model!r}): {exc}") from None
         if self.lag is not None:

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from mmr_gym.checks import check_int
 from mmr_gym.scenarios.events import (
     EVENT_TYPES,
+    MAX_PRICE_FACTOR,
     Event,
     EventError,
     NewModel,
@@ -49,6 +51,14 @@ class Scenario:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise EventError(f"a scenario's name must be a non-empty string, got {self.name!r}")
+        if isinstance(self.events, str | bytes | Mapping) or not isinstance(self.events, Sequence):
+            raise EventError(f"scenario {self.name!r}: events must be a list of events, got {self.events!r}")
+        try:
+            object.__setattr__(self, "seed", check_int("seed", self.seed, low=0))
+        except (TypeError, ValueError) as exc:
+            raise EventError(f"scenario {self.name!r}: {exc}") from None
         events = tuple(event_from_dict(e) if isinstance(e, Mapping) else e for e in self.events)
         for event in events:
             if not isinstance(
@@ -60,6 +70,13 @@ class Scenario:
             repeated = sorted({m for m in models if models.count(m) > 1})
             if repeated:
                 raise EventError(f"scenario {self.name!r}: more than one {kind.__name__} of {repeated}")
+        arrivals = {e.model: e.at for e in events if isinstance(e, NewModel)}
+        for e in events:
+            if isinstance(e, Retirement) and e.model in arrivals and e.at <= arrivals[e.model]:
+                raise EventError(
+                    f"scenario {self.name!r}: {e.model!r} retires at {e.at}, before it arrives at "
+                    f"{arrivals[e.model]}: it could never be called"
+                )
         if sum(isinstance(e, TrafficDrift) for e in events) > 1:
             raise EventError(f"scenario {self.name!r}: at most one TrafficDrift")
         object.__setattr__(self, "events", events)
@@ -202,6 +219,13 @@ def _compile(scenario: Scenario, ctx: Any) -> World:
             )
             hit = draws < event.probability
             regressed_correct[hit, m] = table.correct[hit, r]
+    for scale in (cost_scale, known_scale):
+        too_dear = np.flatnonzero((scale > MAX_PRICE_FACTOR).any(axis=0))
+        if too_dear.size:
+            raise EventError(
+                f"scenario {scenario.name!r}: the price changes of {names[int(too_dear[0])]!r} multiply its "
+                f"price by {scale[:, too_dear[0]].max():.3g}, more than {MAX_PRICE_FACTOR:g}"
+            )
     for segment in range(s):
         if not available[segment].any():
             raise EventError(
