@@ -127,7 +127,8 @@ def _read_log(path: Path) -> _Log:
         return _Log(source, frame, lines)
     if kind == "jsonl":
         records = _jsonl_records(path)
-        frame = pd.DataFrame.from_records([r for _, r in records])
+        # dtype=object: each cell as JSON gave it (ids 1 and 1.0 stay two queries, not one float column)
+        frame = pd.DataFrame([r for _, r in records], dtype=object)
         return _Log(source, frame, np.asarray([line for line, _ in records], dtype=np.int64))
     if kind == "parquet":
         try:
