@@ -282,10 +282,10 @@ def test_jsonl_ids_keep_their_text_as_in_a_csv(tmp_path: Path) -> None:
     # pandas would read ids 1 and 1.0 into one float column: two queries merged into '1.0'.
     rows = [
         {"query_id": qid, "model": model, "correct": 1, "cost": 0.5}
-        for qid in (1, 1.0, "q")
+        for qid in (1, 1.0, 2)
         for model in ("a", "b")
     ]
     path = tmp_path / "calls.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     table = load_table(path, features=None)
-    assert sorted(table.query_ids.tolist()) == ["1", "1.0", "q"]
+    assert sorted(table.query_ids.tolist()) == ["1", "1.0", "2"]
