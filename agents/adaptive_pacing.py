@@ -118,6 +118,7 @@ class AdaptivePacedPolicy(PacedPolicy):
         self.cost_memory = check_float("cost_memory", cost_memory, low=1.0)
         self.calibration_window = check_int("calibration_window", calibration_window, low=1)
         self.info_keys = ("model_index", "correct", "cost")  # it learns from every call's cost
+        self.episodic = False  # what it learns of prices and traffic carries over between episodes
         self._tracker: CostRatioTracker | None = None
 
     # ------------------------------------------------------------------ Policy API

@@ -346,3 +346,19 @@ def test_a_forgetting_bandit_recovers_after_a_regression_where_the_static_router
         effects["static"]["regret_after_per_seed"], effects["adaptive"]["regret_after_per_seed"], strict=True
     ):
         assert adaptive < static - 0.03
+
+
+@pytest.mark.parametrize("kind", ["adaptive-pacing", "lin-ts-discounted"])
+def test_batched_evaluation_of_an_adaptive_policy_equals_one_by_one(envs, router, kind):
+    # What an adaptive policy learns carries over between episodes: the evaluator must not run a
+    # lane's episodes side by side (AdaptivePacedPolicy once inherited PacedPolicy's episodic flag).
+    train, test = envs
+    scenario = Scenario("cut", (PriceChange("model1", at=100, factor=0.1, lag=None),))
+    if kind == "adaptive-pacing":
+        make = lambda: AdaptivePacedPolicy(router)  # noqa: E731
+    else:
+        make = lambda: adaptive_bandit(kind, train, base=router, seed=1)  # noqa: E731
+    assert make().episodic is False
+    kwargs = {"scenario": scenario, "budget_ratios": (0.1, 0.5), "seeds": (0, 2), "progress": False}
+    batched = evaluate_policy(make, test, **kwargs)
+    assert batched.to_dict() == evaluate_policy(make, test, vectorized=False, **kwargs).to_dict()
