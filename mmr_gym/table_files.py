@@ -22,7 +22,7 @@ the checksums. A ``meta.json`` that names a checksum list which is missing is re
 
 Concurrent processes: every file is replaced atomically (:func:`mmr_gym.files.atomic_write`), the
 checksum list is removed first and written last, and a load that fails while the directory or its
-list changes (a save in progress) waits for the save to end and reads again (up to about 1.3 s), so
+list changes (a save in progress) waits for the save to end and reads again (up to about 4 s), so
 readers see the old table or the new one, never a mix, and do not fail while another process saves
 now and then. (A process that saves into the same directory without pause can still make a reader
 give up with the checksum error after that wait.) Loaders that cache tables save a whole new
@@ -35,6 +35,7 @@ import errno
 import io
 import json
 import os
+import random
 import shutil
 import stat
 import tempfile
@@ -146,7 +147,7 @@ def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTab
     another process swaps in whole (:func:`replace_table_dir`) is read from one directory or the
     other. If a read fails while the directory or its checksum list changes (a save in progress
     there: :func:`save_table` removes the list first and writes it last), it waits for the save to
-    finish (up to about 1.3 s) and reads again. A failure while nothing changes is damage: it is
+    finish (up to about 4 s) and reads again. A failure while nothing changes is damage: it is
     raised at once.
 
     Raises:
@@ -167,7 +168,7 @@ def load_table_dir(cls: type[RoutingTable], directory: str | Path) -> RoutingTab
                     if isinstance(exc, _ChecksumsMissing):  # the user meets a plain TableError
                         raise TableError(exc.source, exc.column, exc.row, exc.problem) from None
                     raise
-        time.sleep(delay)
+        time.sleep(delay * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
 
 
@@ -283,8 +284,10 @@ def _load_once(cls: type[RoutingTable], directory: Path, files: _DirectoryFiles)
 
 
 # ---------------------------------------------------------------------------------------- internals
-# Waits (seconds) before reading again while another process saves into the directory.
-_RETRY_DELAYS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
+# Waits (seconds) before reading again while another process saves into the directory. Each is
+# drawn between half and one and a half times its value (below), so that a reader does not keep
+# time with a writer that swaps the directory again and again; about 4 s in all.
+_RETRY_DELAYS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 0.64, 0.64, 0.64, 0.64)
 
 
 class _ChecksumsMissing(TableError):
