@@ -74,13 +74,15 @@ class _Forgetting:
 
     stats: ForgettingRidge
     base: BasePredictions | None = None
+    #: ``(x, base perf, base cost)`` of the last query scored: the update that follows reuses them.
+    _last_base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def anchor(self, base: BasePredictions) -> None:
         """Learn the residual of ``base`` (a router's predictions): every estimate is ``base``'s plus
         the learned correction, which starts at 0 and forgets toward 0."""
         self.base = base
         self.stats.set_prior(np.zeros_like(self.stats.prior_perf), np.zeros_like(self.stats.prior_cost))
-        self._last_base: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_base = None
 
     def _base(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.base is None:
@@ -99,7 +101,7 @@ class _Forgetting:
         z = RidgeStatistics.augment(x)
         perf, cost = self.stats.means(z[None, :])
         base_perf, base_cost = self._base(x[None, :])
-        self._last_base = (x, base_perf[0], base_cost[0])  # the update that follows reuses them
+        self._last_base = (x, base_perf[0], base_cost[0])
         return perf[0] + base_perf[0], cost[0] + base_cost[0], self.stats.widths(z)
 
     def update(self, x: np.ndarray, action: int, correct: float, cost: float) -> None:
@@ -107,7 +109,7 @@ class _Forgetting:
         if self.base is None:
             self.stats.update(RidgeStatistics.augment(x), action, correct, cost)
             return
-        cached = getattr(self, "_last_base", None)
+        cached = self._last_base
         if cached is not None and np.array_equal(cached[0], x):
             base_perf, base_cost = cached[1], cached[2]
         else:

@@ -247,11 +247,10 @@ def _frozen_posterior(
 ) -> tuple[tuple[np.ndarray, np.ndarray], dict[bytes, int]]:
     """Posterior means and widths (``v * sqrt(z^T A_k^-1 z)``), float64 ``[n, K]``, of every query of ``ctx``."""
     stats = learner.stats
+    A_inv = stats.A_inv  # a property that builds [K, p, p] afresh: read once
     # Any update moves the diagonal of some A_k^-1 and a solution: they stand for the whole state.
     fingerprint = hashlib.sha256(
-        np.einsum("kii->ki", stats.A_inv).tobytes()
-        + stats.theta_perf.tobytes()
-        + bytes(str(learner.v), "ascii")
+        np.einsum("kii->ki", A_inv).tobytes() + stats.theta_perf.tobytes() + bytes(str(learner.v), "ascii")
     ).digest()
     cached = _POSTERIORS.get(learner)
     if cached is not None and cached[0] is ctx and cached[1] == fingerprint:
@@ -259,7 +258,7 @@ def _frozen_posterior(
     Z = RidgeStatistics.augment(ctx.query_obs)
     means = stats.means(Z)[0]
     # One matrix product per model instead of one per query and model.
-    widths = np.stack([np.einsum("ij,ij->i", Z @ A, Z) for A in stats.A_inv], axis=1)
+    widths = np.stack([np.einsum("ij,ij->i", Z @ A, Z) for A in A_inv], axis=1)
     posterior = (means, learner.v * np.sqrt(np.maximum(widths, 0.0)))
     rows = {row.tobytes(): i for i, row in enumerate(ctx.query_obs)}
     _POSTERIORS[learner] = (ctx, fingerprint, posterior, rows)
