@@ -312,7 +312,7 @@ class EpisodeBatch:
     def _replace_invalid(self, actions: np.ndarray, invalid: np.ndarray) -> np.ndarray:
         """Apply ``invalid_action`` to the episodes whose action is masked."""
         envs = np.flatnonzero(invalid)
-        estimates = self.lookups.cost_estimate[self.slots[envs]]
+        estimates = self.known_estimates(envs)  # as the agent knows them now (a scenario's prices)
         if self.config.invalid_action == "error":
             i, a = int(envs[0]), int(actions[envs[0]])
             error = masked_action_error(

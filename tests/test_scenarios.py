@@ -259,11 +259,24 @@ def test_the_budget_invariant_holds_under_every_preset(name):
     assert result.budget_violations == 0 and all(p.budget_violations == 0 for p in result.points)
 
 
+def dearest_made_cheapest(table):
+    """The dearest model becomes the cheapest at once, announced: the fallback for a masked action
+    (the cheapest affordable model as the agent knows the prices) changes with it."""
+    dearest = table.model_names[int(np.argmax(table.cost.mean(axis=0)))]
+    return Scenario("cut", (PriceChange(dearest, at=0, factor=0.001, lag=0),))
+
+
+@pytest.mark.parametrize(
+    ("make_scenario", "budgets"),
+    [(scripted, (0.05, 1.0)), (dearest_made_cheapest, (0.02, 0.1))],  # tight: masked actions fall back
+)
 @pytest.mark.parametrize("sampling", ["per-env", "batched"])
 @pytest.mark.parametrize("feedback", ["bandit", "full"])
-def test_single_and_vector_env_agree_step_for_step_under_a_scenario(table, sampling, feedback):
-    kwargs = {"split": "test", "episode_length": 9, "budget_ratio": (0.05, 1.0), "feedback": feedback}
-    kwargs["scenario"] = scripted(table)
+def test_single_and_vector_env_agree_step_for_step_under_a_scenario(
+    table, sampling, feedback, make_scenario, budgets
+):
+    kwargs = {"split": "test", "episode_length": 9, "budget_ratio": budgets, "feedback": feedback}
+    kwargs["scenario"] = make_scenario(table)
     venv = MMRRoutingVectorEnv(table, num_envs=3, stream_sampling=sampling, **kwargs)
     obs, info = venv.reset(seed=2)
     singles = [MMRRoutingEnv(table, **kwargs) for _ in range(3)]
