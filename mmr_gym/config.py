@@ -201,11 +201,12 @@ class EnvConfig:
         """
         stream = None if query_ids is None else ctx.slots_from_ids(query_ids, name)
         length = self.episode_length if stream is None else stream.size
-        minimum = ctx.min_budget_ratio(length, stream, world=self.world(ctx))
         ratio = budget_ratio
         if not (isinstance(ratio, str) and ratio == DEFAULT_RATIO):
+            minimum = ctx.min_budget_ratio(length, stream, world=self.world(ctx))
             ratio = check_budget_ratio(ratio, minimum=minimum, length=length, c_ref=ctx.c_ref)
-        elif stream is not None:
+        elif stream is not None:  # the configured ratio was checked for drawn streams when made
+            minimum = ctx.min_budget_ratio(length, stream, world=self.world(ctx))
             check_budget_ratio(self.budget_ratio, minimum=minimum, length=length, c_ref=ctx.c_ref)
         return stream, ratio
 

@@ -71,12 +71,13 @@ class RoutingContext:
         """Smallest budget ratio at which every query of the split (or of ``slots``) has an
         affordable model at reset (:func:`mmr_gym.budget.min_budget_ratio`); under a scenario's
         ``world``, at every time (its price factors and availability as the agent knows them)."""
-        cheapest = (
-            self.lookups.cheapest_estimate
-            if world is None
-            else world.cheapest_known(self.lookups.cost_estimate)
-        )
-        return min_budget_ratio(cheapest if slots is None else cheapest.take(slots), length, self.c_ref)
+        if world is None:
+            cheapest = self.lookups.cheapest_estimate
+            cheapest = cheapest if slots is None else cheapest.take(slots)
+        else:  # the stream's rows only: known prices scale whole columns
+            estimates = self.lookups.cost_estimate
+            cheapest = world.cheapest_known(estimates if slots is None else estimates.take(slots, axis=0))
+        return min_budget_ratio(cheapest, length, self.c_ref)
 
     def slots_from_ids(self, query_ids: Sequence[str], name: str = "options['query_ids']") -> np.ndarray:
         """Slots (positions in the split) of ``query_ids``: a stream to replay.
