@@ -47,6 +47,7 @@ from mmr_gym.records import (
     batched_step_info,
     episode_metrics,
     frame_state,
+    read_only,
 )
 from mmr_gym.render import FrameState
 
@@ -85,8 +86,8 @@ class EpisodeBatch:
         self.model_names = np.array([*ctx.table.model_names, None], dtype=object)  # K: none
         self._model_offset = np.arange(n) * k  # entry (i, a) of a C-ordered [n, K] array is i * K + a
         # With cost_weight 0 the penalty is -0.0 * cost / c_ref = -0.0 for every call: one constant.
-        self.no_penalty = _read_only(np.full(n, -0.0)) if config.cost_weight == 0 else None
-        self._no_replacement = _read_only(np.zeros(n, dtype=bool))
+        self.no_penalty = read_only(np.full(n, -0.0)) if config.cost_weight == 0 else None
+        self._no_replacement = read_only(np.zeros(n, dtype=bool))
         # remaining steps -> remaining steps / episode_length, as true_divide computes it, in float32
         # as the observation holds it (rounding once, the same bits as the scalar twin's)
         self._steps_fraction = np.true_divide(np.arange(length + 1), length).astype(np.float32)
@@ -134,7 +135,7 @@ class EpisodeBatch:
         self.length, self.steps_left = self._counts[:, _LENGTH], self._counts[:, _STEPS_LEFT]
         episode = self._episode
         self.spend, self.correct_sum = episode[:, _SPEND], episode[:, _CORRECT_SUM]
-        self.total, self.ratio = episode[:, _TOTAL], episode[:, _RATIO]  # inf, NaN: no budget
+        self.total = episode[:, _TOTAL]  # inf: no budget
         self.fraction_denominator = episode[:, _FRACTION_DENOMINATOR]
         self.overrun_floor = episode[:, _OVERRUN_FLOOR]
         self._streams_flat = self._streams_2d.reshape(-1)  # a view: C-contiguous
@@ -142,18 +143,13 @@ class EpisodeBatch:
     def __getstate__(self) -> dict[str, Any]:
         # Views would be pickled (and deep-copied) as arrays of their own, no longer the columns
         # of the blocks they name: keep only the blocks and name the columns again on load.
-        views = ("length", "steps_left", "spend", "correct_sum", "total", "ratio")
+        views = ("length", "steps_left", "spend", "correct_sum", "total")
         views += ("fraction_denominator", "overrun_floor", "_streams_flat")
         return {key: value for key, value in self.__dict__.items() if key not in views}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._bind_views()
-
-    @property
-    def streams(self) -> np.ndarray:
-        """int64 ``[num_envs, width + 1]``: each episode's slots (then its last slot again)."""
-        return self._streams_2d
 
     def stream_rows(self, i: int) -> np.ndarray:
         """Table rows of episode ``i``'s stream (a copy)."""
@@ -517,8 +513,3 @@ class EpisodeBatch:
         answered = length - int(self.steps_left[i])
         unit = self.ctx.table.cost_unit
         return ansi_line(answered, length, float(self.spend[i]), total, float(self.correct_sum[i]), unit)
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array

@@ -129,7 +129,7 @@ def batched_step_info(
     lookups = ctx.lookups
     stepping = result.stepping
     done = None if stepping is None else ~stepping
-    mask = everyone if stepping is None else _read_only(stepping)
+    mask = everyone if stepping is None else read_only(stepping)
     chosen, slots = result.chosen, result.slots
     info: dict[str, Any] = {}
     if "model" in keys:
@@ -299,6 +299,7 @@ def frame_state(
     )
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
+def read_only(array: np.ndarray) -> np.ndarray:
+    """``array``, made read-only in place (masks and views handed out, never to be written)."""
     array.flags.writeable = False
     return array

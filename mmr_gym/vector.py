@@ -67,7 +67,7 @@ from mmr_gym.checks import MAX_TIME, check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episodes import EpisodeBatch
-from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_KEYS
+from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_KEYS, read_only
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import STREAM_SAMPLINGS, BatchedSampler, PerEnvSampler, StreamPool
 from mmr_gym.table import RoutingTable
@@ -196,7 +196,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         self.single_action_space = gym.spaces.Discrete(self.ctx.n_models)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.action_space = batch_space(self.single_action_space, n)
-        self._everyone = _read_only(np.ones(n, dtype=bool))
+        self._everyone = read_only(np.ones(n, dtype=bool))
         self._prev_done = np.zeros(n, dtype=bool)
         self._prev_any_done = False
         self._started = False
@@ -366,7 +366,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         if self._step_keys and not (any_done and np.count_nonzero(result.stepping) == 0):
             info.update(episodes.step_info(result, self._step_keys, self._everyone))
         if finished and self._report_episodes:
-            mask = _read_only(terminated.copy())
+            mask = read_only(terminated.copy())
             info["episode_metrics"] = self._metrics_info(np.flatnonzero(terminated), mask)
             info["_episode_metrics"] = mask
         obs = episodes.observation(result.remaining)
@@ -564,7 +564,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         single-environment observation each, None elsewhere) and their step's info to
         ``info["final_info"]``; in the returned observation and info their part is the reset's.
         """
-        ended = _read_only(self._prev_done)  # the step's terminations; reset_finished replaces them
+        ended = read_only(self._prev_done)  # the step's terminations; reset_finished replaces them
         final_obs = np.full(self.num_envs, None, dtype=object)
         for i in np.flatnonzero(ended).tolist():
             if isinstance(obs, dict):
@@ -664,8 +664,3 @@ def _reported_by(info: dict[str, Any], envs: np.ndarray) -> dict[str, Any]:
             part[key] = value
         part["_" + key] = reported
     return part
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
