@@ -424,6 +424,7 @@ class SplitLookups:
     observations: np.ndarray  # float32 [m, d + 3 + K]: flat observation, zeros for the budget part
     cost_estimate: np.ndarray  # float64 [m, K]
     cheapest_estimate: np.ndarray  # float64 [m]: the lowest cost estimate of any model
+    dearest_estimate: np.ndarray  # float64 [m]: the highest (NaN if any is NaN)
     # float64 [m * K + 1, 2]: (correct, cost) of slot * K + model, then (0, 0) at index ``nothing``
     outcomes: np.ndarray
     nothing: int  # m * K: the entry of sub-environments that are reset instead of stepped
@@ -454,6 +455,7 @@ def _split_lookups(ctx: RoutingContext) -> SplitLookups:
         observations=_frozen(observations),
         cost_estimate=_frozen(estimates),
         cheapest_estimate=_frozen(estimates.min(axis=1)),
+        dearest_estimate=_frozen(estimates.max(axis=1)),
         outcomes=_frozen(
             np.stack((np.append(correct.reshape(-1), 0.0), np.append(cost.reshape(-1), 0.0)), axis=1)
         ),

@@ -124,17 +124,18 @@ class ObservationLayout:
         budget = np.zeros((query.shape[0], BUDGET_FEATURES), dtype=np.float32)
         return np.concatenate((query, budget, model_costs), axis=1).astype(np.float32, copy=False)
 
-    def from_flat(self, flat: np.ndarray) -> Any:
+    def from_flat(self, flat: np.ndarray, budget: np.ndarray | None = None) -> Any:
         """The observation in this layout's mode from flat rows (one ``[size]`` or a batch ``[n, size]``).
 
         A ``Dict`` observation holds views of ``flat`` (its keys never overlap): one allocation,
-        not three. ``flat`` must be fresh: the caller hands it out.
+        not three; or, given ``budget`` (float32 ``[..., 3]``), that array as its budget part.
+        ``flat`` and ``budget`` must be fresh: the caller hands them out.
         """
         if self.mode == "flat":
             return flat
         return {
             "query": flat[..., self.query],
-            "budget": flat[..., self.budget],
+            "budget": flat[..., self.budget] if budget is None else budget,
             "model_costs": flat[..., self.model_costs],
         }
 

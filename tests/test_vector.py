@@ -60,17 +60,19 @@ def random_actions(rng: np.random.Generator, mask: np.ndarray, p_masked: float =
     return actions
 
 
-def run_both(table, steps, seed=0, p_masked=0.2, options=None, autoreset_mode=NEXT_STEP, **kwargs):
+def run_both(
+    table, steps, seed=0, p_masked=0.2, options=None, autoreset_mode=NEXT_STEP, num_envs=N, **kwargs
+):
     """Step a SyncVectorEnv of single envs and the native env alike; assert equal; return the infos.
 
     With ``autoreset_mode=DISABLED`` the sub-environments that terminated are reset after each
     step with ``options={"reset_mask": ...}`` (what TorchRL does), and those infos are compared too.
     """
     reference = gym.vector.SyncVectorEnv(
-        [lambda: MMRRoutingEnv(table, **kwargs) for _ in range(N)], autoreset_mode=autoreset_mode
+        [lambda: MMRRoutingEnv(table, **kwargs) for _ in range(num_envs)], autoreset_mode=autoreset_mode
     )
     native = MMRRoutingVectorEnv(
-        table, num_envs=N, stream_sampling="per-env", autoreset_mode=autoreset_mode, **kwargs
+        table, num_envs=num_envs, stream_sampling="per-env", autoreset_mode=autoreset_mode, **kwargs
     )
     ref_out = reference.reset(seed=seed, options=options)
     out = native.reset(seed=seed, options=options)
@@ -147,6 +149,37 @@ def test_matches_single_envs_when_budgets_run_out(table, cost_observed):
     assert any(m["unanswered"] > 0 for m in finished)  # ended because nothing was affordable
     if not cost_observed:
         assert any(m["overrun"] > 0 for m in finished)  # a realized cost overshot its estimate
+
+
+def test_masks_of_many_envs_match_single_envs_however_many_rows_are_short(table):
+    """The step finds the masks three ways: every episode affords every model (all True, and no
+    action can be masked), a few episodes are short (only their rows compared), many are (every
+    row). Each way matches the single environments, and each is taken in some step here."""
+    n, ways = 64, set()
+    for budget_ratio in (0.05, 0.3, 1.0):
+        infos = run_both(
+            table, steps=40, seed=5, p_masked=0.3, num_envs=n, budget_ratio=budget_ratio, episode_length=20
+        )
+        for info in infos:
+            short = np.count_nonzero(~info["action_mask"].astype(bool).all(axis=1))
+            ways.add("none" if short == 0 else "few" if short <= n // 8 else "many")
+    assert ways == {"none", "few", "many"}
+
+
+@pytest.mark.parametrize("budget_ratio", [None, 0.5])
+def test_all_affordable_holds_only_while_every_mask_entry_is_true(table, budget_ratio):
+    # The shortcut that skips judging the actions must never outlive a mask with a False entry
+    # (without a budget only the ends of the streams make one).
+    env = MMRRoutingVectorEnv(table, num_envs=64, budget_ratio=budget_ratio, episode_length=15)
+    _, info = env.reset(seed=2)
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(100):
+        episodes = env._episodes
+        seen.add(episodes.all_affordable)
+        assert not episodes.all_affordable or episodes.mask.all()
+        _, _, _, _, info = env.step(random_actions(rng, info["action_mask"].astype(bool)))
+    assert seen == {True, False}
 
 
 def test_matches_single_envs_with_log_uniform_budgets(table):
