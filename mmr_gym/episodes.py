@@ -94,6 +94,7 @@ class EpisodeBatch:
         self._steps_fraction = np.true_divide(np.arange(length + 1), length).astype(np.float32)
         fixed_ratio = not isinstance(config.budget_ratio, tuple)
         self._default_episode = self._episode_rows(config.budget_ratio, length) if fixed_ratio else None
+        self._default_budgeted = fixed_ratio and bool(np.isfinite(self._default_episode[0, _TOTAL]))
 
         # State, one entry (row) per episode. Streams hold slots with one extra column repeating
         # the last query: after the last step the current slot is read there without clipping
@@ -197,13 +198,13 @@ class EpisodeBatch:
         if self.last_calls is not None:
             self.last_calls[envs, 0] = -1
         self.pos[envs] = self._stream_offset.take(envs)
-        self.slots[envs] = self._streams_2d[envs, 0]
+        self.slots[envs] = streams[..., 0]
         self.time0[envs] = times
         if default and length == self.episode_length and self._default_episode is not None:
             self._episode[envs] = self._default_episode  # the common case: one precomputed row
             if oracle is not None:
                 self._episode[envs, _ORACLE] = oracle
-            still_budgeted = self.all_budgeted and bool(np.isfinite(self._default_episode[..., _TOTAL]).all())
+            still_budgeted = self.all_budgeted and self._default_budgeted
         else:
             self._episode[envs] = self._episode_rows(self.config.budget_ratio if default else ratio, length)
             still_budgeted = False
@@ -393,7 +394,8 @@ class EpisodeBatch:
         limit = affordable_limit(remaining)
         if world is None:
             self._static_masks(next_slots, limit)
-            cheapest = lookups.cheapest_estimate.take(next_slots)
+            # Every episode that affords every model affords the cheapest: only the others may end.
+            cheapest = None if self.all_affordable else lookups.cheapest_estimate.take(next_slots)
         else:
             # mode="clip" (slots are valid): with mode="raise" take() would buffer its output
             estimates = self.known_estimates(out=self._estimates)
@@ -406,8 +408,11 @@ class EpisodeBatch:
         # Terminated: the last call overshot the budget, or not even the cheapest model fits the
         # rest of it (the remaining queries go unanswered; one column instead of K), or the
         # stream is over.
-        terminated = cheapest > limit
-        terminated |= overran
+        if cheapest is None:
+            terminated = overran
+        else:
+            terminated = cheapest > limit
+            terminated |= overran
         if self.step_count in self._stream_ends:
             self._stream_ends.discard(self.step_count)
             ended = self.steps_left == 0
