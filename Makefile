@@ -36,9 +36,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
+# One OpenMP/BLAS thread per process, as the library's trainers use: on two cores torch's small
+# networks run several times slower on two threads.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 .PHONY: docs results
 # Where `make results` puts the runs behind docs/results.md (the page is written from their files).

@@ -67,6 +67,10 @@ class RoutingTable:
     texts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.source is None:  # no name given: messages say where the table lives
+            object.__setattr__(self, "source", "<memory>")
+        elif not isinstance(self.source, str):
+            raise TypeError(f"source must be a str (a name for messages), got {type(self.source).__name__}")
         src = self.source
         for name in ("query_ids", "datasets", "model_names"):
             if isinstance(getattr(self, name), str | bytes):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -156,3 +157,14 @@ def test_with_features_adds_and_refuses_to_replace() -> None:
         table.with_features({"text": np.ones((4, 2))})
     with pytest.raises(TableError, match="expected 4 rows"):
         table.with_features({"new": np.ones((3, 2))})
+
+
+# ---------------------------------------------------------------------------------------- source
+def test_a_table_without_a_source_name_is_named_in_memory() -> None:
+    table = make_table(n=10)
+    unnamed = dataclasses.replace(table, source=None)
+    assert unnamed.source == "<memory>"
+    with pytest.raises(ValueError, match=r"^<memory>: train_ids has 1 id"):
+        unnamed.split_indices(train_ids=["nope"], test_ids=["q0"])
+    with pytest.raises(TypeError, match="source must be a str"):
+        dataclasses.replace(table, source=3)
