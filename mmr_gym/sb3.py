@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from mmr_gym.records import INFO_KEYS
 from mmr_gym.threads import TorchThreadsWarning, warn_if_torch_threads
-from mmr_gym.vector import MMRRoutingVectorEnv
+from mmr_gym.vector import MMRRoutingVectorEnv, swap_first_observations
 
 __all__ = ["SB3VecEnvAdapter", "TorchThreadsWarning", "warn_if_torch_threads"]
 
@@ -128,14 +128,7 @@ class SB3VecEnvAdapter(VecEnv):
             # Same-step autoreset: the finished sub-environments start their next episode now (the
             # draws the native env's next step would make), their last observation goes to the info.
             envs, first_obs, reset_info = self.venv.reset_finished()
-            if isinstance(obs, dict):
-                last = {key: value[envs] for key, value in obs.items()}
-                for key, value in obs.items():
-                    value[envs] = first_obs[key]
-                terminal = [{key: value[j] for key, value in last.items()} for j in range(envs.size)]
-            else:
-                terminal = list(obs[envs])
-                obs[envs] = first_obs
+            terminal = swap_first_observations(obs, envs, first_obs)
             for j, i in enumerate(envs.tolist()):
                 infos[i]["terminal_observation"] = terminal[j]
                 self.reset_infos[i] = {"action_mask": reset_info["action_mask"][j]}

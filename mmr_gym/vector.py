@@ -565,19 +565,11 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
         ``info["final_info"]``; in the returned observation and info their part is the reset's.
         """
         ended = read_only(self._prev_done)  # the step's terminations; reset_finished replaces them
-        final_obs = np.full(self.num_envs, None, dtype=object)
-        for i in np.flatnonzero(ended).tolist():
-            if isinstance(obs, dict):
-                final_obs[i] = {key: value[i].copy() for key, value in obs.items()}
-            else:
-                final_obs[i] = obs[i].copy()
         final_info = _reported_by(info, ended)
         envs, first_obs, reset_info = self.reset_finished()
-        if isinstance(obs, dict):
-            for key, value in obs.items():
-                value[envs] = first_obs[key]  # obs is fresh: its rows are ours to write
-        else:
-            obs[envs] = first_obs
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i, last in zip(envs.tolist(), swap_first_observations(obs, envs, first_obs), strict=True):
+            final_obs[i] = last
         info = _reported_by({k: v for k, v in info.items() if k != "action_mask"}, ~ended)
         action_mask = self._episodes.mask.view(
             np.int8
@@ -642,6 +634,21 @@ class SubEnvView(ContextFacts):
     def episode_query_indices(self) -> np.ndarray:
         """Table rows of this episode's stream (a copy). For oracles and logging, not for agents."""
         return self.venv._episodes.stream_rows(self.index)
+
+
+def swap_first_observations(obs: Any, envs: np.ndarray, first_obs: Any) -> list[Any]:
+    """Same-step autoreset (Gymnasium's ``SAME_STEP``, stable-baselines3's convention): write the
+    first observations of the episodes just started in ``envs`` (``first_obs``, batched over
+    ``envs``) into the step's fresh batched ``obs``, in place; return the observations they replace,
+    one per sub-environment of ``envs`` (copies): the last of each finished episode."""
+    if isinstance(obs, dict):
+        last = [{key: value[i].copy() for key, value in obs.items()} for i in envs.tolist()]
+        for key, value in obs.items():
+            value[envs] = first_obs[key]
+    else:
+        last = [obs[i].copy() for i in envs.tolist()]
+        obs[envs] = first_obs
+    return last
 
 
 def _reported_by(info: dict[str, Any], envs: np.ndarray) -> dict[str, Any]:
