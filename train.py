@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import mmr_gym  # noqa: F401  (registers the environments)
-from agents.adaptive import ADAPTIVE_BANDITS, adaptive_bandit
-from agents.adaptive_pacing import AdaptivePacedPolicy
+from agents.adaptive import ADAPTIVE_BANDITS
 from agents.bandits import BANDITS, paced_bandit
 from agents.baselines import BASELINES
 from agents.pacing import PacedPolicy
@@ -49,6 +48,7 @@ from agents.rl import (
     training_env_kwargs,
     validation_split,
 )
+from agents.scenario_agents import SCENARIO_AGENTS, Deployment, models_at_start, rl_router_policy
 from agents.supervised import ROUTERS, fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import (
@@ -209,47 +209,25 @@ def _rl_agent(algo: str) -> FitFn:
     return fit
 
 
-def _known_models(run: Run) -> list[str]:
-    """The models that exist at the start of the test streams' timeline (all without a scenario): what
-    a router fitted before the deployment knew (a model that arrives later was never in its table)."""
-    env = run.test_env
-    if env.config.scenario is None:
-        return list(env.model_names)
-    available = env.config.world(env.ctx).available[0]
-    return [m for m, a in zip(env.model_names, available, strict=True) if a]
-
-
-def _adaptive_agent(kind: str) -> FitFn:
-    """For changing worlds (``--scenario``), all from LinearMF fitted on the training split and told only
-    the models known at time 0: ``static`` (PacedPolicy, for reference), ``pacing``
-    (AdaptivePacedPolicy: realized prices, availability, recent traffic), a forgetting bandit of
-    ADAPTIVE_BANDITS learning LinearMF's residual inside the adaptive pacing, or ``rl-router``
-    (MaskablePPO on the observation plus LinearMF's predictions and recent statistics, trained on
-    worlds drawn from the presets built for the training split)."""
+def _scenario_agent(name: str) -> FitFn:
+    """An agent of :data:`agents.scenario_agents.SCENARIO_AGENTS` (or ``rl-router``: MaskablePPO on the
+    observation plus LinearMF's predictions and recent statistics, trained on worlds drawn from the
+    presets built for the training split), from LinearMF fitted on the training split and told only
+    the models that exist at the start of the test streams' timeline."""
 
     def fit(run: Run, seed: int) -> dict[str, Scorable]:
         router = fit_router("linear-mf", run.train_env, seed=seed)
-        known = _known_models(run)
-        model = None
-        if kind == "rl-router":
+        env = run.test_env
+        known = models_at_start(env.model_names, env.config.world(env.ctx))
+        deployment = Deployment(run.train_env, router, known, seed)
+        if name == "rl-router":
             from agents.rl.adaptive import train_router_agent
 
             train_kwargs = training_env_kwargs({**run.env_kwargs, "budget_ratio": run.train_budget_range})
             model = train_router_agent(train_kwargs, router, total_timesteps=run.timesteps, seed=seed)
-
-        def make() -> Policy:  # a fresh policy per (budget, seed): each is one deployment
-            if kind == "static":
-                return PacedPolicy(router, models=known)
-            if kind == "pacing":
-                return AdaptivePacedPolicy(router, models=known)
-            if model is not None:
-                from agents.rl.adaptive import RouterFeaturePolicy
-
-                return RouterFeaturePolicy(
-                    model, router, known=[m in known for m in run.test_env.model_names]
-                )
-            return adaptive_bandit(kind, run.train_env, models=known, base=router, seed=seed)
-
+            make = rl_router_policy(model, deployment)
+        else:
+            make = SCENARIO_AGENTS[name][1](deployment)  # a fresh policy per (budget, seed)
         return {make().name: make}
 
     return fit
@@ -282,24 +260,14 @@ AGENTS: dict[str, AgentSpec] = {
         )
         for algo in ALGOS
     },
-    "static-linear-mf": AgentSpec(
-        "Paced-LinearMF told only the models known at time 0 (the static reference of a scenario)",
-        _adaptive_agent("static"),
-    ),
-    "adaptive-pacing": AgentSpec(
-        "LinearMF in pacing that learns realized prices, availability and the recent traffic",
-        _adaptive_agent("pacing"),
-    ),
+    "static-linear-mf": AgentSpec(SCENARIO_AGENTS["static"][0], _scenario_agent("static")),
     **{
-        name: AgentSpec(
-            f"{name} bandit learning LinearMF's residual, forgetting, in the adaptive pacing",
-            _adaptive_agent(name),
-        )
-        for name in ADAPTIVE_BANDITS
+        name: AgentSpec(SCENARIO_AGENTS[name][0], _scenario_agent(name))
+        for name in ("adaptive-pacing", *ADAPTIVE_BANDITS)
     },
     "rl-router": AgentSpec(
         "MaskablePPO on the observation plus LinearMF's predictions and recent statistics",
-        _adaptive_agent("rl-router"),
+        _scenario_agent("rl-router"),
     ),
 }
 """Learning agents by ``--policies`` name. Adding one is one entry: a summary and ``fit(run, seed)``."""

@@ -48,16 +48,12 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.adaptive import adaptive_bandit
-from agents.adaptive_pacing import AdaptivePacedPolicy
-from agents.bandits import paced_bandit
-from agents.pacing import PacedPolicy
+from agents.scenario_agents import SCENARIO_AGENTS, Builder, Deployment, models_at_start, rl_router_policy
 from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import DEFAULT_BUDGET_RATIOS, PolicyResult, evaluate_policy, json_safe
@@ -71,53 +67,21 @@ QUICK_AGENTS = ("static", "adaptive-pacing", "linucb-discounted")
 BEATS_SIGMAS = 2.0  # the mean paired difference must exceed this many standard deviations
 
 
-@dataclass
-class Setting:
-    """What every agent of a preset is built from."""
-
-    train_env: MMRRoutingEnv  # the training split: fits and warm starts
-    router: Any  # LinearMF fitted on it
-    known: list[str]  # the models that exist at time 0 (a static router never knew the others)
-    seed: int  # the seed of the stream lanes it will answer (for learners that draw)
-
-
-Builder = Callable[[Setting], Callable[[], Policy]]
-
-
-def _bandit(name: str, anchored: bool = True) -> Builder:
-    """A forgetting learner in the adaptive pacing: on LinearMF's residual, or on its own ridge warm start."""
-
-    def build(s: Setting) -> Callable[[], Policy]:
-        base = s.router if anchored else None
-        return lambda: adaptive_bandit(name, s.train_env, models=s.known, base=base, seed=s.seed)
-
-    return build
-
-
-AGENTS: dict[str, Builder] = {
-    "static": lambda s: lambda: PacedPolicy(s.router, models=s.known),
-    "adaptive-pacing": lambda s: lambda: AdaptivePacedPolicy(s.router, models=s.known),
-    **{n: _bandit(n) for n in ("linucb-discounted", "linucb-window", "lin-ts-discounted", "lin-ts-window")},
-    "linucb-discounted-ridge": _bandit("linucb-discounted", anchored=False),
-    "linucb-warm": lambda s: (
-        lambda: paced_bandit("linucb", s.train_env, warm_start=True, seed=s.seed, pacing={"models": s.known})
-    ),
-}
+#: Agent name -> builder (what each is: agents.scenario_agents.SCENARIO_AGENTS).
+AGENTS: dict[str, Builder] = {name: builder for name, (_, builder) in SCENARIO_AGENTS.items()}
 DEFAULT_AGENTS = tuple(AGENTS)
 
 
 def rl_builder(steps: int, train_kwargs: dict[str, Any]) -> Builder:
     """The ``rl-router`` agent: trained once per seed (cached), then one stateful policy per lane."""
-    from agents.rl.adaptive import RouterFeaturePolicy, train_router_agent
+    from agents.rl.adaptive import train_router_agent
 
     trained: dict[int, Any] = {}
 
-    def build(s: Setting) -> Callable[[], Policy]:
-        if s.seed not in trained:
-            trained[s.seed] = train_router_agent(train_kwargs, s.router, total_timesteps=steps, seed=s.seed)
-        model = trained[s.seed]
-        known = [m in s.known for m in s.train_env.model_names]  # the router's view of the others
-        return lambda: RouterFeaturePolicy(model, s.router, known=known)
+    def build(d: Deployment) -> Callable[[], Policy]:
+        if d.seed not in trained:
+            trained[d.seed] = train_router_agent(train_kwargs, d.router, total_timesteps=steps, seed=d.seed)
+        return rl_router_policy(trained[d.seed], d)
 
     return build
 
@@ -140,7 +104,7 @@ def counterfactuals(scenario: Scenario) -> dict[int, Scenario]:
 
 def evaluate(
     builder: Builder,
-    setting: Callable[[int], Setting],
+    setting: Callable[[int], Deployment],
     test_env: MMRRoutingEnv,
     scenario: Any,
     seeds: Sequence[int],
@@ -320,10 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     # "a model arrives later" is "it was there all along", and the router fitted before knew it.
     baselines: dict[tuple[str, str], PolicyResult] = {}
 
-    def settings(world: Any) -> Callable[[int], Setting]:
-        compiled = compile_world(world, test_env.ctx)
-        known = [m for m, a in zip(test_env.model_names, compiled.available[0], strict=True) if a]
-        return lambda seed: Setting(train_env, router, known, seed)
+    def settings(world: Any) -> Callable[[int], Deployment]:
+        known = models_at_start(test_env.model_names, compile_world(world, test_env.ctx))
+        return lambda seed: Deployment(train_env, router, known, seed)
 
     per_preset: dict[str, list[dict[str, Any]]] = {}
     sections, seconds = [], {}
