@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mmr_gym.actions import masked_action_error
+from mmr_gym.arrays import read_only
 from mmr_gym.budget import (
     BUDGET_FEATURES,
     affordable,
@@ -48,7 +49,6 @@ from mmr_gym.records import (
     batched_step_info,
     episode_metrics,
     frame_state,
-    read_only,
 )
 from mmr_gym.render import FrameState
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mmr_gym.arrays import read_only
 from mmr_gym.checks import check_int
 from mmr_gym.scenarios.events import (
     EVENT_TYPES,
@@ -242,12 +243,12 @@ def _compile(scenario: Scenario, ctx: Any) -> World:
     )
     return World(
         scenario=scenario,
-        breaks=_frozen(breaks),
-        cost_scale=_frozen(cost_scale),
-        known_scale=_frozen(known_scale),
-        available=_frozen(available),
-        regressed=_frozen(regressed),
-        regressed_correct=None if regressed_correct is None else _frozen(regressed_correct),
+        breaks=read_only(breaks),
+        cost_scale=read_only(cost_scale),
+        known_scale=read_only(known_scale),
+        available=read_only(available),
+        regressed=read_only(regressed),
+        regressed_correct=None if regressed_correct is None else read_only(regressed_correct),
         static=static,
         **drift,
     )
@@ -268,17 +269,12 @@ def _compile_drift(scenario: Scenario, event: TrafficDrift, ctx: Any) -> dict[st
         weights.append(vector / vector.sum())
     index = {d: i for i, d in enumerate(present)}
     return {
-        "dataset_of_slot": _frozen(np.array([index[d] for d in split_datasets.tolist()], dtype=np.int64)),
+        "dataset_of_slot": read_only(np.array([index[d] for d in split_datasets.tolist()], dtype=np.int64)),
         "drift_datasets": present,
         "drift_window": (event.start, event.end),
-        "drift_before": _frozen(weights[0]),
-        "drift_after": _frozen(weights[1]),
+        "drift_before": read_only(weights[0]),
+        "drift_after": read_only(weights[1]),
     }
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
 
 
 def describe_events(events: Sequence[Event]) -> list[str]:
