@@ -51,6 +51,7 @@ from mmr_gym.records import (
     frame_state,
 )
 from mmr_gym.render import FrameState
+from mmr_gym.scenarios import changing_world
 
 # Columns of the per-episode state (see EpisodeBatch.__init__).
 _LENGTH, _STEPS_LEFT = range(2)
@@ -130,8 +131,7 @@ class EpisodeBatch:
         # time0 + answered. ``world`` changes prices, availability and outcomes with time (None:
         # nothing does, and the step skips all of it).
         self.time0 = np.zeros(n, dtype=np.int64)
-        world = config.world(ctx)
-        self.world = world if world is not None and not world.static else None
+        self.world = changing_world(config.world(ctx))
         self._bind_views()
 
     # ------------------------------------------------------------------ state views

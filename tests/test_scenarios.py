@@ -33,6 +33,7 @@ from mmr_gym.scenarios import (
     Scenario,
     TrafficDrift,
     available,
+    changing_world,
     compile_world,
     event_from_dict,
     preset,
@@ -123,6 +124,20 @@ def test_the_world_changes_at_the_event_times(table):
     differ = table.correct[rows, 3] != table.correct[rows, 0]
     assert np.all(world.regressed_correct[replaced, 3] == table.correct[rows[replaced], 0])
     assert 0.6 < replaced.sum() / differ.sum() < 0.8
+
+
+def test_a_static_world_steps_as_no_world_and_shown_prices_are_tabled_per_segment(table):
+    env = MMRRoutingEnv(table, split="test", episode_length=40, budget_ratio=None, scenario=scripted(table))
+    world = env.config.world(env.ctx)
+    assert changing_world(world) is world and changing_world(None) is None
+    # Traffic drift alone changes no price, availability or outcome: a static world.
+    drift = Scenario("drift only", (TrafficDrift(0, 10, {"alpha": 1}, {"beta": 1}),))
+    static = compile_world(drift, env.ctx)
+    assert static.static and changing_world(static) is None
+    assert changing_world(compile_world(Scenario("none", ()), env.ctx)) is None
+    # The shown price factors: the known ones where a model can be called, 0 elsewhere.
+    np.testing.assert_array_equal(world.shown_scale, np.where(world.available, world.known_scale, 0.0))
+    assert not world.shown_scale.flags.writeable and (world.shown_scale == 0).any()
 
 
 def test_what_the_agent_sees_and_pays_follows_the_world(table):

@@ -126,6 +126,13 @@ class World:
     drift_before: np.ndarray | None = None  # float64 [D], normalised
     drift_after: np.ndarray | None = None
     static: bool = field(default=False)  # no event changes prices, availability or outcomes
+    # float64 [S, K]: the factor on each model's shown price (known_scale; 0 where it cannot be
+    # called): the observation's per segment, made once rather than at every step.
+    shown_scale: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        shown = np.where(self.available, self.known_scale, 0.0)
+        object.__setattr__(self, "shown_scale", read_only(shown))  # frozen: set once here
 
     def segment(self, time: np.ndarray | int) -> np.ndarray | int:
         """The segment of each time (int64 array for an array, an int for an int)."""
@@ -165,6 +172,13 @@ class World:
             correct = np.where(self.regressed[seg], self.regressed_correct[slots], correct)
         correct = np.where(self.available[seg], correct, 0.0)
         return correct, np.asarray(cost, dtype=np.float64) * self.cost_scale[seg]
+
+
+def changing_world(world: World | None) -> World | None:
+    """``world`` unless there is none or it is static (no event changes prices, availability or
+    outcomes: at most the traffic mix moves, which only the streams see): the world an episode must
+    consult at each step, or None when it can step as if there were no scenario."""
+    return world if world is not None and not world.static else None
 
 
 def compile_world(scenario: Scenario, ctx: Any) -> World:
