@@ -197,6 +197,32 @@ def test_the_vector_env_starts_each_reset_row_at_its_own_time(table):
             venv.reset(options=options)
 
 
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_the_vector_env_keeps_each_current_querys_segment(table, mode):
+    # EpisodeBatch.segments is state kept by start and step: it must always be the segment of
+    # each current query's time, through resets at given times, partial resets and autoresets.
+    venv = MMRRoutingVectorEnv(
+        table, num_envs=4, split="test", episode_length=7, scenario=scripted(table), autoreset_mode=mode
+    )
+    episodes = venv._episodes
+    world = episodes.world
+
+    def check():
+        np.testing.assert_array_equal(episodes.segments, world.segment(episodes.now()))
+
+    venv.reset(options={"times": [5, 0, 18, 27]})
+    check()
+    venv.reset(options={"reset_mask": np.array([False, True, True, False]), "times": [9, 11]})
+    check()
+    rng = np.random.default_rng(0)
+    segments_seen = set()
+    for _ in range(30):
+        venv.step(rng.integers(0, 4, size=4))
+        check()
+        segments_seen.update(episodes.segments.tolist())
+    assert len(segments_seen) > 3  # the episodes crossed several segments
+
+
 def test_a_budget_the_scenario_makes_too_small_somewhere_is_refused(table):
     # A 30x price rise of every model at t=5: the configured ratio fits before, not after.
     rise = Scenario("rise", tuple(PriceChange(f"model{m}", at=5, factor=30.0) for m in range(4)))
