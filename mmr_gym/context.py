@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.decomposition import PCA
 
+from mmr_gym.arrays import read_only_contiguous
 from mmr_gym.budget import min_budget_ratio
 from mmr_gym.datasets import DATASET_LOADERS, bundled_table_names, load_table, source_digest
 from mmr_gym.fitted_features import FITTED_FEATURES_KEY, fit_query_features
@@ -96,7 +97,7 @@ class RoutingContext:
         memo = self._slots_memo
         slots = memo.get(key)
         if slots is None:
-            slots = _frozen(self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name)))
+            slots = read_only_contiguous(self.lookups.slot_of_row.take(self.stream_from_ids(query_ids, name)))
             if len(memo) >= _SLOTS_MEMO_SIZE:
                 del memo[next(iter(memo))]  # the oldest
             memo[key] = slots
@@ -300,16 +301,16 @@ def _build(
     model_costs = (cost_estimate / c_ref).astype(np.float32)
     return RoutingContext(
         table=table,
-        train_indices=_frozen(train_idx),
-        split_indices=_frozen(np.asarray(split_indices, dtype=np.int64)),
+        train_indices=read_only_contiguous(train_idx),
+        split_indices=read_only_contiguous(np.asarray(split_indices, dtype=np.int64)),
         reference_model=reference,
         c_ref=c_ref,
-        cost_estimate=_frozen(cost_estimate),
+        cost_estimate=read_only_contiguous(cost_estimate),
         cost_observed=cost_observed,
-        query_obs=_frozen(query_obs),
+        query_obs=read_only_contiguous(query_obs),
         query_low=low.astype(np.float32),
         query_high=high.astype(np.float32),
-        model_costs_obs=_frozen(model_costs),
+        model_costs_obs=read_only_contiguous(model_costs),
         model_costs_high=float(max(model_costs.max(), 1.0)),
         channels=channels,
         feature_scaling=scaling,
@@ -401,11 +402,13 @@ def _query_observations(
     scaling = FeatureScaling(
         channels=channels,
         widths=tuple(b.shape[1] for b in blocks),
-        mean=_frozen(np.concatenate(means)),
-        std=_frozen(np.concatenate(stds)),
-        shown=_frozen(np.concatenate([np.full(b.shape[1], k) for b, k in zip(blocks, keep, strict=True)])),
-        components=None if obs_dim is None else _frozen(pca.components_.astype(np.float64)),
-        center=None if obs_dim is None else _frozen(pca.mean_.astype(np.float64)),
+        mean=read_only_contiguous(np.concatenate(means)),
+        std=read_only_contiguous(np.concatenate(stds)),
+        shown=read_only_contiguous(
+            np.concatenate([np.full(b.shape[1], k) for b, k in zip(blocks, keep, strict=True)])
+        ),
+        components=None if obs_dim is None else read_only_contiguous(pca.components_.astype(np.float64)),
+        center=None if obs_dim is None else read_only_contiguous(pca.mean_.astype(np.float64)),
     )
     return masked.astype(np.float32), channels, scaling
 
@@ -450,22 +453,22 @@ def _split_lookups(ctx: RoutingContext) -> SplitLookups:
     )
     binary = ((correct == 0.0) | (correct == 1.0)).all(axis=1)
     return SplitLookups(
-        table_rows=_frozen(np.asarray(rows, dtype=np.int64)),
-        slot_of_row=_frozen(slot_of_row),
-        observations=_frozen(observations),
-        cost_estimate=_frozen(estimates),
-        cheapest_estimate=_frozen(estimates.min(axis=1)),
-        dearest_estimate=_frozen(estimates.max(axis=1)),
-        outcomes=_frozen(
+        table_rows=read_only_contiguous(np.asarray(rows, dtype=np.int64)),
+        slot_of_row=read_only_contiguous(slot_of_row),
+        observations=read_only_contiguous(observations),
+        cost_estimate=read_only_contiguous(estimates),
+        cheapest_estimate=read_only_contiguous(estimates.min(axis=1)),
+        dearest_estimate=read_only_contiguous(estimates.max(axis=1)),
+        outcomes=read_only_contiguous(
             np.stack((np.append(correct.reshape(-1), 0.0), np.append(cost.reshape(-1), 0.0)), axis=1)
         ),
         nothing=correct.size,
-        query_ids=_frozen(np.append(table.query_ids.take(rows).astype(object), None)),
-        datasets=_frozen(np.append(_shared_strings(table.datasets.take(rows)), None)),
+        query_ids=read_only_contiguous(np.append(table.query_ids.take(rows).astype(object), None)),
+        datasets=read_only_contiguous(np.append(_shared_strings(table.datasets.take(rows)), None)),
         no_query=rows.size,
-        cheapest_correct_cost=_frozen(cheapest_correct_cost(correct, cost)),
-        best_correct=_frozen(correct.max(axis=1)),
-        binary=_frozen(binary),
+        cheapest_correct_cost=read_only_contiguous(cheapest_correct_cost(correct, cost)),
+        best_correct=read_only_contiguous(correct.max(axis=1)),
+        binary=read_only_contiguous(binary),
         all_binary=bool(binary.all()),
     )
 
@@ -478,12 +481,6 @@ def _shared_strings(values: np.ndarray) -> np.ndarray:
     """
     unique: dict[str, str] = {}
     return np.array([unique.setdefault(v, v) for v in values.tolist()], dtype=object)
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
 
 
 def _argument(field: str, doc: str, name: str | None = None) -> Any:

@@ -19,6 +19,7 @@ from mmr_gym.observation import ObservationLayout
 from mmr_gym.oracle import stream_oracle_accuracies
 from mmr_gym.records import ansi_line, episode_metrics, frame_state, metrics_row, step_info
 from mmr_gym.render import FrameState
+from mmr_gym.scenarios import changing_world
 
 __all__ = ["Episode"]
 
@@ -46,8 +47,7 @@ class Episode:
         self.last_call: tuple[int, float, float, int] | None = None  # for frames (records.frame_state)
         self.started = False
         self.time0 = 0  # where the episode started on the timeline (mmr_gym.scenarios)
-        world = config.world(ctx)
-        self.world = world if world is not None and not world.static else None
+        self.world = changing_world(config.world(ctx))
 
     def start(self, slots: np.ndarray, ratio: float | None, time0: int = 0) -> None:
         """Start an episode on the stream ``slots`` under the budget ``ratio`` (None: no budget), at
@@ -125,10 +125,7 @@ class Episode:
         flat = self.lookups.observations[slot].copy()
         flat[self.layout.budget] = self.budget.features(len(self.slots) - self.t)
         if self.world is not None:  # prices as known now; 0 for a model that cannot be called
-            segment = self.world.segment(self.time0 + self.t)
-            flat[self.layout.model_costs] *= np.where(
-                self.world.available[segment], self.world.known_scale[segment], 0.0
-            )
+            flat[self.layout.model_costs] *= self.world.shown_scale[self.world.segment(self.time0 + self.t)]
         return self.layout.from_flat(flat)
 
     def step_info(

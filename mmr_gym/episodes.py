@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mmr_gym.actions import masked_action_error
+from mmr_gym.arrays import read_only
 from mmr_gym.budget import (
     BUDGET_FEATURES,
     affordable,
@@ -48,9 +49,9 @@ from mmr_gym.records import (
     batched_step_info,
     episode_metrics,
     frame_state,
-    read_only,
 )
 from mmr_gym.render import FrameState
+from mmr_gym.scenarios import changing_world
 
 # Columns of the per-episode state (see EpisodeBatch.__init__).
 _LENGTH, _STEPS_LEFT = range(2)
@@ -128,10 +129,12 @@ class EpisodeBatch:
             self.last_calls[:, 0] = -1  # no call yet
         # The timeline (mmr_gym.scenarios): where each episode started; its current query is at
         # time0 + answered. ``world`` changes prices, availability and outcomes with time (None:
-        # nothing does, and the step skips all of it).
+        # nothing does, and the step skips all of it). Under a world, ``segments`` holds the segment
+        # of each current query's time (kept by start and step: one searchsorted per step, read by
+        # the masks, the call and the observation).
         self.time0 = np.zeros(n, dtype=np.int64)
-        world = config.world(ctx)
-        self.world = world if world is not None and not world.static else None
+        self.world = changing_world(config.world(ctx))
+        self.segments = np.zeros(n, dtype=np.int64)
         self._bind_views()
 
     # ------------------------------------------------------------------ state views
@@ -200,6 +203,8 @@ class EpisodeBatch:
         self.pos[envs] = self._stream_offset.take(envs)
         self.slots[envs] = streams[..., 0]
         self.time0[envs] = times
+        if self.world is not None:  # their current query is their first, at their start time
+            self.segments[envs] = self.world.segment(times)
         if default and length == self.episode_length and self._default_episode is not None:
             self._episode[envs] = self._default_episode  # the common case: one precomputed row
             if oracle is not None:
@@ -232,7 +237,7 @@ class EpisodeBatch:
         estimates = self.lookups.cost_estimate.take(slots, axis=0, out=out, mode="clip")
         if self.world is None:
             return estimates
-        return self.world.known_estimates(estimates, self.world.segment(self.now(envs)))
+        return self.world.known_estimates(estimates, self.segments if envs is None else self.segments[envs])
 
     def forget_stream_ends(self) -> None:
         """Every episode starts anew (a full reset): the stream ends noted so far are stale."""
@@ -361,7 +366,7 @@ class EpisodeBatch:
         times = None
         if world is not None:  # the world at the time of each call (reset episodes keep their 0s)
             times = self.now()
-            segment = world.segment(times)
+            segment = self.segments
             if world.regressed_correct is not None:
                 regressed = world.regressed_correct.reshape(-1).take(flat, mode="clip")
                 np.copyto(
@@ -397,6 +402,7 @@ class EpisodeBatch:
             # Every episode that affords every model affords the cheapest: only the others may end.
             cheapest = None if self.all_affordable else lookups.cheapest_estimate.take(next_slots)
         else:
+            self.segments = world.segment(self.now())  # of the next queries
             # mode="clip" (slots are valid): with mode="raise" take() would buffer its output
             estimates = self.known_estimates(out=self._estimates)
             # Into the mask's own buffer: it is internal state, only ever handed out as copies. A
@@ -486,9 +492,9 @@ class EpisodeBatch:
         all_budgeted = self.all_budgeted if envs is None else bool(np.isfinite(self.total[envs]).all())
         fill_budget_features(budget, remaining, denominator, steps_fraction, per_query, all_budgeted)
         if self.world is not None:  # prices as known now; 0 for a model that cannot be called
-            segment = self.world.segment(self.now(envs))
-            known = np.where(self.world.available[segment], self.world.known_scale[segment], 0.0)
-            obs[:, self.layout.model_costs] *= known
+            obs[:, self.layout.model_costs] *= self.world.shown_scale[
+                self.segments if envs is None else self.segments[envs]
+            ]
         return self.layout.from_flat(obs, budget)
 
     # ------------------------------------------------------------------ what the episodes report

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mmr_gym.arrays import read_only
 from mmr_gym.render import FrameState, cost_label
 
 #: The keys of a step's info (``action_mask`` aside, which is always there), in their order.
@@ -297,9 +298,3 @@ def frame_state(
         ended=ended,
         replaced=replaced,
     )
-
-
-def read_only(array: np.ndarray) -> np.ndarray:
-    """``array``, made read-only in place (masks and views handed out, never to be written)."""
-    array.flags.writeable = False
-    return array

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mmr_gym.arrays import read_only_contiguous
 from mmr_gym.checks import check_float, check_int
 from mmr_gym.errors import TableError
 from mmr_gym.table_files import FORMAT_VERSION, load_table_dir, save_table
@@ -29,12 +30,6 @@ __all__ = ["FORMAT_VERSION", "TEXT_COLUMN", "RoutingTable"]
 TEXT_COLUMN = "question"  # the query texts of a saved table, when it has them, in MMR-Bench's column name
 
 TrainRounding = Literal["sklearn", "round"]
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,7 +130,7 @@ class RoutingTable:
             bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
             if bad.size:
                 raise TableError(src, f"features[{channel!r}]", int(bad[0]), "non-finite feature value")
-            features[str(channel)] = _frozen(values)
+            features[str(channel)] = read_only_contiguous(values)
 
         texts = None
         if self.texts is not None:
@@ -148,14 +143,14 @@ class RoutingTable:
                     src, "texts", None, f"expected {n} entries (one per query), got {texts.shape}"
                 )
 
-        object.__setattr__(self, "correct", _frozen(correct))
-        object.__setattr__(self, "cost", _frozen(cost))
-        object.__setattr__(self, "query_ids", _frozen(query_ids))
-        object.__setattr__(self, "datasets", _frozen(datasets))
+        object.__setattr__(self, "correct", read_only_contiguous(correct))
+        object.__setattr__(self, "cost", read_only_contiguous(cost))
+        object.__setattr__(self, "query_ids", read_only_contiguous(query_ids))
+        object.__setattr__(self, "datasets", read_only_contiguous(datasets))
         object.__setattr__(self, "model_names", model_names)
         object.__setattr__(self, "features", MappingProxyType(features))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
-        object.__setattr__(self, "texts", None if texts is None else _frozen(texts))
+        object.__setattr__(self, "texts", None if texts is None else read_only_contiguous(texts))
 
     def __reduce__(self):
         # The mapping proxies that keep features/meta read-only do not pickle; rebuild from plain dicts.

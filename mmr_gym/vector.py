@@ -63,11 +63,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from mmr_gym.arrays import read_only
 from mmr_gym.checks import MAX_TIME, check_int
 from mmr_gym.config import DEFAULT_RATIO, EnvConfig
 from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episodes import EpisodeBatch
-from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_KEYS, read_only
+from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_KEYS
 from mmr_gym.render import FrameRenderer
 from mmr_gym.streams import STREAM_SAMPLINGS, BatchedSampler, PerEnvSampler, StreamPool
 from mmr_gym.table import RoutingTable

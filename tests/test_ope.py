@@ -470,6 +470,29 @@ def test_pairing_cancels_what_two_routers_share(small_env):
     assert same.verdict() == "undecided"
 
 
+@pytest.mark.parametrize("method", ["dm", "dr"])
+def test_compare_asks_the_reward_model_once(method):
+    """Both routers are judged on the same logged queries: one prediction serves both, and the
+    comparison is the one made from the predictions themselves."""
+    log, target = exact_log()
+    uniform = np.full((8, 3), 1 / 3)
+    context = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    predictions = (CORRECT[context] + 0.05, COST[context] * 0.9)
+
+    class CountingModel:
+        calls = 0
+
+        def predict(self, queries):
+            self.calls += 1
+            return predictions
+
+    model = CountingModel()
+    options = dict(bootstrap_unit="decision", min_ess=0, n_resamples=200)
+    result = _quiet_compare(log, target, uniform, method, reward_model=model, **options)
+    assert model.calls == 1
+    assert result == _quiet_compare(log, target, uniform, method, reward_model=predictions, **options)
+
+
 def _quiet_compare(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

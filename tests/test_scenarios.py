@@ -33,6 +33,7 @@ from mmr_gym.scenarios import (
     Scenario,
     TrafficDrift,
     available,
+    changing_world,
     compile_world,
     event_from_dict,
     preset,
@@ -125,6 +126,20 @@ def test_the_world_changes_at_the_event_times(table):
     assert 0.6 < replaced.sum() / differ.sum() < 0.8
 
 
+def test_a_static_world_steps_as_no_world_and_shown_prices_are_tabled_per_segment(table):
+    env = MMRRoutingEnv(table, split="test", episode_length=40, budget_ratio=None, scenario=scripted(table))
+    world = env.config.world(env.ctx)
+    assert changing_world(world) is world and changing_world(None) is None
+    # Traffic drift alone changes no price, availability or outcome: a static world.
+    drift = Scenario("drift only", (TrafficDrift(0, 10, {"alpha": 1}, {"beta": 1}),))
+    static = compile_world(drift, env.ctx)
+    assert static.static and changing_world(static) is None
+    assert changing_world(compile_world(Scenario("none", ()), env.ctx)) is None
+    # The shown price factors: the known ones where a model can be called, 0 elsewhere.
+    np.testing.assert_array_equal(world.shown_scale, np.where(world.available, world.known_scale, 0.0))
+    assert not world.shown_scale.flags.writeable and (world.shown_scale == 0).any()
+
+
 def test_what_the_agent_sees_and_pays_follows_the_world(table):
     env = MMRRoutingEnv(table, split="test", episode_length=40, budget_ratio=None, scenario=scripted(table))
     obs, info = env.reset(seed=0)
@@ -180,6 +195,32 @@ def test_the_vector_env_starts_each_reset_row_at_its_own_time(table):
     ):
         with pytest.raises(ValueError, match=match):
             venv.reset(options=options)
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_the_vector_env_keeps_each_current_querys_segment(table, mode):
+    # EpisodeBatch.segments is state kept by start and step: it must always be the segment of
+    # each current query's time, through resets at given times, partial resets and autoresets.
+    venv = MMRRoutingVectorEnv(
+        table, num_envs=4, split="test", episode_length=7, scenario=scripted(table), autoreset_mode=mode
+    )
+    episodes = venv._episodes
+    world = episodes.world
+
+    def check():
+        np.testing.assert_array_equal(episodes.segments, world.segment(episodes.now()))
+
+    venv.reset(options={"times": [5, 0, 18, 27]})
+    check()
+    venv.reset(options={"reset_mask": np.array([False, True, True, False]), "times": [9, 11]})
+    check()
+    rng = np.random.default_rng(0)
+    segments_seen = set()
+    for _ in range(30):
+        venv.step(rng.integers(0, 4, size=4))
+        check()
+        segments_seen.update(episodes.segments.tolist())
+    assert len(segments_seen) > 3  # the episodes crossed several segments
 
 
 def test_a_budget_the_scenario_makes_too_small_somewhere_is_refused(table):

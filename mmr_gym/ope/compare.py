@@ -7,7 +7,6 @@ the same model, their terms are equal and cancel. That is what a decision to swi
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +14,8 @@ import numpy as np
 
 from mmr_gym.ope.estimators import (
     Estimate,
-    decision_units,
-    estimate,
-    per_decision_terms,
+    check_arguments,
+    estimate_with_terms,
     ratio_interval,
 )
 from mmr_gym.ope.log import DecisionLog
@@ -98,23 +96,30 @@ def compare(
             "compare pairs per-decision estimates on the same logged decisions; replay accepts different "
             "decisions for each policy: estimate each with estimate(..., 'replay')"
         )
-    options = dict(
-        env=env,
-        reward_model=reward_model,
-        confidence_level=confidence_level,
-        n_resamples=n_resamples,
-        bootstrap_unit=bootstrap_unit,
-        seed=seed,
-        min_propensity=min_propensity,
-        min_ess=min_ess,
-    )
     probs = [target_probabilities(log, policy, env) for policy in (candidate, baseline)]
-    estimates = [estimate(log, p, method, **options) for p in probs]  # each warns for itself
-    units = decision_units(log, bootstrap_unit)
+    confidence_level, n_resamples, seed, min_propensity, min_ess = check_arguments(
+        log, method, bootstrap_unit, confidence_level, n_resamples, seed, min_propensity, min_ess
+    )
+    if hasattr(reward_model, "predict"):  # both are judged on the same logged queries: predict once
+        reward_model = _PredictOnce(reward_model)
+    estimates, terms = [], []
+    for p in probs:  # each warns for itself; the terms are paired below
+        judged = estimate_with_terms(
+            log,
+            p,
+            method,
+            reward_model,
+            min_propensity,
+            bootstrap_unit,
+            confidence_level,
+            n_resamples,
+            seed,
+            min_ess,
+        )
+        estimates.append(judged[0])
+        terms.append(judged[1])
+    units = terms[0].unit_ids  # the same units for both
     n_units = int(units.max()) + 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # already said by the estimates above
-        terms = [per_decision_terms(log, p, method, reward_model, min_propensity) for p in probs]
     differences, intervals = [], []
     for metric in ("correct_num", "cost_num"):
         sums = [
@@ -132,3 +137,17 @@ def compare(
     return Comparison(
         method, estimates[0], estimates[1], differences[0], intervals[0], differences[1], intervals[1]
     )
+
+
+class _PredictOnce:
+    """A reward model whose first prediction is kept: compare asks for it once per router, on the same
+    logged queries (asked when the first router's estimate needs it, so errors come where they did)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.predictions: Any = None
+
+    def predict(self, queries: np.ndarray) -> Any:
+        if self.predictions is None:
+            self.predictions = self.model.predict(queries)
+        return self.predictions

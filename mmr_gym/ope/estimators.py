@@ -28,8 +28,10 @@ would have led it to other budget states. Only replay estimates that online valu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -154,6 +156,57 @@ def estimate(
             an interval (fewer than 2 units), or a target that never agrees with the logger (IPS,
             SNIPS, replay: no decision to estimate from).
     """
+    confidence_level, n_resamples, seed, min_propensity, min_ess = check_arguments(
+        log, method, bootstrap_unit, confidence_level, n_resamples, seed, min_propensity, min_ess
+    )
+    # The warnings point to this function's caller: their stacklevels count the frames in between.
+    with _relayed_warnings() as caught:
+        if method == "replay":
+            from mmr_gym.ope.replay import replay_terms  # replay imports this module's warnings
+
+            terms = replay_terms(log, target, env=env, seed=seed, bootstrap_unit=bootstrap_unit)
+        else:
+            probs = target_probabilities(log, target, env)
+            terms = per_decision_terms(log, probs, method, reward_model, min_propensity)
+            terms.unit, terms.unit_ids = bootstrap_unit, decision_units(log, bootstrap_unit)
+        result = _summarise(log, method, terms, confidence_level, n_resamples, seed, min_ess)
+    return Estimate(**result, warnings=_messages(caught))
+
+
+def estimate_with_terms(
+    log: DecisionLog,
+    probs: np.ndarray,
+    method: str,
+    reward_model: Any,
+    min_propensity: float,
+    bootstrap_unit: str,
+    confidence_level: float,
+    n_resamples: int,
+    seed: int,
+    min_ess: float,
+) -> tuple[Estimate, Terms]:
+    """:func:`estimate` of the target probabilities ``probs`` by ``"dm"``, ``"ips"``, ``"snips"`` or
+    ``"dr"`` (arguments already checked by :func:`check_arguments`), and the terms it summed, which
+    :func:`~mmr_gym.ope.compare` pairs. Its warnings, like ``estimate``'s, point to its caller."""
+    with _relayed_warnings() as caught:
+        terms = per_decision_terms(log, probs, method, reward_model, min_propensity)
+        terms.unit, terms.unit_ids = bootstrap_unit, decision_units(log, bootstrap_unit)
+        result = _summarise(log, method, terms, confidence_level, n_resamples, seed, min_ess)
+    return Estimate(**result, warnings=_messages(caught)), terms
+
+
+def check_arguments(
+    log: DecisionLog,
+    method: str,
+    bootstrap_unit: str,
+    confidence_level: float,
+    n_resamples: int,
+    seed: int,
+    min_propensity: float,
+    min_ess: float,
+) -> tuple[float, int, int, float, float]:
+    """:func:`estimate`'s arguments checked (each error names its argument) and normalised:
+    ``(confidence_level, n_resamples, seed, min_propensity, min_ess)``."""
     if not isinstance(log, DecisionLog):
         raise TypeError(
             f"log must be a DecisionLog (collect_log, read_log, read_minari), got {type(log).__name__}"
@@ -169,20 +222,19 @@ def estimate(
     seed = check_int("seed", seed, low=0)
     min_propensity = check_float("min_propensity", min_propensity, low=0.0, high=1.0)
     min_ess = check_float("min_ess", min_ess, low=0.0)
+    return confidence_level, n_resamples, seed, min_propensity, min_ess
+
+
+@contextlib.contextmanager
+def _relayed_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the warnings raised inside (every OPE warning, even one shown before: an estimate keeps
+    their messages), then raise them again under the caller's filters, also when an error follows."""
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", OPEWarning)
-            if method == "replay":
-                from mmr_gym.ope.replay import replay_terms  # replay imports this module's warnings
-
-                terms = replay_terms(log, target, env=env, seed=seed, bootstrap_unit=bootstrap_unit)
-            else:
-                probs = target_probabilities(log, target, env)
-                terms = per_decision_terms(log, probs, method, reward_model, min_propensity)
-                terms.unit, terms.unit_ids = bootstrap_unit, decision_units(log, bootstrap_unit)
-            result = _summarise(log, method, terms, confidence_level, n_resamples, seed, min_ess)
-    finally:  # re-raised under the caller's filters, also when an error follows them
+            yield caught
+    finally:
         for caught_warning in caught:
             warnings.warn_explicit(
                 caught_warning.message,
@@ -190,8 +242,10 @@ def estimate(
                 caught_warning.filename,
                 caught_warning.lineno,
             )
-    messages = [str(w.message) for w in caught if issubclass(w.category, OPEWarning)]
-    return Estimate(**result, warnings=tuple(messages))
+
+
+def _messages(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    return tuple(str(w.message) for w in caught if issubclass(w.category, OPEWarning))
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmr_gym.arrays import read_only_copy
 from mmr_gym.errors import LogError, UnverifiedFilesWarning
 
 FORMAT = "mmr-gym decision log"
@@ -77,14 +78,17 @@ class DecisionLog:
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once here
         for name, dtype in _SCALARS.items():
-            set_(self, name, _frozen(np.asarray(getattr(self, name), dtype=dtype)))
-        set_(self, "action_mask", _frozen(np.asarray(self.action_mask, dtype=bool)))
+            set_(self, name, read_only_copy(np.asarray(getattr(self, name), dtype=dtype)))
+        set_(self, "action_mask", read_only_copy(np.asarray(self.action_mask, dtype=bool)))
         if self.behaviour_probs is not None:
-            set_(self, "behaviour_probs", _frozen(np.asarray(self.behaviour_probs, dtype=np.float64)))
+            set_(self, "behaviour_probs", read_only_copy(np.asarray(self.behaviour_probs, dtype=np.float64)))
         set_(
             self,
             "observations",
-            {key: _frozen(np.asarray(value, dtype=np.float32)) for key, value in self.observations.items()},
+            {
+                key: read_only_copy(np.asarray(value, dtype=np.float32))
+                for key, value in self.observations.items()
+            },
         )
         set_(self, "meta", json.loads(json.dumps(dict(self.meta), default=_json_default)))
         _validate(self)
@@ -284,12 +288,6 @@ _SCALARS: dict[str, Any] = {
     "correct": np.float64,
     "cost": np.float64,
 }
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.array(array, copy=True)
-    array.setflags(write=False)
-    return array
 
 
 def _json_default(value: Any) -> Any:

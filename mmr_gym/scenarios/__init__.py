@@ -36,7 +36,14 @@ from mmr_gym.scenarios.events import (
     event_start,
 )
 from mmr_gym.scenarios.presets import available, preset, roles
-from mmr_gym.scenarios.world import NO_EVENTS, Scenario, World, compile_world, describe_events
+from mmr_gym.scenarios.world import (
+    NO_EVENTS,
+    Scenario,
+    World,
+    changing_world,
+    compile_world,
+    describe_events,
+)
 
 __all__ = [
     "NO_EVENTS",
@@ -51,6 +58,7 @@ __all__ = [
     "TrafficDrift",
     "World",
     "available",
+    "changing_world",
     "compile_world",
     "describe_events",
     "event_from_dict",

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mmr_gym.arrays import read_only
 from mmr_gym.checks import check_int
 from mmr_gym.scenarios.events import (
     EVENT_TYPES,
@@ -125,6 +126,13 @@ class World:
     drift_before: np.ndarray | None = None  # float64 [D], normalised
     drift_after: np.ndarray | None = None
     static: bool = field(default=False)  # no event changes prices, availability or outcomes
+    # float64 [S, K]: the factor on each model's shown price (known_scale; 0 where it cannot be
+    # called): the observation's per segment, made once rather than at every step.
+    shown_scale: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        shown = np.where(self.available, self.known_scale, 0.0)
+        object.__setattr__(self, "shown_scale", read_only(shown))  # frozen: set once here
 
     def segment(self, time: np.ndarray | int) -> np.ndarray | int:
         """The segment of each time (int64 array for an array, an int for an int)."""
@@ -164,6 +172,13 @@ class World:
             correct = np.where(self.regressed[seg], self.regressed_correct[slots], correct)
         correct = np.where(self.available[seg], correct, 0.0)
         return correct, np.asarray(cost, dtype=np.float64) * self.cost_scale[seg]
+
+
+def changing_world(world: World | None) -> World | None:
+    """``world`` unless there is none or it is static (no event changes prices, availability or
+    outcomes: at most the traffic mix moves, which only the streams see): the world an episode must
+    consult at each step, or None when it can step as if there were no scenario."""
+    return world if world is not None and not world.static else None
 
 
 def compile_world(scenario: Scenario, ctx: Any) -> World:
@@ -242,12 +257,12 @@ def _compile(scenario: Scenario, ctx: Any) -> World:
     )
     return World(
         scenario=scenario,
-        breaks=_frozen(breaks),
-        cost_scale=_frozen(cost_scale),
-        known_scale=_frozen(known_scale),
-        available=_frozen(available),
-        regressed=_frozen(regressed),
-        regressed_correct=None if regressed_correct is None else _frozen(regressed_correct),
+        breaks=read_only(breaks),
+        cost_scale=read_only(cost_scale),
+        known_scale=read_only(known_scale),
+        available=read_only(available),
+        regressed=read_only(regressed),
+        regressed_correct=None if regressed_correct is None else read_only(regressed_correct),
         static=static,
         **drift,
     )
@@ -268,17 +283,12 @@ def _compile_drift(scenario: Scenario, event: TrafficDrift, ctx: Any) -> dict[st
         weights.append(vector / vector.sum())
     index = {d: i for i, d in enumerate(present)}
     return {
-        "dataset_of_slot": _frozen(np.array([index[d] for d in split_datasets.tolist()], dtype=np.int64)),
+        "dataset_of_slot": read_only(np.array([index[d] for d in split_datasets.tolist()], dtype=np.int64)),
         "drift_datasets": present,
         "drift_window": (event.start, event.end),
-        "drift_before": _frozen(weights[0]),
-        "drift_after": _frozen(weights[1]),
+        "drift_before": read_only(weights[0]),
+        "drift_after": read_only(weights[1]),
     }
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
 
 
 def describe_events(events: Sequence[Event]) -> list[str]:
