@@ -233,3 +233,27 @@ def test_a_scorer_with_non_finite_predictions_is_refused():
         ValueError, match=r"_NaNScorer.predict gave 1 non-finite performance value.*row 3, model 2"
     ):
         policy.begin_episode(env)
+
+
+def test_the_two_spend_curve_formulations_agree_bit_for_bit():
+    # Transitional: PacedPolicy's price-batched argmax against adaptive_pacing's running best, on
+    # inputs drawn from small grids so that values, priors and costs tie often.
+    from types import SimpleNamespace
+
+    from agents.adaptive_pacing import spend_curve
+
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        n, k = int(rng.integers(1, 60)), int(rng.integers(1, 7))
+        perf = rng.choice([0.0, 0.5, 1.0, 0.25], size=(n, k))
+        cost = rng.choice([0.01, 0.02, 0.04, 0.5, 1e-3], size=(n, k))
+        prior = rng.choice([0.3, 0.6], size=k)
+        known = rng.random(k) < 0.7
+        known[rng.integers(k)] = True
+        policy = PacedPolicy.__new__(PacedPolicy)
+        policy.learns, policy.cost_source = False, "env"
+        policy._ctx = SimpleNamespace(train_indices=np.arange(n), model_costs_obs=cost.astype(np.float32))
+        policy._perf, policy._cost, policy._known, policy._prior = perf, cost, known, prior
+        batched = policy._spend_curve()
+        running = spend_curve(perf, cost.astype(np.float32).astype(np.float64), known, prior)
+        np.testing.assert_array_equal(batched, running)
