@@ -9,6 +9,7 @@ from _tables import make_table
 
 from agents.adaptive import ADAPTIVE_BANDITS, adaptive_bandit, make_adaptive_bandit
 from agents.adaptive_pacing import AdaptivePacedPolicy, CostRatioTracker
+from agents.bandits import LinUCBBandit
 from agents.forgetting import ForgettingRidge
 from agents.pacing import PacedPolicy
 from agents.ridge import RidgeStatistics
@@ -371,3 +372,16 @@ def test_when_no_model_fits_the_reserve_the_fallback_keeps_to_the_models_it_may_
             policy.observe(action, reward, info)
             time += 1
         assert steps > 10, policy.name
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTIVE_BANDITS))
+def test_a_forgetting_learner_builds_only_the_statistics_it_keeps(name, monkeypatch):
+    built = []
+    monkeypatch.setattr(RidgeStatistics, "__init__", lambda self, *args, **kwargs: built.append(args))
+    cls, preset = ADAPTIVE_BANDITS[name]
+    learner = cls(3, 5, **preset)
+    assert isinstance(learner.stats, ForgettingRidge) and learner.stats.design.shape == (3, 6, 6)
+    assert built == []
+    assert learner.name == ("D-" if preset["forgetting"] == "discount" else "SW-") + cls.name
+    LinUCBBandit(3, 5)  # the hook's default: the plain learner's ridge statistics
+    assert built == [(3, 5, 10.0)]
