@@ -22,7 +22,7 @@ each call (never an unchosen model's outcome), what has changed:
 The environment's action mask still uses the shown (possibly stale) estimates: this policy only
 chooses differently among the models it allows. The choice rule is the paced one (see
 :mod:`agents.pacing`): the highest ``perf - lambda * cost`` among the allowed models, with
-``cost`` the corrected estimate and the reserve checked on it too.
+``cost`` the corrected estimate, the reserve and its fallback checked on it too.
 """
 
 from __future__ import annotations

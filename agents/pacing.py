@@ -22,8 +22,8 @@ environment it meets. The rule, per step of a budgeted episode (every number flo
    budget fraction times the episode's budget: the budget left in ``c_ref`` units), ``n_left = round(left / target)`` (Python's ``round``, half to even: the queries left,
    this one included) and
    ``cheapest_max`` the largest cheapest-model estimate of a training query (``c_ref`` units); 0
-   if ``target <= 0``. If no model is allowed, the cheapest affordable one (lowest ``cost_env``, then
-   lowest index) is called and step 4 is skipped.
+   if ``target <= 0``. If no model is allowed, the cheapest affordable one the policy may call
+   (``models=``; lowest ``cost_env``, then lowest index) is called and step 4 is skipped.
 4. Choice. Among allowed models, the highest ``perf[k] - lambda * cost[k]``; among exact ties the
    highest ``prior[k]`` (model ``k``'s mean correctness on the training split, float64), then the
    lowest ``cost[k]``, then the lowest index.
