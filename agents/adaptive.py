@@ -117,7 +117,7 @@ class _Forgetting:
         residual_perf, residual_cost = correct - base_perf[action], cost - base_cost[action]
         self.stats.update(RidgeStatistics.augment(x), action, residual_perf, residual_cost)
 
-    def _forgetting_stats(
+    def _set_forgetting(
         self,
         forgetting: str,
         gamma: float,
@@ -125,18 +125,22 @@ class _Forgetting:
         slope_precision: float,
         level_precision: float,
     ) -> None:
-        self.stats = ForgettingRidge(
-            self.n_models,
-            self.dim,
-            forgetting=forgetting,
-            gamma=gamma,
-            window=window,
-            slope_precision=slope_precision,
-            level_precision=level_precision,
-        )
+        """Keep the forgetting arguments and name the learner; called before the base learner's
+        constructor, whose :meth:`_make_stats` builds the statistics from them."""
         self.forgetting, self.gamma, self.window = forgetting, gamma, window
         self.slope_precision, self.level_precision = slope_precision, level_precision
-        self.name = ("D-" if forgetting == "discount" else "SW-") + self.name
+        self.name = ("D-" if forgetting == "discount" else "SW-") + type(self).name
+
+    def _make_stats(self) -> ForgettingRidge:
+        return ForgettingRidge(
+            self.n_models,
+            self.dim,
+            forgetting=self.forgetting,
+            gamma=self.gamma,
+            window=self.window,
+            slope_precision=self.slope_precision,
+            level_precision=self.level_precision,
+        )
 
     def warm_start(
         self, X: np.ndarray, correct: np.ndarray, cost: np.ndarray, known: Sequence[bool] | None = None
@@ -201,8 +205,8 @@ class ForgettingLinUCB(_Forgetting, LinUCBBandit):
         ridge: float = 10.0,
         seed: int = 0,
     ) -> None:
+        self._set_forgetting(forgetting, gamma, window, slope_precision, level_precision)
         LinUCBBandit.__init__(self, n_models, dim, alpha=alpha, ridge=ridge, seed=seed)
-        self._forgetting_stats(forgetting, gamma, window, slope_precision, level_precision)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         perf, cost, width = self._scores(x)
@@ -237,8 +241,8 @@ class ForgettingLinTS(_Forgetting, LinearTSBandit):
         ridge: float = 10.0,
         seed: int = 0,
     ) -> None:
+        self._set_forgetting(forgetting, gamma, window, slope_precision, level_precision)
         LinearTSBandit.__init__(self, n_models, dim, v=v, ridge=ridge, seed=seed)
-        self._forgetting_stats(forgetting, gamma, window, slope_precision, level_precision)
 
     def act_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         perf, cost, width = self._scores(x)

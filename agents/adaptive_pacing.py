@@ -22,7 +22,7 @@ each call (never an unchosen model's outcome), what has changed:
 The environment's action mask still uses the shown (possibly stale) estimates: this policy only
 chooses differently among the models it allows. The choice rule is the paced one (see
 :mod:`agents.pacing`): the highest ``perf - lambda * cost`` among the allowed models, with
-``cost`` the corrected estimate and the reserve checked on it too.
+``cost`` the corrected estimate, the reserve and its fallback checked on it too.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.pacing import CALIBRATION_QUERIES, PRICES, PacedPolicy, Scorer, _best_value, _price_for, _RowIndex
+from agents.pacing import PacedPolicy, Scorer, _RowIndex, spend_curve
 from mmr_gym.checks import check_float, check_int
 from mmr_gym.context import RoutingContext
 from mmr_gym.env import MMRRoutingEnv
@@ -129,25 +129,6 @@ class AdaptivePacedPolicy(PacedPolicy):
         if self._budgeted and self.price is None and not self.learns:
             self._spend = self._spend_curve()  # a learner's was just computed by the parent
 
-    def act(self, obs: Any, info: dict[str, Any]) -> int:
-        query, parts, shown = self._split(obs)
-        shown = shown.astype(np.float64)
-        mask = np.asarray(info["action_mask"], dtype=bool)
-        self._see(query, shown, mask)
-        corrected = shown * self._tracker.ratios
-        perf, predicted = self._scores(query)
-        cost = corrected if self.cost_source == "env" else predicted / self._c_ref
-        self._query, self._shown = query, shown
-        allowed = mask & self._known
-        if self._budgeted:
-            if self.price is None:
-                self.lambda_ = _price_for(self._spend, float(parts.spend_per_query))
-            if self.reserve > 0:
-                allowed = allowed & (corrected * self._overshoot <= self._spendable_now(parts))
-                if not allowed.any():  # the call that costs least, as far as the policy knows
-                    return int(np.argmin(np.where(mask, corrected, np.inf)))
-        return _best_value(perf - self.lambda_ * cost, cost, allowed, self._prior)
-
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
         super().observe(action, reward, info)
         called = int(info["model_index"])  # the environment may have replaced a masked action
@@ -179,6 +160,13 @@ class AdaptivePacedPolicy(PacedPolicy):
         self._seen = 0
         self._rows = _row_index(ctx)
 
+    def _pacing_costs(self, query: np.ndarray, shown: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Takes in what the observation shows (:meth:`_see`); paces with the shown estimates times
+        each model's learned realized/shown ratio."""
+        self._see(query, shown, mask)
+        self._shown = shown  # what observe compares the call's realized cost with
+        return shown * self._tracker.ratios
+
     def _see(self, query: np.ndarray, shown: np.ndarray, mask: np.ndarray) -> None:
         """Take in what the observation shows: the query (for calibration), prices and availability."""
         ctx = self._ctx
@@ -206,43 +194,14 @@ class AdaptivePacedPolicy(PacedPolicy):
         if self._seen >= MIN_CALIBRATION:
             rows = self._window[: min(self._seen, self.calibration_window)]
         else:  # too few queries seen yet: the training queries, as PacedPolicy calibrates
-            rows = ctx.train_indices
-            if self.learns and rows.size > CALIBRATION_QUERIES:
-                rows = rows[np.round(np.linspace(0, rows.size - 1, CALIBRATION_QUERIES)).astype(np.int64)]
-        if self.learns:
-            perf, predicted = self.scorer.predict(ctx.query_obs[rows])
-            perf, predicted = np.asarray(perf, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
-        else:
-            perf, predicted = self._perf[rows], self._cost[rows]
+            rows = self._calibration_rows()
+        perf, predicted = self._calibration_scores(rows)
         if self.cost_source == "env":
             cost = ctx.model_costs_obs[rows].astype(np.float64) * (self._known_scale * self._tracker.ratios)
         else:
             cost = predicted / self._c_ref
         callable_now = self._known if self._available is None else self._known & self._available
         return spend_curve(perf, cost, callable_now, self._prior)
-
-
-def spend_curve(perf: np.ndarray, cost: np.ndarray, allowed: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Per price of :data:`~agents.pacing.PRICES`: the mean cost (``cost``'s unit) of the paced
-    choices over the rows of ``perf``/``cost`` ``[n, K]``, among the ``allowed`` models ``[K]``, ties
-    by ``prior`` then cost; made non-increasing (as :mod:`agents.pacing` defines it)."""
-    # A running best over the models (a loop of K array operations over prices x rows): strictly
-    # greater wins, exact ties go to the higher prior, then the lower cost (earlier index on a full tie).
-    prices = PRICES[:, None]
-    best_value = np.full((PRICES.size, cost.shape[0]), -np.inf)
-    best_prior = np.full_like(best_value, -np.inf)
-    best_cost = np.full_like(best_value, np.inf)
-    for k in np.flatnonzero(allowed).tolist():
-        value = perf[:, k] - prices * cost[:, k]
-        wins = (value > best_value) | (
-            (value == best_value)
-            & ((prior[k] > best_prior) | ((prior[k] == best_prior) & (cost[:, k] < best_cost)))
-        )
-        best_value = np.where(wins, value, best_value)
-        best_prior = np.where(wins, prior[k], best_prior)
-        best_cost = np.where(wins, cost[:, k], best_cost)
-    spend = best_cost.mean(axis=1)
-    return np.minimum.accumulate(spend)
 
 
 _ROW_INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -67,8 +67,13 @@ class _LinearBandit:
         self.dim = check_int("dim", dim, low=1)
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         self.seed = check_int("seed", seed, low=0, high=_SEED_MAX)
-        self.stats = RidgeStatistics(self.n_models, self.dim, self.ridge)
+        self.stats = self._make_stats()
         self.rng = np.random.default_rng(self.seed)
+
+    def _make_stats(self) -> RidgeStatistics:
+        """The learner's statistics, built once by the constructor (after ``n_models``, ``dim`` and
+        ``ridge`` are set): a subclass that learns on other statistics builds those instead."""
+        return RidgeStatistics(self.n_models, self.dim, self.ridge)
 
     @classmethod
     def saved_shapes(

@@ -22,8 +22,8 @@ environment it meets. The rule, per step of a budgeted episode (every number flo
    budget fraction times the episode's budget: the budget left in ``c_ref`` units), ``n_left = round(left / target)`` (Python's ``round``, half to even: the queries left,
    this one included) and
    ``cheapest_max`` the largest cheapest-model estimate of a training query (``c_ref`` units); 0
-   if ``target <= 0``. If no model is allowed, the cheapest affordable one (lowest ``cost_env``, then
-   lowest index) is called and step 4 is skipped.
+   if ``target <= 0``. If no model is allowed, the cheapest affordable one the policy may call
+   (``models=``; lowest ``cost_env``, then lowest index) is called and step 4 is skipped.
 4. Choice. Among allowed models, the highest ``perf[k] - lambda * cost[k]``; among exact ties the
    highest ``prior[k]`` (model ``k``'s mean correctness on the training split, float64), then the
    lowest ``cost[k]``, then the lowest index.
@@ -87,7 +87,6 @@ COST_SOURCES = ("env", "scorer")
 PRICES = np.concatenate(([0.0], np.geomspace(1e-4, 1e4, 161)))
 #: A learner's spend curve is recomputed every episode, over at most this many training queries.
 CALIBRATION_QUERIES = 256
-_PRICES_AT_ONCE = 16  # prices per vectorised block of the spend curve (bounds its memory)
 
 
 class Scorer(Protocol):
@@ -209,19 +208,21 @@ class PacedPolicy(Policy):
             self._spend = self._spend_curve()  # from what the learner knows now
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
-        query, parts, model_costs = self._split(obs)
-        perf, cost = self._scores(query)
-        cost = model_costs.astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
+        query, parts, shown = self._split(obs)
+        mask = np.asarray(info["action_mask"], dtype=bool)
+        estimate = self._pacing_costs(query, shown.astype(np.float64), mask)
+        perf, predicted = self._scores(query)
+        cost = estimate if self.cost_source == "env" else predicted / self._c_ref
         self._query = query
-        mask = info["action_mask"].astype(bool) & self._known
+        mask = mask & self._known  # never a model the policy was told not to call (models=)
         allowed = mask
         if self._budgeted:
             if self.price is None:
                 self.lambda_ = _price_for(self._spend, float(parts.spend_per_query))
             if self.reserve > 0:
-                allowed = mask & (model_costs * self._overshoot <= self._spendable_now(parts))
-                if not allowed.any():
-                    return int(np.argmin(np.where(mask, model_costs, np.inf)))
+                allowed = mask & (estimate * self._overshoot <= self._spendable_now(parts))
+                if not allowed.any():  # the call that costs least, as far as the policy knows
+                    return int(np.argmin(np.where(mask, estimate, np.inf)))
         return _best_value(perf - self.lambda_ * cost, cost, allowed, self._prior)
 
     def observe(self, action: int, reward: float, info: dict[str, Any]) -> None:
@@ -241,34 +242,42 @@ class PacedPolicy(Policy):
         queries_left = round(left / per_query)  # exact unless the feature is clipped (then ample)
         return left - max(queries_left - 1, 0) * self.reserve * self._cheapest_max
 
+    def _pacing_costs(self, query: np.ndarray, shown: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Each model's cost for this query as the policy paces with it: float64 ``[K]``, ``c_ref`` units.
+
+        The one step of :meth:`act` a subclass changes. ``shown``: the observation's estimates
+        (``obs["model_costs"]``, float64); ``mask``: the environment's action mask (bool ``[K]``). What
+        it returns is the ``cost`` of step 1 (``cost_source="env"``) and the estimate that step 3's
+        reserve and fallback compare; here ``shown`` itself.
+        """
+        return shown
+
+    def _calibration_rows(self) -> np.ndarray:
+        """The table rows of the calibration queries ``R`` (see the module docstring)."""
+        rows = self._ctx.train_indices
+        if self.learns and rows.size > CALIBRATION_QUERIES:
+            rows = rows[np.round(np.linspace(0, rows.size - 1, CALIBRATION_QUERIES)).astype(np.int64)]
+        return rows
+
+    def _calibration_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scorer's point predictions ``(perf, cost)`` for table rows ``rows``: float64 ``[n, K]``
+        each, ``cost`` in the table's unit (a learner is asked now; a fixed scorer's are cached)."""
+        if self.learns:
+            perf, cost = self.scorer.predict(self._ctx.query_obs[rows])
+            return np.asarray(perf, dtype=np.float64), np.asarray(cost, dtype=np.float64)
+        return self._perf[rows], self._cost[rows]
+
     def _spend_curve(self) -> np.ndarray:
         """``S``: per price of :data:`PRICES`, the mean cost per query (c_ref units) of the choices over
         the calibration queries, made non-increasing (see the module docstring)."""
-        ctx = self._ctx
-        rows = ctx.train_indices
-        if self.learns:
-            if rows.size > CALIBRATION_QUERIES:
-                rows = rows[np.round(np.linspace(0, rows.size - 1, CALIBRATION_QUERIES)).astype(np.int64)]
-            perf, cost = self.scorer.predict(ctx.query_obs[rows])
-            perf, cost = np.asarray(perf, dtype=np.float64), np.asarray(cost, dtype=np.float64)
-        else:
-            perf, cost = self._perf[rows], self._cost[rows]
+        rows = self._calibration_rows()
+        perf, cost = self._calibration_scores(rows)
         cost = (
-            ctx.model_costs_obs[rows].astype(np.float64) if self.cost_source == "env" else cost / self._c_ref
+            self._ctx.model_costs_obs[rows].astype(np.float64)
+            if self.cost_source == "env"
+            else cost / self._c_ref
         )
-        spend = np.empty(PRICES.size)
-        rows_of = np.arange(cost.shape[0])[None, :]
-        for start in range(0, PRICES.size, _PRICES_AT_ONCE):
-            prices = PRICES[start : start + _PRICES_AT_ONCE, None, None]
-            value = np.where(
-                self._known, perf[None] - prices * cost[None], -np.inf
-            )  # [prices, queries, models]
-            tied = value == value.max(axis=2, keepdims=True)
-            prior = np.where(tied, self._prior, -np.inf)  # step 4's tie rule
-            tied &= prior == prior.max(axis=2, keepdims=True)
-            choice = np.argmin(np.where(tied, cost[None], np.inf), axis=2)
-            spend[start : start + _PRICES_AT_ONCE] = cost[rows_of, choice].mean(axis=1)
-        return np.minimum.accumulate(spend)
+        return spend_curve(perf, cost, self._known, self._prior)
 
     def _learn_context(self, ctx: RoutingContext) -> None:
         """What the policy precomputes once per table and split (training split only, never test outcomes)."""
@@ -403,6 +412,31 @@ def _price_for(spend: np.ndarray, target: float) -> float:
     """The first price of :data:`PRICES` whose spend ``spend[g]`` is at most ``target`` (else the last)."""
     within = np.flatnonzero(spend <= target)
     return float(PRICES[within[0]] if within.size else PRICES[-1])
+
+
+def spend_curve(perf: np.ndarray, cost: np.ndarray, allowed: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The spend curve ``S`` of the module docstring: per price of :data:`PRICES`, the mean cost
+    (``cost``'s unit) of step 4's choice over the rows of ``perf``/``cost`` (float64 ``[n, K]``)
+    among the ``allowed`` models (bool ``[K]``), ties to the higher ``prior`` (``[K]``) then the lower
+    cost; made non-increasing by a running minimum. With no model allowed, every spend is ``inf``."""
+    # A running best over the models, each step one array operation over prices x rows (about twice
+    # as fast as an argmax over a [prices, rows, models] block at 300 rows x 10 models). Strictly
+    # greater wins; an exact tie goes to the higher prior, then the lower cost (the earlier index
+    # when both tie too, which leaves the chosen cost, so the curve, unchanged).
+    prices = PRICES[:, None]
+    best_value = np.full((PRICES.size, cost.shape[0]), -np.inf)
+    best_prior = np.full_like(best_value, -np.inf)
+    best_cost = np.full_like(best_value, np.inf)
+    for k in np.flatnonzero(allowed).tolist():
+        value = perf[:, k] - prices * cost[:, k]
+        wins = (value > best_value) | (
+            (value == best_value)
+            & ((prior[k] > best_prior) | ((prior[k] == best_prior) & (cost[:, k] < best_cost)))
+        )
+        best_value = np.where(wins, value, best_value)
+        best_prior = np.where(wins, prior[k], best_prior)
+        best_cost = np.where(wins, cost[:, k], best_cost)
+    return np.minimum.accumulate(best_cost.mean(axis=1))
 
 
 # Router name -> {context: the router fitted on its training split} for PacedPolicy("<name>").

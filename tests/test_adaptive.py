@@ -8,9 +8,10 @@ import pytest
 from _tables import make_table
 
 from agents.adaptive import ADAPTIVE_BANDITS, adaptive_bandit, make_adaptive_bandit
-from agents.adaptive_pacing import AdaptivePacedPolicy, CostRatioTracker, spend_curve
+from agents.adaptive_pacing import AdaptivePacedPolicy, CostRatioTracker
+from agents.bandits import LinUCBBandit
 from agents.forgetting import ForgettingRidge
-from agents.pacing import PRICES, PacedPolicy
+from agents.pacing import PacedPolicy
 from agents.ridge import RidgeStatistics
 from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
@@ -137,23 +138,6 @@ def test_the_tracker_learns_a_price_cut_and_starts_over_when_told():
     assert tracker.ratios[0] == 1.0
     with pytest.raises(ValueError, match="typical_cost must be"):
         CostRatioTracker([[1.0]])
-
-
-def test_the_spend_curve_matches_the_paced_rule_with_ties():
-    rng = np.random.default_rng(4)
-    perf, cost = rng.random((40, 4)), rng.random((40, 4))
-    perf[:10] = 1.0  # exact ties at price 0
-    prior = np.array([0.2, 0.7, 0.7, 0.1])
-    allowed = np.array([True, True, True, False])
-    expected = []
-    for price in PRICES:
-        value = np.where(allowed, perf - price * cost, -np.inf)
-        choice = [
-            min(np.flatnonzero(row == row.max()), key=lambda m, i=i: (-prior[m], cost[i, m], m))
-            for i, row in enumerate(value)
-        ]
-        expected.append(cost[np.arange(40), choice].mean())
-    np.testing.assert_allclose(spend_curve(perf, cost, allowed, prior), np.minimum.accumulate(expected))
 
 
 # ------------------------------------------------------------------ policies under scenarios
@@ -362,3 +346,42 @@ def test_batched_evaluation_of_an_adaptive_policy_equals_one_by_one(envs, router
     kwargs = {"scenario": scenario, "budget_ratios": (0.1, 0.5), "seeds": (0, 2), "progress": False}
     batched = evaluate_policy(make, test, **kwargs)
     assert batched.to_dict() == evaluate_policy(make, test, vectorized=False, **kwargs).to_dict()
+
+
+def test_when_no_model_fits_the_reserve_the_fallback_keeps_to_the_models_it_may_call(envs, router):
+    # A reserve no model can meet sends every step but the last (no query left to reserve for) to the
+    # fallback: the cheapest callable model among those the policy may call (models=), never the
+    # cheaper model it was told not to use (model0, affordable on the steps checked). Both paced
+    # policies follow the same rule.
+    env = MMRRoutingEnv(**envs[1].config.kwargs())
+    known = ["model1", "model2", "model3"]
+    for policy in (
+        PacedPolicy(router, models=known, reserve=50.0),
+        AdaptivePacedPolicy(router, models=known, reserve=50.0),
+    ):
+        obs, info = env.reset(seed=0, options={"budget_ratio": 0.05})
+        policy.begin_episode(env)
+        done, steps, time = False, 0, 0
+        while not done:
+            mask = info["action_mask"].astype(bool)
+            action = policy.act(obs, info)
+            if time < env.episode_length - 1 and mask[0] and mask[1:].any():
+                steps += 1
+                assert action == 1 + int(np.argmin(np.where(mask[1:], obs["model_costs"][1:], np.inf)))
+            obs, reward, done, _, info = env.step(action)
+            policy.observe(action, reward, info)
+            time += 1
+        assert steps > 10, policy.name
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTIVE_BANDITS))
+def test_a_forgetting_learner_builds_only_the_statistics_it_keeps(name, monkeypatch):
+    built = []
+    monkeypatch.setattr(RidgeStatistics, "__init__", lambda self, *args, **kwargs: built.append(args))
+    cls, preset = ADAPTIVE_BANDITS[name]
+    learner = cls(3, 5, **preset)
+    assert isinstance(learner.stats, ForgettingRidge) and learner.stats.design.shape == (3, 6, 6)
+    assert built == []
+    assert learner.name == ("D-" if preset["forgetting"] == "discount" else "SW-") + cls.name
+    LinUCBBandit(3, 5)  # the hook's default: the plain learner's ridge statistics
+    assert built == [(3, 5, 10.0)]

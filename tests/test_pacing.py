@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _tables import make_table
 
-from agents.pacing import PRICES, PacedPolicy, _best_value
+from agents.pacing import PRICES, PacedPolicy, _best_value, spend_curve
 from agents.supervised import fit_router
 from mmr_gym.env import MMRRoutingEnv
 from mmr_gym.evaluate import evaluate_policy, run_stream, split_streams
@@ -233,3 +233,37 @@ def test_a_scorer_with_non_finite_predictions_is_refused():
         ValueError, match=r"_NaNScorer.predict gave 1 non-finite performance value.*row 3, model 2"
     ):
         policy.begin_episode(env)
+
+
+def test_the_spend_curve_follows_the_tie_rule_bit_for_bit():
+    # Against step 4 written out per row and price (value, then prior, then cost, then index), on
+    # inputs from small grids so that values, priors and costs tie often, at price 0 and above.
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        n, k = int(rng.integers(1, 40)), int(rng.integers(1, 6))
+        perf = rng.choice([0.0, 0.25, 0.5, 1.0], size=(n, k))
+        cost = rng.choice([1e-3, 0.01, 0.02, 0.04, 0.5], size=(n, k))
+        prior = rng.choice([0.3, 0.6], size=k)
+        allowed = rng.random(k) < 0.7
+        allowed[rng.integers(k)] = True
+        expected = []
+        for price in PRICES:
+            value = np.where(allowed, perf - price * cost, -np.inf)
+            choice = [
+                min(np.flatnonzero(row == row.max()), key=lambda m, i=i: (-prior[m], cost[i, m], m))
+                for i, row in enumerate(value)
+            ]
+            expected.append(cost[np.arange(n), choice].mean())
+        np.testing.assert_array_equal(
+            spend_curve(perf, cost, allowed, prior), np.minimum.accumulate(expected)
+        )
+
+
+def test_the_spend_curve_breaks_ties_by_prior_then_cost():
+    perf = np.array([[1.0, 1.0, 1.0]])  # at price 0 every model is worth 1
+    cost = np.array([[0.1, 0.2, 0.3]])
+    everyone = np.ones(3, dtype=bool)
+    assert spend_curve(perf, cost, everyone, np.array([0.5, 0.7, 0.7]))[0] == 0.2  # prior, then cost
+    assert spend_curve(perf, cost, everyone, np.array([0.5, 0.5, 0.9]))[0] == 0.3  # prior before cost
+    assert spend_curve(perf, cost, np.array([False, True, True]), np.full(3, 0.5))[0] == 0.2
+    assert np.isinf(spend_curve(perf, cost, np.zeros(3, dtype=bool), np.full(3, 0.5))).all()
