@@ -45,18 +45,21 @@ test: $(STAMP)
 .PHONY: docs results
 # Where `make results` puts the runs behind docs/results.md (the page is written from their files).
 RESULTS_RUNS ?= runs/results
+SCENARIO_AGENTS ?= static,adaptive-pacing,linucb-discounted,lin-ts-discounted
 
 # The site, into site/. --strict: a broken link, a missing anchor or a docstring griffe cannot read
 # fails the build. Material's notice about its end of life is silenced (it is not about this site).
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-# The real runs behind docs/results.md, then the page. Long: the default run, the environment and
-# evaluation benchmarks, and the off-policy benchmark (tens of minutes on two cores).
+# The real runs behind docs/results.md, then the page. Long: the default run, the environment,
+# evaluation and scenario benchmarks, and the off-policy benchmark (tens of minutes on two cores).
 results: $(STAMP)
 	$(BIN)/python train.py --run-dir $(RESULTS_RUNS)/default --no-progress
 	$(BIN)/python benchmarks/bench_env.py --out $(RESULTS_RUNS)/bench_env/bench_env.json
 	$(BIN)/python benchmarks/bench_eval.py --out $(RESULTS_RUNS)/bench_eval
+	$(BIN)/python benchmarks/bench_scenarios.py --agents $(SCENARIO_AGENTS) --budgets 0.05,0.3,1.0 \
+		--out $(RESULTS_RUNS)/scenarios
 	$(BIN)/python benchmarks/bench_ope.py --out $(RESULTS_RUNS)/ope
 	$(BIN)/python benchmarks/results_page.py --collect $(RESULTS_RUNS)
 

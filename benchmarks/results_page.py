@@ -26,6 +26,7 @@ if not __package__:  # run as a script: the checkout's root, so that the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.env_speed.report import format_markdown
+from mmr_gym.scenarios.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results.md"
@@ -69,6 +70,12 @@ def _bench_eval(folder: Path) -> str:
     return "\n".join([*lines[:-1], f"Provenance: {lines[-1]}"]) if lines[-1].startswith("mmr-gym ") else text
 
 
+def _scenarios(folder: Path) -> str:
+    body = _demoted((folder / "scenarios.md").read_text(encoding="utf-8"), folder.name)
+    plots = [f"![{name}: regret over time](results/{folder.name}/timeline-{name}.png)" for name in PRESETS]
+    return "\n\n".join([body, *plots])
+
+
 def _ope(folder: Path) -> str:
     body = _demoted((folder / "ope.md").read_text(encoding="utf-8"), folder.name)
     body = re.sub(r"^(mmr-gym \S+ \(git)", r"Provenance: \1", body, count=1, flags=re.M)
@@ -101,6 +108,15 @@ SECTIONS = (
         "environment against the single environment, on `train.py`'s sweep.",
         ("bench_eval.md", "bench_eval.json"),
         _bench_eval,
+    ),
+    Section(
+        "scenarios",
+        "A world that changes",
+        "`python benchmarks/bench_scenarios.py --out DIR`: every [scenario](scenarios.md) preset, the "
+        "static paced router against the agents that adapt, on the bundled simulated table; the "
+        "regret after each event against the same world without it.",
+        ("scenarios.md", "scenarios.json", *(f"timeline-{name}.png" for name in PRESETS)),
+        _scenarios,
     ),
     Section(
         "ope",
