@@ -348,8 +348,9 @@ class StreamPool:
 
     def _refill(self) -> None:
         length = self.length
-        streams = np.empty((self.batch, length + 1), dtype=np.int64)
-        streams[:, :length] = draw_distinct_rows(self.rng, self.n_split, length, self.batch)
+        rows = draw_distinct_rows(self.rng, self.n_split, length, self.batch)
+        streams = np.empty((self.batch, length + 1), dtype=rows.dtype)
+        streams[:, :length] = rows
         streams[:, length] = streams[:, length - 1]
         self._streams = streams
         if self.oracle_budget is None:
