@@ -101,16 +101,18 @@ class Policy:
         """One model index per row (int64 ``[n]``); idle rows get the first affordable model."""
         mask = np.asarray(info["action_mask"], dtype=bool)
         actions = mask.argmax(axis=1)
-        for i in np.flatnonzero(active).tolist():
-            actions[i] = self.lane(i).act(obs_row(obs, i), info_row(info, i))
+        rows = np.flatnonzero(active).tolist()
+        for i, row_info in zip(rows, info_rows(info, rows), strict=True):
+            actions[i] = self.lane(i).act(obs_row(obs, i), row_info)
         return actions
 
     def observe_batch(
         self, actions: np.ndarray, rewards: np.ndarray, info: dict[str, Any], active: np.ndarray
     ) -> None:
         """Feedback after a step of the vector env, for the ``active`` rows."""
-        for i in np.flatnonzero(active).tolist():
-            self.lane(i).observe(int(actions[i]), float(rewards[i]), info_row(info, i))
+        rows = np.flatnonzero(active).tolist()
+        for i, row_info in zip(rows, info_rows(info, rows), strict=True):
+            self.lane(i).observe(int(actions[i]), float(rewards[i]), row_info)
 
 
 def affordable_indices(info: dict[str, Any]) -> np.ndarray:
@@ -123,6 +125,29 @@ def obs_row(obs: Any, i: int) -> Any:
     if isinstance(obs, dict):
         return {key: value[i] for key, value in obs.items()}
     return obs[i]
+
+
+def info_rows(info: dict[str, Any], rows: list[int]) -> list[dict[str, Any]]:
+    """``[info_row(info, i) for i in rows]``, each column converted once (``tolist``) for all rows."""
+    out: list[dict[str, Any]] = [{} for _ in rows]
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        reported = info.get("_" + key)
+        keep = rows if reported is None else [i for i in rows if reported[i]]
+        targets = out if reported is None else [row for row, i in zip(out, rows, strict=True) if reported[i]]
+        if isinstance(value, dict):
+            parts = info_rows(value, keep)
+        elif isinstance(value, np.ndarray) and value.ndim > 1:
+            parts = [value[i] for i in keep]
+        elif isinstance(value, np.ndarray) and value.dtype != object:
+            parts = value[keep].tolist()  # Python scalars, as item() makes them
+        else:
+            parts = [value[i] for i in keep]
+            parts = [p.item() if isinstance(p, np.generic) else p for p in parts]
+        for row, part in zip(targets, parts, strict=True):
+            row[key] = part
+    return out
 
 
 def info_row(info: dict[str, Any], i: int) -> dict[str, Any]:

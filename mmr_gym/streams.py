@@ -331,7 +331,8 @@ class StreamPool:
         self._next = 0
 
     def take(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next ``m`` streams (slots, int64 ``[m, length + 1]``) and their oracle accuracies (float64 ``[m]``)."""
+        """The next ``m`` streams (slots, int ``[m, length + 1]``: int32 when the split allows) and their
+        oracle accuracies (float64 ``[m]``)."""
         start = self._next
         if start + m <= self._streams.shape[0]:
             self._next = start + m

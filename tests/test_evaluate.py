@@ -376,3 +376,48 @@ def test_spend_by_model_is_each_models_share_of_the_spend(env):
     assert one_seed.points[0].spend_by_model == pytest.approx(shares)
     mean_cost = env.ctx.table.subset(env.ctx.split_indices).model_mean_cost().tolist()
     assert ample.model_mean_cost == pytest.approx(dict(zip(env.model_names, mean_cost, strict=True)))
+
+
+@pytest.mark.parametrize("budget_ratio", [0.3, None])
+@pytest.mark.parametrize("autoreset_mode", ["next", "same"])
+def test_info_rows_are_each_rows_info_as_the_single_env_gives_it(budget_ratio, autoreset_mode):
+    # The per-row infos the default batch methods hand to act and observe: every key of a full
+    # info (nested rewards and outcomes, episode metrics with None budgets, same-step final infos),
+    # column by column, equal to row-by-row conversion, with the same Python types and key order.
+    import gymnasium as gym
+
+    from mmr_gym.policy import info_row, info_rows
+    from mmr_gym.vector import MMRRoutingVectorEnv
+
+    mode = (
+        gym.vector.AutoresetMode.NEXT_STEP if autoreset_mode == "next" else gym.vector.AutoresetMode.SAME_STEP
+    )
+    env = MMRRoutingVectorEnv(
+        make_table(n=120, k=3, seed=4),
+        num_envs=6,
+        episode_length=4,
+        budget_ratio=budget_ratio,
+        feedback="full",
+        autoreset_mode=mode,
+    )
+    _, info = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(12):
+        for rows in ([0, 1, 2, 3, 4, 5], [1, 4], []):
+            expected = [info_row(info, i) for i in rows]
+            got = info_rows(info, rows)
+            assert [list(r) for r in got] == [list(r) for r in expected]
+            for a, b in zip(got, expected, strict=True):
+                for key in a:
+                    assert type(a[key]) is type(b[key]), key
+                    if isinstance(a[key], np.ndarray):
+                        np.testing.assert_array_equal(a[key], b[key])
+                    elif isinstance(a[key], dict):
+                        assert repr(a[key]) == repr(b[key])
+                    else:
+                        assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
+            compared += len(rows)
+        mask = info["action_mask"].astype(bool)
+        _, _, _, _, info = env.step((rng.random(mask.shape) * mask).argmax(axis=1))
+    assert compared > 0
