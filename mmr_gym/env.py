@@ -27,6 +27,7 @@ from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episode import Episode
 from mmr_gym.observation import ObservationLayout
 from mmr_gym.render import FrameRenderer
+from mmr_gym.scenarios import drifting_world
 from mmr_gym.streams import draw_episode
 from mmr_gym.table import RoutingTable
 from mmr_gym.threads import warn_if_torch_threads
@@ -252,7 +253,7 @@ class MMRRoutingEnv(gym.Env, ContextFacts):
         self._renderer = FrameRenderer(self.ctx.cost_estimate) if render_mode == "rgb_array" else None
         self._episode = Episode(self.ctx, config)
         world = config.world(self.ctx)
-        self._drift = world if world is not None and world.scenario.has_drift else None
+        self._drift = drifting_world(world)
         self.layout: ObservationLayout = self._episode.layout
         self.action_space = spaces.Discrete(self.ctx.n_models)
         self.observation_space = self.layout.observation_space()

@@ -43,6 +43,7 @@ from mmr_gym.results import (
     nanstd,
     warn_on_violations,
 )
+from mmr_gym.scenarios import drifting_world
 from mmr_gym.streams import drift_order
 from mmr_gym.vector import MMRRoutingVectorEnv
 
@@ -120,8 +121,8 @@ def split_streams(env: MMRRoutingEnv, seed: int, max_queries: int | None = None)
     scenario says, each query still answered once.
     """
     rows = np.random.default_rng(seed).permutation(evaluation_rows(env, max_queries))
-    world = env.config.world(env.ctx)
-    if world is not None and world.scenario.has_drift:
+    world = drifting_world(env.config.world(env.ctx))
+    if world is not None:
         slots = drift_order(world, env.ctx.lookups.slot_of_row.take(rows), seed)
         rows = env.ctx.lookups.table_rows.take(slots)
     ids = env.ctx.table.query_ids[rows].tolist()

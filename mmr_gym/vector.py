@@ -70,6 +70,7 @@ from mmr_gym.context import ContextFacts, RoutingContext
 from mmr_gym.episodes import EpisodeBatch
 from mmr_gym.records import INFO_KEYS, METRIC_FLOAT_KEYS, METRIC_INT_KEYS, METRIC_KEYS
 from mmr_gym.render import FrameRenderer
+from mmr_gym.scenarios import drifting_world
 from mmr_gym.streams import STREAM_SAMPLINGS, BatchedSampler, PerEnvSampler, StreamPool
 from mmr_gym.table import RoutingTable
 from mmr_gym.threads import warn_if_torch_threads
@@ -191,7 +192,7 @@ class MMRRoutingVectorEnv(gym.vector.VectorEnv, ContextFacts):
 
         self._episodes = EpisodeBatch(self.ctx, config, n, track_calls=self.render_mode == "rgb_array")
         world = config.world(self.ctx)
-        self._drift = world if world is not None and world.scenario.has_drift else None
+        self._drift = drifting_world(world)
         self.layout = self._episodes.layout
         self.single_observation_space = self.layout.observation_space()
         self.single_action_space = gym.spaces.Discrete(self.ctx.n_models)

@@ -35,6 +35,7 @@ from mmr_gym.scenarios import (
     available,
     changing_world,
     compile_world,
+    drifting_world,
     event_from_dict,
     preset,
 )
@@ -135,6 +136,9 @@ def test_a_static_world_steps_as_no_world_and_shown_prices_are_tabled_per_segmen
     static = compile_world(drift, env.ctx)
     assert static.static and changing_world(static) is None
     assert changing_world(compile_world(Scenario("none", ()), env.ctx)) is None
+    # ... but its streams follow the drift: the one world the streams are drawn from.
+    assert drifting_world(static) is static and drifting_world(None) is None
+    assert drifting_world(compile_world(Scenario("none", ()), env.ctx)) is None
     # The shown price factors: the known ones where a model can be called, 0 elsewhere.
     np.testing.assert_array_equal(world.shown_scale, np.where(world.available, world.known_scale, 0.0))
     assert not world.shown_scale.flags.writeable and (world.shown_scale == 0).any()

@@ -43,6 +43,7 @@ from mmr_gym.scenarios.world import (
     changing_world,
     compile_world,
     describe_events,
+    drifting_world,
 )
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "World",
     "available",
     "changing_world",
+    "drifting_world",
     "compile_world",
     "describe_events",
     "event_from_dict",

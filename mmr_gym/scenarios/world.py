@@ -181,6 +181,12 @@ def changing_world(world: World | None) -> World | None:
     return world if world is not None and not world.static else None
 
 
+def drifting_world(world: World | None) -> World | None:
+    """``world`` if its traffic drifts (the mix of datasets moves with time), else None: the world
+    the streams must be drawn from (:func:`mmr_gym.streams.draw_drift_stream`)."""
+    return world if world is not None and world.scenario.has_drift else None
+
+
 def compile_world(scenario: Scenario, ctx: Any) -> World:
     """``scenario`` for the context ``ctx`` (:class:`~mmr_gym.context.RoutingContext`): model and
     dataset names resolved, every segment checked to leave some model to call (cached per pair)."""
