@@ -128,7 +128,12 @@ def obs_row(obs: Any, i: int) -> Any:
 
 
 def info_rows(info: dict[str, Any], rows: list[int]) -> list[dict[str, Any]]:
-    """``[info_row(info, i) for i in rows]``, each column converted once (``tolist``) for all rows."""
+    """Each sub-environment of ``rows``'s part of a batched info, as the single environment gives it.
+
+    A key is kept where its ``_key`` mask holds for the row; numbers become Python scalars, as the
+    single environment's are (arrays such as ``action_mask`` stay arrays). Each column is converted
+    once (``tolist``) for all rows.
+    """
     out: list[dict[str, Any]] = [{} for _ in rows]
     for key, value in info.items():
         if key.startswith("_"):
@@ -148,26 +153,3 @@ def info_rows(info: dict[str, Any], rows: list[int]) -> list[dict[str, Any]]:
         for row, part in zip(targets, parts, strict=True):
             row[key] = part
     return out
-
-
-def info_row(info: dict[str, Any], i: int) -> dict[str, Any]:
-    """Sub-environment ``i``'s part of a batched info, as the single environment gives it.
-
-    A key is kept where its ``_key`` mask holds for ``i``; numbers become Python scalars, as the
-    single environment's are (arrays such as ``action_mask`` stay arrays).
-    """
-    row: dict[str, Any] = {}
-    for key, value in info.items():
-        if key.startswith("_"):
-            continue
-        reported = info.get("_" + key)
-        if reported is not None and not reported[i]:
-            continue
-        if isinstance(value, dict):
-            row[key] = info_row(value, i)
-        elif isinstance(value, np.ndarray) and value.ndim > 1:
-            row[key] = value[i]
-        else:
-            item = value[i]
-            row[key] = item.item() if isinstance(item, np.generic) else item
-    return row

@@ -378,6 +378,29 @@ def test_spend_by_model_is_each_models_share_of_the_spend(env):
     assert ample.model_mean_cost == pytest.approx(dict(zip(env.model_names, mean_cost, strict=True)))
 
 
+def _row_by_row(info: dict, i: int) -> dict:
+    """Sub-environment ``i``'s part of a batched info converted row by row: the reference for ``info_rows``.
+
+    A key is kept where its ``_key`` mask holds for ``i``; numbers become Python scalars, as the
+    single environment's are (arrays such as ``action_mask`` stay arrays).
+    """
+    row: dict = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        reported = info.get("_" + key)
+        if reported is not None and not reported[i]:
+            continue
+        if isinstance(value, dict):
+            row[key] = _row_by_row(value, i)
+        elif isinstance(value, np.ndarray) and value.ndim > 1:
+            row[key] = value[i]
+        else:
+            item = value[i]
+            row[key] = item.item() if isinstance(item, np.generic) else item
+    return row
+
+
 @pytest.mark.parametrize("budget_ratio", [0.3, None])
 @pytest.mark.parametrize("autoreset_mode", ["next", "same"])
 def test_info_rows_are_each_rows_info_as_the_single_env_gives_it(budget_ratio, autoreset_mode):
@@ -386,7 +409,7 @@ def test_info_rows_are_each_rows_info_as_the_single_env_gives_it(budget_ratio, a
     # column by column, equal to row-by-row conversion, with the same Python types and key order.
     import gymnasium as gym
 
-    from mmr_gym.policy import info_row, info_rows
+    from mmr_gym.policy import info_rows
     from mmr_gym.vector import MMRRoutingVectorEnv
 
     mode = (
@@ -405,7 +428,7 @@ def test_info_rows_are_each_rows_info_as_the_single_env_gives_it(budget_ratio, a
     compared = 0
     for _ in range(12):
         for rows in ([0, 1, 2, 3, 4, 5], [1, 4], []):
-            expected = [info_row(info, i) for i in rows]
+            expected = [_row_by_row(info, i) for i in rows]
             got = info_rows(info, rows)
             assert [list(r) for r in got] == [list(r) for r in expected]
             for a, b in zip(got, expected, strict=True):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _replay import assert_sees_the_same
 from _tables import make_table
 
 from mmr_gym.env import MMRRoutingEnv
@@ -370,13 +371,7 @@ def test_no_leak_of_the_current_outcome_under_any_scenario(table, preset):
         correct[q, others] = correct[q, others[::-1]]
         cost[q, others] = cost[q, others[::-1]] * 7.0
         rewritten = MMRRoutingEnv(dataclasses.replace(table, correct=correct, cost=cost), **kwargs)
-        obs_b, info_b = rewritten.reset(seed=3, options=options)
-        for action in actions:
-            obs_b, _, _, _, info_b = rewritten.step(action)
-        for key in obs:
-            np.testing.assert_array_equal(obs[key], obs_b[key])
-        np.testing.assert_array_equal(info["action_mask"], info_b["action_mask"])
-        actions.append(int(np.argmin(np.where(info["action_mask"], obs["model_costs"], np.inf))))
+        actions.append(assert_sees_the_same(rewritten, actions, obs, info, seed=3, options=options))
         obs, _, terminated, _, info = env.step(actions[-1])
         if terminated:
             break

@@ -16,6 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from _replay import assert_sees_the_same
 from _tables import make_table
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -380,13 +381,7 @@ def test_nothing_of_the_current_outcome_or_of_the_future_shows_before_acting(tab
         other = MMRRoutingEnv(
             dataclasses.replace(table, correct=correct, cost=cost), **{**kwargs, "scenario": later}
         )
-        obs_b, info_b = other.reset(options=options)
-        for action in actions:
-            obs_b, _, _, _, info_b = other.step(action)
-        for key in obs:
-            np.testing.assert_array_equal(obs[key], obs_b[key])
-        np.testing.assert_array_equal(info["action_mask"], info_b["action_mask"])
-        actions.append(int(np.argmin(np.where(info["action_mask"], obs["model_costs"], np.inf))))
+        actions.append(assert_sees_the_same(other, actions, obs, info, options=options))
         obs, _, terminated, _, info = env.step(actions[-1])
         if terminated:
             break
